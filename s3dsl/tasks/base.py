@@ -1,0 +1,39 @@
+"""What a task is: problems with gold answers, answer extraction and exact-match scoring."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem. `prompt` is the text the model is conditioned on; `answer` the gold answer."""
+
+    id: str
+    prompt: str
+    answer: str
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+class Task(Protocol):
+    """A task: a seeded generator, a fixed held-out split, extraction and scoring.
+
+    `gen_length` is how many tokens a completion gets; `default_model` and `default_verifier` are
+    names in the model and verifier registries.
+    """
+
+    name: str
+    gen_length: int
+    default_model: str
+    default_verifier: str
+
+    def problems(self, split: str = "test", limit: int | None = None) -> list[Problem]:
+        """split: 'train' (for tuning and training) or 'test' (held out, identical everywhere)."""
+        ...
+
+    def extract_answer(self, completion: str) -> str | None:
+        """The final answer written in a completion, or None when it has none."""
+        ...
+
+    def is_correct(self, prediction: str | None, answer: str) -> bool: ...
