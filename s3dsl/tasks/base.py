@@ -8,11 +8,17 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem. `prompt` is the text the model is conditioned on; `answer` the gold answer."""
+    """One problem.
+
+    prompt: the text the model is conditioned on. answer: the gold final answer.
+    target: the full gold completion the model is trained to write (for arith the chain of
+    intermediate equations, then `#` and the answer); empty where a data file gives none.
+    """
 
     id: str
     prompt: str
     answer: str
+    target: str = ""
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
 
