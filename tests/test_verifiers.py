@@ -78,6 +78,10 @@ def test_arith_repetition_is_degenerate() -> None:
     assert arith(repeated) < arith(GOOD)
     assert v.signals(cand(PROMPT, "28;28;28;28;28;28;28;28"))[3] < 0.5
     assert v.signals(cand(PROMPT, ""))[3] == 0.0
+    # a gold chain may legitimately repeat a step: `8*1=8` twice, each from fresh operands
+    s, a, _, n = v.signals(cand("8*1*1+63=", "8*1=8;8*1=8;8+63=71#71"))
+    assert (s, a, n) == (1.0, 1.0, 1.0)
+    assert v.signals(cand("8*1*1+63=", "8*1=8;8*1=8;8*1=8;8+63=71#71"))[3] < 1.0
 
 
 def test_arith_confidence_signal_orders() -> None:
@@ -226,3 +230,25 @@ def test_weighted_sum() -> None:
     assert nested.score(cs) == pytest.approx([2 * x for x in expected])
     with pytest.raises(ValueError):
         WeightedSum([])
+
+
+# ---------------------------------------------------------------- robustness
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_TEXT = st.text(alphabet="0123456789+-*/=;#. x\n", max_size=120)
+
+
+@settings(max_examples=200, deadline=None)
+@given(prompt=_TEXT, completion=_TEXT)
+def test_verifiers_total_and_in_range(prompt: str, completion: str) -> None:
+    c = cand(prompt, completion)
+    assert 0.0 <= ArithHeuristic().score([c])[0] <= 4.0
+    assert 0.0 <= SudokuConstraints().score([c])[0] <= 1.0
+    assert math.isfinite(Confidence().score([c])[0])
+
+
+def test_spaced_decoding_is_tolerated() -> None:
+    assert arith(" 7 * 4 = 28 ; 23 + 28 = 51 ; 51 - 5 = 46 # 46") == arith(GOOD)
+    assert sudoku(" ".join(SOLUTION)) == 1.0

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-NGRAM = 8
+NGRAM = 12
 
 
 def repeated_ngram_share(text: str, n: int = NGRAM) -> float:
     """Share of the character n-grams of `text` that already occurred earlier in it.
 
-    Legitimate short chains almost never repeat 8 characters; loops such as `28;28;28;28` or a
+    Legitimate short chains rarely repeat 12 characters; loops such as `28;28;28;28` or a
     duplicated equation do, so this is a cheap stand-in for "long repeated substrings".
     """
     total = len(text) - n + 1

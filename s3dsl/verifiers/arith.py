@@ -22,6 +22,7 @@ _INT = r"-?\d{1,30}"
 _EQUATION = re.compile(rf"\s*({_INT})\s*([+\-*/])\s*({_INT})\s*=\s*({_INT})\s*")
 _ANSWER = re.compile(rf"\s*({_INT})\s*")
 # The expression right before the final `=` of the prompt (a prompt may carry a preamble).
+REPEAT_TOLERANCE = 0.15  # share of repeated 12-grams still counted as "no repetition"
 _EXPRESSION = re.compile(r"(-?\d+(?:\s*[+\-*/]\s*-?\d+)*)\s*=\s*$")
 
 
@@ -80,43 +81,52 @@ def text_signals(prompt: str, completion: str) -> Signals:
     """Structure, arithmetic and non-degeneracy of one completion (cached: clean predictions of
     sibling candidates are often identical)."""
     info = parse_prompt(prompt)
-    text = completion.strip()
+    text = "".join(completion.split())  # subword tokenizers may decode `7 * 4 = 28`
     if not text:
         return Signals(0.0, 0.0, 0.0)
 
     chain, answer_text = text.rsplit("#", 1) if "#" in text else (text, None)
     ans_match = _ANSWER.fullmatch(answer_text) if answer_text is not None else None
     answer = int(ans_match.group(1)) if ans_match else None
-    chunks = chain.split(";") if chain.strip() else []
-    matches = [_EQUATION.fullmatch(c) for c in chunks]
-    eqs = [(int(m[1]), m[2], int(m[3]), int(m[4])) for m in matches if m]
+    chunks = chain.split(";") if chain else []
+
+    # arithmetic bookkeeping: each equation should draw its operands from the pool of unused
+    # prompt numbers and earlier results (the chain connects to the prompt)
+    pool = Counter(info.numbers)
+    eqs: list[tuple[int, int | None]] = []  # (written result, true result or None) per equation
+    correct: list[bool] = []
+    connected: list[bool] = []
+    seen: set[str] = set()
+    bad_repeats = 0  # a chunk repeated without being a fresh, connected step (a loop)
+    for chunk in chunks:
+        m = _EQUATION.fullmatch(chunk)
+        ok = False
+        if m:
+            a, op, b, c = int(m[1]), m[2], int(m[3]), int(m[4])
+            true = _apply(a, op, b)
+            need = Counter((a, b))
+            ok = all(pool[k] >= v for k, v in need.items())
+            if ok:
+                pool.subtract(need)
+                pool[c] += 1
+            eqs.append((c, true))
+            correct.append(true == c)
+            connected.append(ok)
+        if chunk in seen and not ok:
+            bad_repeats += 1
+        seen.add(chunk)
 
     # structure: an integer answer after `#`, well-formed chunks, answer = last written result
     if chunks:
         wellformed = len(eqs) / len(chunks)
     else:
         wellformed = 1.0 if info.n_ops == 0 else 0.0
-    last_written = eqs[-1][3] if eqs else (info.numbers[0] if info.n_ops == 0 else None)
+    last_written = eqs[-1][0] if eqs else (info.numbers[0] if len(info.numbers) == 1 else None)
     links = answer is not None and last_written is not None and answer == last_written
     structure = (float(answer is not None) + wellformed + float(links)) / 3.0
 
-    # arithmetic: correct equations that draw their operands from the pool of unused prompt
-    # numbers and earlier results (the chain connects to the prompt), enough of them to reduce
-    # the whole expression, and an answer equal to the true value of the last equation
-    pool = Counter(info.numbers)
-    correct: list[bool] = []
-    connected: list[bool] = []
-    last_true: int | None = None
-    for a, op, b, c in eqs:
-        true = _apply(a, op, b)
-        correct.append(true == c)
-        need = Counter((a, b))
-        ok = all(pool[k] >= v for k, v in need.items())
-        connected.append(ok)
-        if ok:
-            pool.subtract(need)
-            pool[c] += 1
-        last_true = true
+    # arithmetic: correct connected equations, enough of them to reduce the whole expression,
+    # and an answer equal to the true value of the last equation
     if info.n_ops == 0:
         arithmetic = float(answer is not None and not eqs and answer == last_written)
     elif not eqs:
@@ -124,13 +134,14 @@ def text_signals(prompt: str, completion: str) -> Signals:
     else:
         sound = [x and y for x, y in zip(correct, connected, strict=True)]
         complete = min(sum(connected), info.n_ops) / info.n_ops
-        final = answer is not None and answer == last_true and connected[-1] and complete == 1.0
+        final = answer is not None and answer == eqs[-1][1] and connected[-1] and complete == 1.0
         arithmetic = 0.4 * _share(sound) + 0.2 * _share(connected) + 0.2 * complete + 0.2 * final
 
-    # non-degeneracy: no repeated equations, no long repeated substrings
-    nonempty = [c.strip() for c in chunks if c.strip()]
-    dup = (len(nonempty) - len(set(nonempty))) / len(nonempty) if nonempty else 0.0
-    nondegenerate = 1.0 - max(dup, repeated_ngram_share(text))
+    # non-degeneracy: no looping chunks, no long repeated substrings (gold chains such as
+    # `7*1=7;7*1=7;...` legitimately repeat a little, hence the tolerance)
+    loops = bad_repeats / len(chunks) if chunks else 0.0
+    repeats = max(0.0, repeated_ngram_share(text) - REPEAT_TOLERANCE) / (1 - REPEAT_TOLERANCE)
+    nondegenerate = 1.0 - max(loops, repeats)
     return Signals(structure, arithmetic, nondegenerate)
 
 

@@ -43,7 +43,7 @@ class GridSignals:
 @lru_cache(maxsize=65536)
 def grid_signals(prompt: str, completion: str) -> GridSignals:
     """Both signals of one grid; malformed cells (not 1-9, missing) count as blanks."""
-    text = completion.strip()
+    text = "".join(completion.split())  # subword tokenizers may decode `5 3 4 ...`
     cells = [ch if ch in DIGITS else "" for ch in text[:81]]
     cells += [""] * (81 - len(cells))
     distinct = 0
