@@ -94,6 +94,7 @@ class HFMaskedLM:
 
     def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """ids [B, L] long, attention_mask [B, L] bool (False = padding) -> logits [B, L, V]."""
+        ids = ids.to(self.device)  # a no-op when the runtime already placed it
         kwargs: dict[str, Any] = {}
         if self._takes_use_cache:
             kwargs["use_cache"] = False
