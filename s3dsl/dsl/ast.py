@@ -7,13 +7,8 @@ compiler checks names, types and order against the primitive signatures.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from s3dsl.dsl.spans import Span
-
-# A literal argument value: int, float, bool, str (identifiers like `ssp` arrive as str), a list of
-# literals, or an Expr when it mentions ${param}.
-Literal = Union[int, float, bool, str, list, None]
 
 
 @dataclass(frozen=True)
@@ -46,6 +41,13 @@ class Call:
         return dict(self.kwargs).get(key)
 
 
+# A literal argument value: int, float, bool, str (identifiers like `ssp` arrive as str), None
+# (`null`), a list of values (raw, without spans), or a nested call written as a value, e.g.
+# `target=power(4.0)` or `tilted(v, 0.5)`, which arrives as a `Call` node. An argument that mentions
+# ${param} is an `Expr` instead.
+Literal = int | float | bool | str | list | Call | None
+
+
 @dataclass(frozen=True)
 class Pipeline:
     stages: tuple[Call, ...]
@@ -63,7 +65,7 @@ class Setting:
 
 @dataclass(frozen=True)
 class VerifierTerm:
-    """`weight * builtin`, with options for that built-in (e.g. arith-heuristic's signal weights)."""
+    """`weight * builtin`, with options for that built-in (e.g. arith-heuristic's weights)."""
 
     builtin: str
     weight: Arg

@@ -1,0 +1,423 @@
+"""A small, safe evaluator for `${...}` expressions and runtime `when` conditions.
+
+Strategy files are user input, so nothing here uses Python's `eval`: a tokenizer and a
+recursive-descent parser accept only numbers, names, `+ - * / //`, parentheses, `min`/`max`, and
+(in conditions) comparisons with `and`/`or`/`not`. Anything else is an S3DSLError with a position.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from s3dsl.dsl.errors import S3DSLError, did_you_mean
+from s3dsl.dsl.spans import Span
+
+Value = int | float | bool | str
+FUNCTIONS = {"min": min, "max": max}
+_TOKEN = re.compile(
+    r"\s*(?:(?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?)"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<op>\$\{|//|<=|>=|==|!=|[-+*/(),<>}]))"
+)
+_COMPARE = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+_WORDS = ("and", "or", "not", "true", "false")
+
+
+@dataclass(frozen=True)
+class _Tok:
+    kind: str  # "number" | "name" | "op" | "end"
+    text: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class Node:
+    """Expression tree node: kind in num, name, neg, bin, call, cmp, and, or, not."""
+
+    kind: str
+    pos: int
+    value: object = None  # number, name, operator, function name
+    children: tuple[Node, ...] = ()
+    in_dollar: bool = False  # a name written inside ${...} (a param, not a runtime signal)
+
+
+def error_span(span: Span | None, text: str, pos: int) -> Span | None:
+    """Point inside the expression when the span is known to cover exactly its text."""
+    if span is None or span.end_line not in (None, span.line) or span.end_column is None:
+        return span
+    width = span.end_column - span.column
+    shift = 1 if width == len(text) + 2 else 0 if width == len(text) else None
+    if shift is None:
+        return span
+    column = span.column + shift + pos
+    return Span(span.file, span.line, column, span.line, column + 1)
+
+
+def _tokenize(text: str, span: Span | None) -> list[_Tok]:
+    tokens: list[_Tok] = []
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            tokens.append(_Tok("end", "", pos))
+            return tokens
+        match = _TOKEN.match(text, pos)
+        if not match:
+            char = text[pos]
+            raise S3DSLError(
+                f"unexpected character {char!r} in expression {text!r}",
+                error_span(span, text, pos),
+                "expressions may use numbers, names, + - * / //, (), min(), max()",
+            )
+        kind = match.lastgroup or "op"
+        tokens.append(_Tok(kind, match.group(kind), match.start(kind)))
+        pos = match.end()
+
+
+class _Parser:
+    """Recursive descent over the token list; `condition` enables comparisons and and/or/not."""
+
+    def __init__(self, text: str, span: Span | None, condition: bool):
+        self.text = text
+        self.span = span
+        self.condition = condition
+        self.tokens = _tokenize(text, span)
+        self.i = 0
+        self.dollar = 0  # depth of ${...}: bare names are only allowed inside (values mode)
+
+    # -- helpers
+    def peek(self) -> _Tok:
+        return self.tokens[self.i]
+
+    def take(self) -> _Tok:
+        tok = self.tokens[self.i]
+        self.i += 1
+        return tok
+
+    def error(self, message: str, pos: int, hint: str | None = None) -> S3DSLError:
+        return S3DSLError(message, error_span(self.span, self.text, pos), hint)
+
+    def expect(self, text: str) -> _Tok:
+        tok = self.take()
+        if tok.text != text or tok.kind not in ("op", "name"):
+            found = "the end" if tok.kind == "end" else repr(tok.text)
+            raise self.error(f"expected '{text}' but found {found} in {self.text!r}", tok.pos)
+        return tok
+
+    def at(self, *texts: str) -> bool:
+        tok = self.peek()
+        return tok.kind in ("op", "name") and tok.text in texts
+
+    # -- grammar
+    def parse(self) -> Node:
+        node = self.disjunction() if self.condition else self.sum()
+        tok = self.peek()
+        if tok.kind != "end":
+            raise self.error(f"unexpected {tok.text!r} in expression {self.text!r}", tok.pos)
+        return node
+
+    def disjunction(self) -> Node:
+        node = self.conjunction()
+        while self.at("or"):
+            pos = self.take().pos
+            node = Node("or", pos, children=(node, self.conjunction()))
+        return node
+
+    def conjunction(self) -> Node:
+        node = self.negation()
+        while self.at("and"):
+            pos = self.take().pos
+            node = Node("and", pos, children=(node, self.negation()))
+        return node
+
+    def negation(self) -> Node:
+        if self.at("not"):
+            pos = self.take().pos
+            return Node("not", pos, children=(self.negation(),))
+        return self.comparison()
+
+    def comparison(self) -> Node:
+        first = self.sum()
+        ops: list[str] = []
+        operands = [first]
+        while self.at(*_COMPARE):
+            ops.append(self.take().text)
+            operands.append(self.sum())
+        if not ops:
+            return first
+        return Node("cmp", first.pos, value=tuple(ops), children=tuple(operands))
+
+    def sum(self) -> Node:
+        node = self.product()
+        while self.at("+", "-"):
+            tok = self.take()
+            node = Node("bin", tok.pos, tok.text, (node, self.product()))
+        return node
+
+    def product(self) -> Node:
+        node = self.unary()
+        while self.at("*", "/", "//"):
+            tok = self.take()
+            node = Node("bin", tok.pos, tok.text, (node, self.unary()))
+        return node
+
+    def unary(self) -> Node:
+        if self.at("-", "+"):
+            tok = self.take()
+            inner = self.unary()
+            return inner if tok.text == "+" else Node("neg", tok.pos, children=(inner,))
+        return self.atom()
+
+    def atom(self) -> Node:
+        tok = self.take()
+        if tok.kind == "number":
+            number = int(tok.text) if tok.text.isdigit() else float(tok.text)
+            return Node("num", tok.pos, number)
+        if tok.kind == "op" and tok.text == "${":
+            self.dollar += 1
+            inner = self.sum()
+            self.expect("}")
+            self.dollar -= 1
+            return inner
+        if tok.kind == "op" and tok.text == "(":
+            inner = self.disjunction() if self.condition else self.sum()
+            self.expect(")")
+            return inner
+        if tok.kind == "name":
+            return self.name(tok)
+        found = "the end" if tok.kind == "end" else repr(tok.text)
+        raise self.error(
+            f"expected a number, a name or '(' but found {found} in {self.text!r}", tok.pos
+        )
+
+    def name(self, tok: _Tok) -> Node:
+        if self.at("("):
+            if tok.text not in FUNCTIONS:
+                raise self.error(
+                    f"unknown function '{tok.text}'", tok.pos, did_you_mean(tok.text, FUNCTIONS)
+                )
+            self.take()
+            args = [self.sum()]
+            while self.at(","):
+                self.take()
+                args.append(self.sum())
+            self.expect(")")
+            if len(args) < 2:
+                raise self.error(f"{tok.text}() needs at least two arguments", tok.pos)
+            return Node("call", tok.pos, tok.text, tuple(args))
+        if self.condition and tok.text in ("true", "false"):
+            return Node("num", tok.pos, tok.text == "true")
+        if tok.text in _WORDS:
+            raise self.error(f"'{tok.text}' is only allowed in conditions", tok.pos)
+        if not self.condition and not self.dollar:
+            raise self.error(
+                f"bare name '{tok.text}' outside ${{...}}",
+                tok.pos,
+                f"write ${{{tok.text}}} to use the param",
+            )
+        return Node("name", tok.pos, tok.text, in_dollar=bool(self.dollar))
+
+
+def parse_expression(text: str, span: Span | None = None, condition: bool = False) -> Node:
+    """The expression tree of a `${...}` value (or of a condition when `condition`)."""
+    return _Parser(text, span, condition).parse()
+
+
+def _walk(node: Node) -> Iterable[Node]:
+    yield node
+    for child in node.children:
+        yield from _walk(child)
+
+
+def references(text: str, span: Span | None = None) -> set[str]:
+    """The param names a `${...}` value mentions (what it depends on)."""
+    return {n.value for n in _walk(parse_expression(text, span)) if n.kind == "name"}
+
+
+# ---- compile-time evaluation ----------------------------------------------------------------
+
+
+def _number(value: object, what: str, err: Callable[[str], S3DSLError]) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise err(f"{what} is {type(value).__name__} {value!r}, not a number")
+    return value
+
+
+def _arith(op: str, a: int | float, b: int | float, err: Callable[[str], S3DSLError]):
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if b == 0:
+        raise err("division by zero")
+    return a / b if op == "/" else a // b
+
+
+def evaluate(text: str, env: Mapping[str, Value], span: Span | None = None) -> Value:
+    """Evaluate a `${...}` value against params; a lone `${x}` returns x with its own type."""
+    root = parse_expression(text, span)
+
+    def err_at(node: Node) -> Callable[[str], S3DSLError]:
+        return lambda message: S3DSLError(
+            f"{message} in {text!r}", error_span(span, text, node.pos)
+        )
+
+    def run(node: Node) -> Value:
+        if node.kind == "num":
+            return node.value  # type: ignore[return-value]
+        if node.kind == "name":
+            if node.value not in env:
+                raise S3DSLError(
+                    f"unknown param '{node.value}' in {text!r}",
+                    error_span(span, text, node.pos),
+                    did_you_mean(str(node.value), env),
+                )
+            return env[node.value]  # type: ignore[index]
+        err = err_at(node)
+        if node.kind == "neg":
+            return -_number(run(node.children[0]), "the operand of '-'", err)
+        if node.kind == "call":
+            args = [_number(run(c), f"an argument of {node.value}()", err) for c in node.children]
+            return FUNCTIONS[node.value](args)  # type: ignore[index]
+        left, right = (run(c) for c in node.children)
+        a = _number(left, f"the left side of '{node.value}'", err)
+        b = _number(right, f"the right side of '{node.value}'", err)
+        return _arith(str(node.value), a, b, err)
+
+    return run(root)
+
+
+# ---- runtime conditions ---------------------------------------------------------------------
+
+Fn = Callable[[Mapping[str, float]], object]
+
+
+def _safe_div(op: str) -> Callable[[float, float], float]:
+    """Runtime division never raises: x/0 is +-inf (nan for 0/0), so a condition stays total."""
+
+    def div(a: float, b: float) -> float:
+        if b == 0:
+            return math.nan if a == 0 else math.copysign(math.inf, a)
+        return a / b if op == "/" else a // b
+
+    return div
+
+
+_RUNTIME_OPS: dict[str, Callable[[float, float], float]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": _safe_div("/"),
+    "//": _safe_div("//"),
+}
+
+
+class Condition:
+    """A compiled `when` condition, e.g. `step >= 4 and ess < 0.3`; call `.evaluate(env)`."""
+
+    def __init__(self, text: str, names: frozenset[str], fn: Fn):
+        self.text = text
+        self.names = names  # runtime names it reads
+        self._fn = fn
+
+    def evaluate(self, env: Mapping[str, float]) -> bool:
+        try:
+            return bool(self._fn(env))
+        except KeyError as exc:
+            raise S3DSLError(f"condition {self.text!r} needs a value for {exc.args[0]!r}") from None
+
+    def __repr__(self) -> str:
+        return f"Condition({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Condition) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+def compile_condition(
+    text: str,
+    allowed_names: Iterable[str],
+    span: Span | None = None,
+    params: Mapping[str, Value] | None = None,
+) -> Condition:
+    """Check a condition once at compile time; `${p}` parts are folded to the param's value."""
+    allowed = set(allowed_names)
+    root = parse_expression(text, span, condition=True)
+    used: set[str] = set()
+
+    def build(node: Node) -> Fn:
+        kind = node.kind
+        if kind == "num":
+            constant = node.value
+            return lambda env: constant
+        if kind == "name" and node.in_dollar:
+            where = error_span(span, text, node.pos)
+            if params is None or node.value not in params:
+                raise S3DSLError(
+                    f"unknown param '{node.value}' in condition {text!r}",
+                    where,
+                    did_you_mean(str(node.value), params or {}),
+                )
+            value = params[str(node.value)]
+            constant = _number(value, f"param '{node.value}'", lambda m: S3DSLError(m, where))
+            return lambda env: constant
+        if kind == "name":
+            name = str(node.value)
+            if name not in allowed:
+                raise S3DSLError(
+                    f"unknown name '{name}' in condition {text!r}",
+                    error_span(span, text, node.pos),
+                    did_you_mean(name, allowed),
+                )
+            used.add(name)
+            return lambda env: env[name]
+        parts = [build(child) for child in node.children]
+        if kind == "neg":
+            (inner,) = parts
+            return lambda env: -inner(env)
+        if kind == "not":
+            (inner,) = parts
+            return lambda env: not inner(env)
+        if kind == "and":
+            left, right = parts
+            return lambda env: left(env) and right(env)
+        if kind == "or":
+            left, right = parts
+            return lambda env: left(env) or right(env)
+        if kind == "call":
+            fn = FUNCTIONS[str(node.value)]
+            return lambda env: fn(p(env) for p in parts)
+        if kind == "bin":
+            op = _RUNTIME_OPS[str(node.value)]
+            left, right = parts
+            return lambda env: op(left(env), right(env))
+        return _chain(tuple(_COMPARE[o] for o in node.value), parts)  # type: ignore[union-attr]
+
+    fn = build(root)  # fills `used`
+    return Condition(text, frozenset(used), fn)
+
+
+def _chain(ops: tuple[Callable[[object, object], bool], ...], parts: list[Fn]) -> Fn:
+    """`a < b <= c` means `a < b and b <= c`, as in Python."""
+
+    def compare(env: Mapping[str, float]) -> bool:
+        values = [p(env) for p in parts]
+        return all(op(values[i], values[i + 1]) for i, op in enumerate(ops))
+
+    return compare

@@ -1,0 +1,65 @@
+"""Read a strategy from a file or a string, choosing the YAML or the text form."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from s3dsl.dsl.ast import Strategy
+from s3dsl.dsl.errors import S3DSLError
+from s3dsl.dsl.spans import Span
+from s3dsl.dsl.text import parse_text_strategy
+from s3dsl.dsl.yaml_form import parse_yaml_strategy
+
+YAML_SUFFIXES = (".yaml", ".yml")
+TEXT_SUFFIXES = (".s3",)
+_TEXT_START = re.compile(
+    r"(?:strategy|param|decode|verifier)[ \t]|(?:init|step|final)[ \t]*:(?![ \t]*$)"
+)
+
+
+def detect_form(text: str, filename: str) -> str:
+    """'yaml' or 'text': by extension, else by the first significant line (for `-` and strings).
+
+    Text-form files start with a statement keyword (`strategy s3`, `param x = 1`, `step: ...`);
+    in YAML, `step:` only appears nested under `program:`, so the two cannot be confused.
+    """
+    suffix = Path(filename).suffix.lower()
+    if suffix in YAML_SUFFIXES:
+        return "yaml"
+    if suffix in TEXT_SUFFIXES:
+        return "text"
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return "text" if _TEXT_START.match(stripped) else "yaml"
+    return "yaml"
+
+
+def parse_strategy(text: str, filename: str = "<string>", form: str | None = None) -> Strategy:
+    """Parse a strategy given as text; `form` ('yaml' or 'text') overrides detection."""
+    chosen = form or detect_form(text, filename)
+    if chosen == "yaml":
+        return parse_yaml_strategy(text, filename)
+    if chosen == "text":
+        return parse_text_strategy(text, filename)
+    raise ValueError(f"unknown strategy form {form!r}")
+
+
+def load_strategy(path: str | Path) -> Strategy:
+    """Read and parse a `.yaml`/`.yml` (YAML form) or `.s3` (text form) strategy file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in YAML_SUFFIXES + TEXT_SUFFIXES:
+        raise S3DSLError(
+            f"unknown strategy file type '{suffix or path.name}'",
+            Span(str(path), 1, 1),
+            "strategy files end in .yaml, .yml (YAML form) or .s3 (text form)",
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise S3DSLError(f"no such strategy file: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise S3DSLError(f"cannot read strategy file {path}: {exc}") from None
+    return parse_strategy(text, str(path))
