@@ -483,6 +483,8 @@ def expected_words(terminals) -> str:
         names.discard("$END")
     if names - _OPERATORS or words:
         names -= _OPERATORS  # `f(1 2)`: "expected ')' or ','" reads better than listing * / + -
+    if names & {"RPAR", "RSQB", "COMMA"}:
+        names -= {"EQUAL", "LPAR"}  # `f(v w)`: `v=` / `v(` are possible but rarely meant
     rank = {name: i for i, name in enumerate(_ORDER)}
     words += [_word(n) for n in sorted(names, key=lambda n: (rank.get(n, len(_ORDER)), n))]
     if not words:
