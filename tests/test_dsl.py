@@ -591,3 +591,13 @@ def test_format_value_and_parse_value():
 def test_strategy_dataclass_compares_without_source():
     a = parse_text_strategy(S3_TEXT, "s3.s3")
     assert isinstance(a, Strategy) and a.span.line == 1
+
+
+def test_shipped_strategies_round_trip_through_the_text_form():
+    from pathlib import Path
+
+    files = sorted((Path(__file__).parent.parent / "strategies").glob("*.y*ml"))
+    for path in files:
+        strategy = load_strategy(path)
+        again = parse_text_strategy(format_strategy(strategy), path.stem + ".s3")
+        assert strip(again) == strip(strategy), path

@@ -57,7 +57,7 @@ def load_strategy(path: str | Path) -> Strategy:
             "strategy files end in .yaml, .yml (YAML form) or .s3 (text form)",
         )
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # tolerate a BOM
     except FileNotFoundError:
         raise S3DSLError(f"no such strategy file: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
