@@ -280,6 +280,15 @@ def test_spans_inside_embedded_yaml_pipelines(scalar, prefix):
     assert s.step.stages[0].span.column == 9 + len(prefix)
 
 
+def test_spans_inside_folded_plain_yaml_scalars():
+    text = "program:\n  step: a\n    b(x=1) | c\n"  # folds to "a b(x=1) | c": a syntax error
+    err = error(parse_yaml_strategy, text, "f.yaml")
+    assert (err.span.line, err.span.column) == (3, 5) and at(text, err.span, 1) == "b"
+    text = "program:\n  step: a |\n    b(x=1) | c\n"
+    stages = parse_yaml_strategy(text, "f.yaml").step.stages
+    assert [(s.span.line, s.span.column) for s in stages] == [(2, 9), (3, 5), (3, 14)]
+
+
 def test_spans_inside_multiline_and_block_yaml_scalars():
     text = "program:\n  step: expand(4)\n    | denoise\n  final: |\n    select(by=vote)\n"
     s = parse_yaml_strategy(text, "m.yaml")
@@ -335,6 +344,7 @@ def test_positional_after_keyword():
         ("f(when=ess < 0.5)", 12, "unexpected character '<'", "quote them"),
         ("f(x=$a)", 5, "'$' must start a ${...} expression", "write ${name}"),
         ("f(", 3, "unexpected end of the text", "expected a value or ')'"),
+        ("f(true=1)", 7, "unexpected '='", "cannot be argument names"),
     ],
 )
 def test_text_syntax_errors(source, column, message, hint):

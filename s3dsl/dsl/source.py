@@ -59,8 +59,9 @@ class EmbeddedMap:
         p = start
         for c in value:
             q = p
-            while q < end and text[q] != c:
-                q += 1
+            if not (c.isspace() and q < end and text[q].isspace()):  # folded breaks match as-is
+                while q < end and text[q] != c:
+                    q += 1
             if q >= end:  # not found (an escape): keep the current position
                 q = min(p, max(start, end - 1))
             index.append(q)

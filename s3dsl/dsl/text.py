@@ -539,6 +539,8 @@ def _syntax_error(exc: UnexpectedInput, text: str, loc: Locator) -> S3DSLError:
         offset += len(raw) - len(raw.lstrip(" \t")) if tok.type == "PIPE" else 0
         span = loc.span(offset, max(offset + 1, tok.end_pos))
         hint = expected_words(expected) or None
+        if tok.type == "EQUAL" and re.search(r"\b(?:true|false|null)\s*$", text[:offset]):
+            hint = "true, false and null are values; they cannot be argument names"
         if _STATEMENT_TERMINALS <= expected and tok.type == "NAME":
             hint = did_you_mean(str(tok), STATEMENT_KEYWORDS)
         return S3DSLError(f"unexpected {_describe(tok)}", span, hint)
