@@ -439,8 +439,8 @@ def _assemble(statements, text: str, source: SourceMap) -> Strategy:
 
 # ---- syntax errors in human words -----------------------------------------------------------
 
-_VALUE_START = {"NUMBER", "STRING", "DOLLAR", "NAME", "LSQB", "LPAR", "MINUS", "TRUE", "FALSE"}
-_VALUE_START |= {"NULL"}
+_VALUE_START = {"NUMBER", "STRING", "DOLLAR", "NAME", "LSQB", "LPAR", "MINUS"}
+_VALUE_START |= {"TRUE", "FALSE", "NULL"}  # everything a value can start with
 _STATEMENT_TERMINALS = {"STRATEGY", "PARAM", "DECODE", "VERIFIER", "INIT", "STEP", "FINAL"}
 _WORDS = {
     "NAME": "a name",
