@@ -1,0 +1,456 @@
+"""AST -> IR: resolve params, bind and type-check arguments, check stage order, infer shapes.
+
+Every error points at the span of what the user wrote and, where it can, says what was meant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from s3dsl.compiler import primitives as prims
+from s3dsl.compiler.ir import DecodeConfig, Op, Program, Schedule, VerifierSpec
+from s3dsl.dsl import ast
+from s3dsl.dsl.errors import S3DSLError, did_you_mean
+from s3dsl.dsl.spans import Span
+
+DECODE_DEFAULTS: dict[str, Any] = {
+    "steps": None,  # default: gen_length (one token per step)
+    "gen_length": None,  # default: the task's
+    "block_length": None,  # default: gen_length (one block)
+    "temperature": 0.0,
+    "commit": "confidence",
+    "threshold": 0.9,
+}
+MAX_PARTICLES = 4096
+
+
+TASK_VERIFIER = "task-default"  # stands for the task's own verifier, so strategies stay generic
+
+
+def build(
+    strategy: ast.Strategy,
+    overrides: dict[str, str] | None = None,
+    gen_length: int = 32,
+    task_verifier: str = "confidence",
+) -> Program:
+    """Check a parsed strategy and lower it to the IR.
+
+    overrides: `--set key=value` texts (params, or decode settings). gen_length and task_verifier
+    come from the task: decode expressions may use `${gen_length}`, and a verifier named
+    `task-default` is the task's default verifier.
+    """
+    params = _resolve_params(strategy, dict(overrides or {}))
+    env = dict(params)
+    decode = _resolve_decode(strategy, params, overrides or {}, gen_length)
+    verifiers = {v.name: _verifier_spec(v, env, task_verifier) for v in strategy.verifiers}
+    builder = _OpBuilder(env, verifiers, task_verifier)
+    init = [builder.op(c, "init") for c in strategy.init.stages]
+    step = [builder.op(c, "step") for c in strategy.step.stages]
+    final = [builder.op(c, "final") for c in strategy.final.stages]
+    if not any(op.name == "denoise" for op in step):
+        raise S3DSLError(
+            "the step pipeline never runs denoise, so nothing is ever decoded",
+            strategy.step.span,
+            "add `denoise` to `program.step`",
+        )
+    digest = hashlib.sha256(strategy.source.encode()).hexdigest()[:16]
+    program = Program(
+        strategy.name,
+        strategy.description,
+        params,
+        decode,
+        builder.verifiers,
+        init,
+        step,
+        final,
+        digest,
+        strategy.span.file,
+    )
+    infer_shapes(program)
+    return program
+
+
+# -- params and decode --------------------------------------------------------------------------
+
+
+def _literal(arg: ast.Arg, env: dict[str, Any]) -> Any:
+    if isinstance(arg.value, ast.Expr):
+        from s3dsl.dsl.expr import evaluate
+
+        return evaluate(arg.value.text, env, arg.span)
+    return arg.value
+
+
+def _parse_override(text: str, default: Any, key: str) -> Any:
+    kind = type(default)
+    try:
+        if kind is bool:
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1", "yes")
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+    except ValueError:
+        raise S3DSLError(
+            f"--set {key}={text}: expected {kind.__name__}", None, f"the default is {default!r}"
+        ) from None
+    return text
+
+
+def _resolve_params(strategy: ast.Strategy, overrides: dict[str, str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for setting in strategy.params:
+        value = _literal(setting.value, params)
+        if setting.name in overrides:
+            value = _parse_override(overrides.pop(setting.name), value, setting.name)
+        params[setting.name] = value
+    known = set(params) | set(DECODE_DEFAULTS)
+    for key in overrides:
+        if key not in known:
+            raise S3DSLError(f"--set {key}: no such param", None, did_you_mean(key, known))
+    return params
+
+
+def _resolve_decode(
+    strategy: ast.Strategy, params: dict, overrides: dict[str, str], task_gen_length: int
+) -> DecodeConfig:
+    values = dict(DECODE_DEFAULTS)
+    spans: dict[str, Span] = {}
+    settings = sorted(strategy.decode, key=lambda s: s.name != "gen_length")  # gen_length first
+    env = dict(params)
+    for setting in settings:
+        if setting.name not in DECODE_DEFAULTS:
+            raise S3DSLError(
+                f"unknown decode setting '{setting.name}'",
+                setting.span,
+                did_you_mean(setting.name, DECODE_DEFAULTS),
+            )
+        env.setdefault("gen_length", task_gen_length)
+        values[setting.name] = _literal(setting.value, env)
+        spans[setting.name] = setting.value.span
+        if setting.name == "gen_length":
+            env["gen_length"] = values["gen_length"]
+    for key, text in overrides.items():
+        if key in DECODE_DEFAULTS and key not in params:
+            default = values[key] if values[key] is not None else 0
+            values[key] = _parse_override(text, default, key)
+    gen = values["gen_length"] or task_gen_length
+    block = values["block_length"] or gen
+    steps = values["steps"] or gen
+    where = spans.get("block_length", spans.get("gen_length", strategy.span))
+    for key, value in (("gen_length", gen), ("block_length", block), ("steps", steps)):
+        if not isinstance(value, int) or value < 1:
+            raise S3DSLError(
+                f"decode.{key} must be a positive integer, got {value!r}",
+                spans.get(key, strategy.span),
+            )
+    if gen % block:
+        raise S3DSLError(
+            f"gen_length {gen} is not a multiple of block_length {block}",
+            where,
+            f"use a block_length that divides {gen}",
+        )
+    if steps % (gen // block):
+        raise S3DSLError(
+            f"steps {steps} cannot be split evenly over {gen // block} blocks",
+            spans.get("steps", where),
+            f"use a multiple of {gen // block}",
+        )
+    commit = values["commit"]
+    if commit not in prims.COMMIT_RULES:
+        raise S3DSLError(
+            f"unknown commit rule '{commit}'",
+            spans.get("commit", strategy.span),
+            did_you_mean(str(commit), prims.COMMIT_RULES),
+        )
+    temperature = float(values["temperature"])
+    if temperature < 0:
+        raise S3DSLError("temperature must be >= 0", spans.get("temperature", strategy.span))
+    return DecodeConfig(steps, gen, block, temperature, commit, float(values["threshold"]))
+
+
+def _verifier_spec(v: ast.VerifierDef, env: dict, task_verifier: str) -> VerifierSpec:
+    from s3dsl.verifiers.registry import VERIFIERS, get_verifier
+
+    terms = []
+    for term in v.terms:
+        builtin = task_verifier if term.builtin == TASK_VERIFIER else term.builtin
+        options = tuple((o.name, _literal(o.value, env)) for o in term.options)
+        try:
+            get_verifier(builtin, **dict(options))
+        except S3DSLError as err:
+            hint = err.hint
+            if "unknown verifier" in err.message:
+                hint = did_you_mean(builtin, [*VERIFIERS, TASK_VERIFIER])
+            raise S3DSLError(err.message, term.span, hint) from None
+        terms.append((float(_literal(term.weight, env)), builtin, options))
+    return VerifierSpec(v.name, tuple(terms))
+
+
+# -- stages -------------------------------------------------------------------------------------
+
+
+class _OpBuilder:
+    def __init__(self, env: dict[str, Any], verifiers: dict[str, VerifierSpec], task_verifier: str):
+        self.env = env
+        self.task_verifier = task_verifier
+        self.verifiers = dict(verifiers)
+        self.uid = 0
+
+    def op(self, call: ast.Call, phase: str) -> Op:
+        prim = prims.lookup(call.name)
+        if prim is None:
+            raise S3DSLError(
+                f"unknown primitive '{call.name}'",
+                call.span,
+                did_you_mean(prims.canonical(call.name), prims.all_names()),
+            )
+        if phase not in prim.phases:
+            raise S3DSLError(
+                f"{prim.name} cannot run in {phase}",
+                call.span,
+                f"{prim.name} belongs in: {', '.join(prim.phases)}",
+            )
+        bound = self._bind(prim, call)
+        schedule = self._schedule(prim, bound, call, phase)
+        args = {p.name: self._typed(prim, p, bound.get(p.name), call) for p in prim.params}
+        self.uid += 1
+        return Op(prim.name, args, schedule, call.span, self.uid, phase)
+
+    def _bind(self, prim: prims.Primitive, call: ast.Call) -> dict[str, ast.Arg]:
+        bound: dict[str, ast.Arg] = {}
+        if len(call.args) > len(prim.params):
+            raise S3DSLError(
+                f"{prim.name} takes at most {len(prim.params)} positional argument(s), "
+                f"got {len(call.args)}",
+                call.args[len(prim.params)].span,
+                f"signature: {_signature(prim)}",
+            )
+        for param, arg in zip(prim.params, call.args):
+            bound[param.name] = arg
+        names = [p.name for p in prim.params] + list(prims.SCHEDULE_KEYS)
+        for key, arg in call.kwargs:
+            if key not in names:
+                raise S3DSLError(
+                    f"{prim.name} has no argument '{key}'",
+                    arg.span,
+                    did_you_mean(key, names) or f"signature: {_signature(prim)}",
+                )
+            if key in bound:
+                raise S3DSLError(f"argument '{key}' given twice", arg.span)
+            bound[key] = arg
+        return bound
+
+    def _typed(self, prim: prims.Primitive, p: prims.Param, arg: ast.Arg | None, call: ast.Call):
+        if arg is None:
+            if p.default is prims.REQUIRED:
+                raise S3DSLError(
+                    f"{prim.name} needs argument '{p.name}'",
+                    call.span,
+                    f"signature: {_signature(prim)}",
+                )
+            return p.default
+        if p.kind == "target":
+            return self._target(arg)
+        value = _literal(arg, self.env)
+        if p.kind == "verifier":
+            return self._verifier_name(str(value), arg.span)
+        return _check_value(prim, p, value, arg.span)
+
+    def _verifier_name(self, name: str, span: Span) -> str:
+        if name in self.verifiers:
+            return name
+        from s3dsl.verifiers.registry import VERIFIERS
+
+        normalized = name.replace("_", "-").lower()
+        if normalized == TASK_VERIFIER:
+            normalized = self.task_verifier
+        if normalized in VERIFIERS:
+            self.verifiers.setdefault(name, VerifierSpec(name, ((1.0, normalized, ()),)))
+            return name
+        raise S3DSLError(
+            f"unknown verifier '{name}'",
+            span,
+            did_you_mean(name, [*self.verifiers, *VERIFIERS, TASK_VERIFIER]),
+        )
+
+    def _target(self, arg: ast.Arg) -> tuple[str, dict]:
+        call = arg.value
+        if isinstance(call, str) and call in ("power", "tilted"):
+            raise S3DSLError(
+                f"target {call} needs its arguments", arg.span, "write power(4.0) or tilted(v, 0.5)"
+            )
+        if not isinstance(call, ast.Call) or call.name not in ("power", "tilted"):
+            raise S3DSLError(
+                "target must be power(alpha) or tilted(verifier, beta)",
+                arg.span,
+                "e.g. target=power(4.0)",
+            )
+        values = [_literal(a, self.env) for a in call.args]
+        values += [_literal(a, self.env) for _, a in call.kwargs]
+        if call.name == "power":
+            if len(values) != 1 or not isinstance(values[0], (int, float)):
+                raise S3DSLError("power takes one number, alpha", call.span, "e.g. power(4.0)")
+            return ("power", {"alpha": float(values[0])})
+        if len(values) != 2 or not isinstance(values[1], (int, float)) or values[1] <= 0:
+            raise S3DSLError("tilted takes a verifier and beta > 0", call.span, "tilted(v, 0.5)")
+        return (
+            "tilted",
+            {"verifier": self._verifier_name(str(values[0]), call.span), "beta": float(values[1])},
+        )
+
+    def _schedule(self, prim: prims.Primitive, bound: dict, call: ast.Call, phase: str) -> Schedule:
+        present = {k: bound[k] for k in prims.SCHEDULE_KEYS if k in bound}
+        if not present:
+            return Schedule()
+        static = [k for k in ("at", "every", "offset") if k in present]
+        if static and phase != "step":
+            raise S3DSLError(
+                f"'{static[0]}' only applies in the step pipeline", present[static[0]].span
+            )
+        at = every = None
+        offset = 0
+        if "at" in present:
+            at = str(_literal(present["at"], self.env))
+            if at not in prims.AT_CHOICES:
+                raise S3DSLError(
+                    f"unknown schedule point '{at}'",
+                    present["at"].span,
+                    did_you_mean(at, prims.AT_CHOICES),
+                )
+        if "every" in present:
+            every = _literal(present["every"], self.env)
+            if not isinstance(every, int) or every < 1:
+                raise S3DSLError("every must be a positive integer", present["every"].span)
+        if "offset" in present:
+            offset = _literal(present["offset"], self.env)
+            if not isinstance(offset, int) or offset < 0:
+                raise S3DSLError("offset must be a non-negative integer", present["offset"].span)
+            if every is None:
+                raise S3DSLError("offset needs every", present["offset"].span)
+        when = when_text = None
+        if "when" in present:
+            if prim.forward or prim.name in ("expand", "mh-accept"):
+                raise S3DSLError(
+                    f"{prim.name} cannot take a runtime condition",
+                    present["when"].span,
+                    "when= applies to resample, weight, stratify and remask",
+                )
+            from s3dsl.dsl.expr import compile_condition
+
+            raw = present["when"].value
+            when_text = raw.text if isinstance(raw, ast.Expr) else str(raw)
+            when = compile_condition(
+                when_text, prims.CONDITION_NAMES, present["when"].span, params=self.env
+            )
+        return Schedule(at, every, offset, when, when_text)
+
+
+def _check_value(prim: prims.Primitive, p: prims.Param, value: Any, span: Span) -> Any:
+    where = f"{prim.name}({p.name}=...)"
+    if p.kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise S3DSLError(f"{where} must be an integer, got {value!r}", span)
+    elif p.kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise S3DSLError(f"{where} must be a number, got {value!r}", span)
+        value = float(value)
+    elif p.kind == "bool":
+        if not isinstance(value, bool):
+            raise S3DSLError(f"{where} must be true or false, got {value!r}", span)
+    elif p.kind == "choice":
+        if value not in p.choices:
+            raise S3DSLError(
+                f"{where}: unknown value {value!r}", span, did_you_mean(str(value), p.choices)
+            )
+    if p.low is not None and value < p.low:
+        raise S3DSLError(f"{where} must be >= {p.low:g}, got {value}", span)
+    if p.high is not None and value > p.high:
+        raise S3DSLError(f"{where} must be <= {p.high:g}, got {value}", span)
+    return value
+
+
+def _signature(prim: prims.Primitive) -> str:
+    parts = []
+    for p in prim.params:
+        parts.append(p.name if p.default is prims.REQUIRED else f"{p.name}={p.default!r}")
+    return f"{prim.name}({', '.join(parts)})"
+
+
+# -- shapes and order ---------------------------------------------------------------------------
+
+
+def infer_shapes(program: Program) -> None:
+    """Walk the whole schedule once: particle counts per stage, group sizes, and the facts each
+    stage needs (scores before resample, groups before mh-accept). Sets op.n_in/n_out (maxima)."""
+    from s3dsl.runtime.engine import edge_context, step_contexts
+
+    state = {"n": 1, "group": 1, "facts": set()}
+    seen: set[int] = set()
+
+    def visit(op: Op) -> None:
+        prim = prims.lookup(op.name)
+        assert prim is not None
+        for need in prims.needs(prim, op.args):
+            if not need & state["facts"]:
+                wanted = " or ".join(sorted(need))
+                raise S3DSLError(
+                    f"{op.name} needs {wanted}, but no earlier stage provides them",
+                    op.span,
+                    _provider_hint(need),
+                )
+        if op.name == "mh-accept":
+            if op.uid in seen and op.group != state["group"]:
+                raise S3DSLError("mh-accept sees proposal groups of different sizes", op.span)
+            op.group = state["group"]
+        n_out = prim.count(state["n"], op.args, state["group"])
+        if op.schedule.when is not None and n_out != state["n"]:
+            raise S3DSLError(
+                f"{op.name} with when= must keep the particle count ({state['n']}), "
+                f"but makes {n_out}",
+                op.span,
+                f"use {op.name}({state['n']}, ...)",
+            )
+        if n_out > MAX_PARTICLES:
+            raise S3DSLError(
+                f"{op.name} grows the population to {n_out} particles per problem",
+                op.span,
+                "add a resample or mh-accept that brings the count back down",
+            )
+        seen.add(op.uid)
+        op.n_in, op.n_out = max(op.n_in, state["n"]), max(op.n_out, n_out)
+        if op.name == "expand":
+            state["group"] = op.args["k"]
+        elif "groups" in prim.clears:
+            state["group"] = 1
+        state["facts"] = (state["facts"] - prim.clears) | prim.provides
+        state["n"] = n_out
+
+    for phase_ops, contexts in (
+        (program.init, [edge_context(program.decode, False)]),
+        (program.step, list(step_contexts(program.decode))),
+        (program.final, [edge_context(program.decode, True)]),
+    ):
+        for ctx in contexts:
+            for op in phase_ops:
+                if op.phase == "step" and not op.schedule.fires(
+                    ctx.step, ctx.step_in_block, ctx.steps_per_block, ctx.steps
+                ):
+                    continue
+                visit(op)
+
+
+def _provider_hint(need: frozenset[str]) -> str:
+    providers = {
+        "scores": "score(v)",
+        "logw": "weight(logprob)",
+        "groups": "expand(k)",
+        "strata": "stratify(...)",
+    }
+    return "add " + " or ".join(providers[f] for f in sorted(need)) + " before it"

@@ -1,0 +1,493 @@
+"""The batched executor: all particles of all problems of a batch in single forward calls.
+
+What the plan's passes switch on lives here, in one mechanism: a forward cache. Each particle row
+points (`slot`) at the cached, already-reduced output of a forward pass over its current tokens.
+- forward-reuse: the forward that scores a state is the one its next `denoise` samples from;
+- share-parent-forward: `expand` copies the slot, so k children share their parent's forward;
+- dedup: identical states in one call are computed once (`torch.unique` over token rows);
+- chunking: a call is split into memory-sized chunks that halve on out-of-memory.
+Expand and resample move slots with the same gather as every other field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from s3dsl.compiler.ir import Op, Program
+from s3dsl.runtime import resampling, rng, transition
+from s3dsl.runtime.engine import StepContext, drive
+from s3dsl.runtime.model import MaskedLM
+from s3dsl.runtime.population import Population
+from s3dsl.runtime.reference import FINISH
+from s3dsl.runtime.results import ProblemResult
+from s3dsl.runtime.scoring import (
+    Extract,
+    Match,
+    ParticleOutcome,
+    build_verifier,
+    candidates,
+    choose,
+    clean_prediction,
+    completion_text,
+    run_verifier,
+)
+from s3dsl.runtime.semantics import (
+    arg,
+    condition_env,
+    imh_chain,
+    problem_uniforms,
+    remask_positions,
+    resample_logweights,
+    score_strata,
+    weight_update,
+)
+from s3dsl.tasks.base import Problem
+
+
+@dataclass(frozen=True)
+class Flags:
+    """What the plan switched on (see `s3dsl.compiler.passes`)."""
+
+    forward_reuse: bool = True
+    share_parent_forward: bool = True
+    dedup: bool = True
+    chunk_rows: int | None = None  # rows per forward call; None: sized from the memory budget
+    memory_budget: int | None = None  # bytes for one forward call's activations and logits
+
+
+@dataclass
+class Counters:
+    forward_rows: int = 0  # sequences that went through the model
+    forward_calls: int = 0
+    deduplicated: int = 0  # rows a forward was asked for but shared with an identical row
+    reused: int = 0  # rows served from the cache
+    oom_halvings: int = 0
+
+
+class BatchedExecutor:
+    def __init__(
+        self,
+        program: Program,
+        model: MaskedLM,
+        extract: Extract,
+        seed: int,
+        flags: Flags | None = None,
+        match: Match | None = None,
+    ):
+        self.program, self.model, self.extract, self.seed = program, model, extract, seed
+        self.flags = flags or Flags()
+        self.gen = program.decode.gen_length
+        self.mask_id = model.mask_id
+        self.device = model.device
+        self.verifiers = {
+            n: build_verifier(s, extract, match) for n, s in program.verifiers.items()
+        }
+        self.counters = Counters()
+        self._chunk: int | None = self.flags.chunk_rows
+
+    # -- batches ---------------------------------------------------------------------------
+    def run(
+        self,
+        problems: Sequence[Problem],
+        batch_size: int = 8,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[ProblemResult]:
+        results: list[ProblemResult] = []
+        for start in range(0, len(problems), batch_size):
+            batch = list(problems[start : start + batch_size])
+            self.begin(batch)
+            drive(self.program, self)
+            results.extend(self.results())
+            if progress is not None:
+                progress(len(batch))
+        return results
+
+    def begin(self, batch: list[Problem]) -> None:
+        tok = self.model.tokenizer
+        prompts = [tok.encode(p.prompt) for p in batch]
+        width = max(map(len, prompts)) + self.gen
+        ids = torch.full((len(batch), width), tok.pad_id, dtype=torch.long)
+        attn = torch.zeros((len(batch), width), dtype=torch.bool)
+        for b, prompt in enumerate(prompts):
+            ids[b, width - self.gen - len(prompt) : width - self.gen] = torch.tensor(prompt)
+            attn[b, width - self.gen - len(prompt) :] = True
+        ids[:, -self.gen :] = self.mask_id
+        B, dev = len(batch), self.device
+        self.batch, self.attn = batch, attn.to(dev)
+        self.root = torch.tensor([rng.root_key(self.seed, p.id) for p in batch])
+        nan = torch.full((B,), float("nan"), dtype=torch.float64, device=dev)
+        self.pop = Population(
+            tokens=ids.to(dev),
+            commit_logp=torch.zeros(B, self.gen, device=dev),
+            step_logp=torch.zeros(B, device=dev),
+            logw=torch.zeros(B, dtype=torch.float64, device=dev),
+            score=nan.clone(),
+            prev_score=nan.clone(),
+            best_score=torch.full_like(nan, float("-inf")),
+            stratum=torch.zeros(B, dtype=torch.long, device=dev),
+            group=torch.zeros(B, dtype=torch.long, device=dev),
+            key=self.root.clone().to(dev),
+            slot=torch.full((B,), -1, dtype=torch.long, device=dev),
+            answers=[None] * B,
+        )
+        self.cache: transition.Reduced | None = None
+        self.nfe = [0] * B
+        self.accepted, self.proposed, self.resamples = [0] * B, [0] * B, [0] * B
+        self.min_ess: list[float | None] = [None] * B
+        self.chosen = [0] * B
+
+    @property
+    def n(self) -> int:
+        return self.pop.rows // len(self.batch)
+
+    def gen_tokens(self) -> torch.Tensor:
+        return self.pop.tokens[:, -self.gen :]
+
+    def problem_of(self, rows: torch.Tensor) -> torch.Tensor:
+        return torch.div(rows, self.n, rounding_mode="floor")
+
+    # -- the forward cache -----------------------------------------------------------------
+    def ensure_forward(self, need: torch.Tensor, w1: int) -> None:
+        """Make every row in `need` point at a cached forward whose window reaches [w0, w1)."""
+        gen = self.gen_tokens()
+        w0, _ = transition.window_bounds(gen[need], self.mask_id, w1)
+        pop, cache = self.pop, self.cache
+        covers = cache is not None and cache.w0 <= w0 and cache.w1 >= w1
+        if not covers:
+            pop.slot.fill_(-1)
+            cache = None
+        miss = need & (pop.slot < 0)
+        self.counters.reused += int((need & ~miss).sum())
+        if not miss.any():
+            return
+        rows = miss.nonzero().squeeze(1)
+        ids = pop.tokens[rows]
+        if self.flags.dedup:
+            unique, inverse = torch.unique(ids, dim=0, return_inverse=True)
+            first = torch.full((len(unique),), len(rows), dtype=torch.long, device=ids.device)
+            first = first.scatter_reduce(
+                0, inverse, torch.arange(len(rows), device=ids.device), "amin"
+            )
+            self.counters.deduplicated += len(rows) - len(unique)
+        else:
+            unique, inverse, first = ids, torch.arange(len(rows), device=ids.device), None
+            first = torch.arange(len(rows), device=ids.device)
+        owners = self.problem_of(rows[first])
+        for b in owners.tolist():
+            self.nfe[b] += 1
+        if cache is None:
+            w0n, w1n = w0, w1
+        else:
+            w0n, w1n = cache.w0, cache.w1
+        fresh = self.forward(unique, self.attn[owners], w0n, w1n)
+        if cache is None:
+            self.cache, base = fresh, 0
+        else:
+            base = cache.clean_tok.shape[0]
+            self.cache = transition.Reduced(
+                torch.cat([cache.clean_tok, fresh.clean_tok]),
+                torch.cat([cache.clean_logp, fresh.clean_logp]),
+                torch.cat([cache.window_logp, fresh.window_logp]),
+                w0n,
+                w1n,
+            )
+        pop.slot[rows] = base + inverse
+        self._compact()
+
+    def _compact(self) -> None:
+        """Drop cache rows no particle points at any more."""
+        live = self.pop.slot >= 0
+        used, remap = torch.unique(self.pop.slot[live], return_inverse=True)
+        if self.cache is None or len(used) == self.cache.clean_tok.shape[0]:
+            return
+        c = self.cache
+        self.cache = transition.Reduced(
+            c.clean_tok[used], c.clean_logp[used], c.window_logp[used], c.w0, c.w1
+        )
+        self.pop.slot[live] = remap
+
+    def forward(
+        self, ids: torch.Tensor, attn: torch.Tensor, w0: int, w1: int
+    ) -> transition.Reduced:
+        """One logical forward over rows, in chunks that fit memory; halves a chunk on OOM."""
+        rows = ids.shape[0]
+        chunk = self._chunk or self._auto_chunk(ids.shape[1])
+        parts: list[transition.Reduced] = []
+        start = 0
+        while start < rows:
+            stop = min(rows, start + chunk)
+            try:
+                logits = self.model.forward(ids[start:stop], attn[start:stop])
+                parts.append(
+                    transition.reduce_logits(
+                        logits, ids.shape[1] - self.gen, self.model.shifted_logits, w0, w1
+                    )
+                )
+                del logits
+            except torch.OutOfMemoryError:
+                if chunk == 1:
+                    raise
+                chunk = max(1, chunk // 2)
+                self._chunk = chunk
+                self.counters.oom_halvings += 1
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            self.counters.forward_calls += 1
+            start = stop
+        self.counters.forward_rows += rows
+        return transition.Reduced(
+            torch.cat([p.clean_tok for p in parts]),
+            torch.cat([p.clean_logp for p in parts]),
+            torch.cat([p.window_logp for p in parts]),
+            w0,
+            w1,
+        )
+
+    def _auto_chunk(self, length: int) -> int:
+        budget = self.flags.memory_budget
+        if budget is None:
+            if self.device.type == "cuda":
+                free, _ = torch.cuda.mem_get_info(self.device)
+                budget = int(free * 0.6)
+            else:
+                budget = 2 << 30
+        hidden = int(getattr(self.model, "hidden_size", 1024))
+        per_row = length * (self.model.vocab_size * 4 * 3 + hidden * 4 * 24)
+        return max(1, budget // per_row)
+
+    def _after_op(self) -> None:
+        if not self.flags.forward_reuse:
+            self.pop.slot.fill_(-1)
+            self.cache = None
+
+    # -- the primitives --------------------------------------------------------------------
+    def apply(self, op: Op, ctx: StepContext) -> None:
+        active = None
+        if op.schedule.when is not None:
+            active = torch.tensor(
+                [
+                    op.schedule.when.evaluate(
+                        condition_env(
+                            self.pop.logw[b * self.n : (b + 1) * self.n].tolist(),
+                            self.pop.score[b * self.n : (b + 1) * self.n].tolist(),
+                            ctx,
+                        )
+                    )
+                    for b in range(len(self.batch))
+                ]
+            )
+            if not active.any():
+                return
+        getattr(self, "op_" + op.name.replace("-", "_"))(op, ctx, active)
+        self._after_op()
+
+    def active_rows(self, active: torch.Tensor | None) -> torch.Tensor:
+        if active is None:
+            return torch.ones(self.pop.rows, dtype=torch.bool, device=self.device)
+        return active.to(self.device).repeat_interleave(self.n)
+
+    def op_expand(self, op: Op, ctx: StepContext, active) -> None:
+        k, n = op.args["k"], self.n
+        index = torch.arange(self.pop.rows, device=self.device).repeat_interleave(k)
+        pop = self.pop.gather(index)
+        child = torch.arange(len(index), device=self.device) % k
+        pop.key = rng.mix(pop.key, op.uid, ctx.step, child)
+        pop.group = index % n
+        if not self.flags.share_parent_forward:
+            pop.slot.fill_(-1)
+        self.pop = pop
+
+    def op_denoise(self, op: Op, ctx: StepContext, active, decode_ctx=None) -> None:
+        d = self.program.decode
+        gen = self.gen_tokens()
+        need = (gen[:, : ctx.block_end] == self.mask_id).any(dim=1)
+        self.pop.step_logp.zero_()
+        if not need.any():
+            return
+        self.ensure_forward(need, ctx.block_end)
+        rows = need.nonzero().squeeze(1)
+        w0, _ = transition.window_bounds(gen[rows], self.mask_id, ctx.block_end)
+        c = self.cache
+        window = c.window_logp[self.pop.slot[rows]][:, w0 - c.w0 : ctx.block_end - c.w0]
+        new, commit, x0_logp = transition.propose_and_commit(
+            window,
+            gen[rows],
+            self.pop.key[rows],
+            mask_id=self.mask_id,
+            w0=w0,
+            block_end=ctx.block_end,
+            steps_left=ctx.steps_left,
+            step=ctx.step,
+            temperature=arg(op, "temperature", d.temperature),
+            rule=arg(op, "rule", d.commit),
+            threshold=arg(op, "threshold", d.threshold),
+        )
+        self.pop.tokens[rows, -self.gen :] = new
+        self.pop.commit_logp[rows] = torch.where(commit, x0_logp, self.pop.commit_logp[rows])
+        self.pop.step_logp[rows] = (x0_logp * commit).sum(dim=1)
+        self.pop.slot[rows] = -1
+
+    def score_rows(self, verifier_name: str, w1: int) -> torch.Tensor:
+        gen = self.gen_tokens()
+        need = (gen == self.mask_id).any(dim=1)
+        clean_tok, clean_logp = gen.clone(), self.pop.commit_logp.clone()
+        if need.any():
+            self.ensure_forward(need, w1)
+            slots = self.pop.slot[need]
+            clean_tok[need] = self.cache.clean_tok[slots]
+            clean_logp[need] = self.cache.clean_logp[slots]
+        tok, lp, fill = clean_prediction(
+            gen, self.pop.commit_logp, clean_tok, clean_logp, self.mask_id
+        )
+        owners = self.problem_of(torch.arange(self.pop.rows)).tolist()
+        cands = candidates(
+            [self.batch[b].prompt for b in owners],
+            tok.cpu(),
+            lp.cpu(),
+            fill.cpu(),
+            self.model.tokenizer,
+        )
+        self.pop.answers = [self.extract(c.completion) for c in cands]
+        gold = [self.batch[b].answer for b in owners]
+        return run_verifier(self.verifiers[verifier_name], cands, gold).to(self.device)
+
+    def op_score(self, op: Op, ctx: StepContext, active) -> None:
+        values = self.score_rows(op.args["verifier"], ctx.next_block_end)
+        pop = self.pop
+        pop.prev_score, pop.score = pop.score, values
+        pop.best_score = torch.maximum(pop.best_score, values)
+
+    def op_stratify(self, op: Op, ctx: StepContext, active) -> None:
+        n = self.n
+        for b in self._active_problems(active):
+            sl = slice(b * n, (b + 1) * n)
+            if op.args["by"] == "answer":
+                seen: dict = {}
+                labels = [seen.setdefault(a, len(seen)) for a in self.pop.answers[sl]]
+                self.pop.stratum[sl] = torch.tensor(labels, device=self.device)
+            else:
+                self.pop.stratum[sl] = score_strata(self.pop.score[sl].cpu(), op.args["strata"]).to(
+                    self.device
+                )
+
+    def op_resample(self, op: Op, ctx: StepContext, active) -> None:
+        n_in, n_out = self.n, op.args["n"]
+        index, fresh = [], []
+        for b in range(len(self.batch)):
+            sl = slice(b * n_in, (b + 1) * n_in)
+            if active is not None and not bool(active[b]):
+                index.append(torch.arange(sl.start, sl.stop))
+                fresh.append(torch.zeros(n_in, dtype=torch.bool))
+                continue
+            logw = resample_logweights(
+                self.pop.score[sl].tolist(), self.pop.logw[sl].tolist(), op.args
+            )
+            weights = resampling.normalize(logw)
+            self.resamples[b] += 1
+            ess = resampling.ess(weights)
+            self.min_ess[b] = ess if self.min_ess[b] is None else min(self.min_ess[b], ess)
+            u = problem_uniforms(int(self.root[b]), op, ctx, 2 * n_in + n_out + 2)
+            strata = self.pop.stratum[sl].cpu() if op.args["within"] == "strata" else None
+            ancestors = resampling.resample(weights, n_out, op.args["method"], u, strata)
+            index.append(ancestors + sl.start)
+            fresh.append(torch.ones(n_out, dtype=torch.bool))
+        idx = torch.cat(index).to(self.device)
+        pop = self.pop.gather(idx)
+        moved = torch.cat(fresh).to(self.device)
+        slot_in_problem = torch.arange(len(idx), device=self.device) % n_out
+        new_keys = rng.mix(pop.key, op.uid, ctx.step, slot_in_problem)
+        pop.key = torch.where(moved, new_keys, pop.key)
+        pop.logw = torch.where(moved, torch.zeros_like(pop.logw), pop.logw)
+        self.pop = pop
+
+    def op_weight(self, op: Op, ctx: StepContext, active) -> None:
+        pop = self.pop
+        rows = self.active_rows(active).nonzero().squeeze(1).tolist()
+        for r in rows:
+            pop.logw[r] = weight_update(
+                float(pop.logw[r]),
+                float(pop.step_logp[r]),
+                float(pop.score[r]),
+                float(pop.prev_score[r]),
+                float(pop.best_score[r]),
+                op.args,
+            )
+
+    def op_mh_accept(self, op: Op, ctx: StepContext, active) -> None:
+        kind, targs = op.args["target"]
+        if kind == "tilted":
+            values = self.score_rows(targs["verifier"], ctx.next_block_end).tolist()
+        else:
+            values = self.pop.commit_logp.double().sum(dim=1).tolist()
+        n, k = self.n, op.group
+        keep = []
+        for b in range(len(self.batch)):
+            u = problem_uniforms(int(self.root[b]), op, ctx, n)
+            for g in range(n // k):
+                lo = b * n + g * k
+                idx, accepted = imh_chain(values[lo : lo + k], kind, targs, u[g * k : (g + 1) * k])
+                keep.append(lo + idx)
+                self.accepted[b] += accepted
+                self.proposed[b] += k - 1
+        self.pop = self.pop.gather(torch.tensor(keep, device=self.device))
+
+    def op_remask(self, op: Op, ctx: StepContext, active) -> None:
+        pop = self.pop
+        gen = self.gen_tokens()
+        committed = (gen != self.mask_id) & self.active_rows(active).unsqueeze(1)
+        chosen = remask_positions(committed, pop.commit_logp, pop.key, op, ctx)
+        pop.tokens[:, -self.gen :] = torch.where(chosen, self.mask_id, gen)
+        pop.commit_logp = torch.where(chosen, torch.zeros_like(pop.commit_logp), pop.commit_logp)
+        pop.slot[chosen.any(dim=1)] = -1
+
+    def op_select(self, op: Op, ctx: StepContext, active) -> None:
+        for b, outs in enumerate(self.outcomes()):
+            self.chosen[b] = choose(outs, op.args["by"])
+
+    def finish(self, ctx: StepContext) -> None:
+        last = StepContext(ctx.step, ctx.block, 0, 1, ctx.steps, self.gen, self.gen)
+        if (self.gen_tokens() == self.mask_id).any():
+            self.op_denoise(FINISH, last, None)
+            self._after_op()
+
+    def _active_problems(self, active) -> list[int]:
+        return [b for b in range(len(self.batch)) if active is None or bool(active[b])]
+
+    # -- results ---------------------------------------------------------------------------
+    def outcomes(self) -> list[list[ParticleOutcome]]:
+        tokens = self.gen_tokens().tolist()
+        nll = (-self.pop.commit_logp.double().sum(dim=1)).tolist()
+        scores = self.pop.score.tolist()
+        out: list[list[ParticleOutcome]] = [[] for _ in self.batch]
+        for r, tok in enumerate(tokens):
+            text, _ = completion_text(tok, self.model.tokenizer)
+            out[r // self.n].append(ParticleOutcome(text, self.extract(text), nll[r], scores[r]))
+        return out
+
+    def results(self) -> list[ProblemResult]:
+        results = []
+        for b, outs in enumerate(self.outcomes()):
+            best = outs[self.chosen[b]]
+            problem = self.batch[b]
+            results.append(
+                ProblemResult(
+                    id=problem.id,
+                    prompt=problem.prompt,
+                    answer=problem.answer,
+                    prediction=best.answer,
+                    completion=best.completion,
+                    correct=False,
+                    nfe=self.nfe[b],
+                    score=None if best.score != best.score else best.score,
+                    particles=outs,
+                    accepted=self.accepted[b],
+                    proposed=self.proposed[b],
+                    resamples=self.resamples[b],
+                    min_ess=self.min_ess[b],
+                )
+            )
+        return results

@@ -1,0 +1,287 @@
+"""The reference interpreter: the readable specification of every primitive.
+
+One particle at a time, one forward pass per particle per stage that needs one, no batching, no
+caching. `--opt-level 0` runs it; the batched executor must give the same tokens at the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import torch
+
+from s3dsl.compiler.ir import Op, Program, Schedule
+from s3dsl.runtime import resampling, rng, transition
+from s3dsl.runtime.engine import StepContext, drive
+from s3dsl.runtime.model import MaskedLM
+from s3dsl.runtime.results import ProblemResult
+from s3dsl.runtime.scoring import (
+    Extract,
+    Match,
+    ParticleOutcome,
+    build_verifier,
+    candidates,
+    choose,
+    clean_prediction,
+    completion_text,
+    run_verifier,
+)
+from s3dsl.runtime.semantics import (
+    NAN,
+    arg,
+    condition_env,
+    imh_chain,
+    problem_uniforms,
+    remask_positions,
+    resample_logweights,
+    score_strata,
+    weight_update,
+)
+from s3dsl.tasks.base import Problem
+
+FINISH = Op("denoise", {"rule": "confidence", "temperature": 0.0}, Schedule(), None, 0, "final")
+
+
+@dataclass
+class Particle:
+    ids: torch.Tensor  # [prompt + gen] long
+    logp: torch.Tensor  # [gen] log-prob of each committed token when committed; 0 if masked
+    key: int
+    logw: float = 0.0
+    step_logp: float = 0.0
+    score: float = NAN
+    prev_score: float = NAN
+    best_score: float = -math.inf
+    answer: str | None = None  # extracted from the last scored clean prediction
+    stratum: int = 0
+    group: int = 0
+
+
+@dataclass
+class ProblemState:
+    problem: Problem
+    particles: list[Particle]
+    key: int
+    nfe: int = 0
+    accepted: int = 0
+    proposed: int = 0
+    resamples: int = 0
+    min_ess: float | None = None
+    chosen: int = 0
+
+
+class ReferenceInterpreter:
+    def __init__(
+        self,
+        program: Program,
+        model: MaskedLM,
+        extract: Extract,
+        seed: int,
+        match: Match | None = None,
+    ):
+        self.program, self.model, self.extract, self.seed = program, model, extract, seed
+        self.gen = program.decode.gen_length
+        self.verifiers = {
+            n: build_verifier(s, extract, match) for n, s in program.verifiers.items()
+        }
+
+    # -- the model -------------------------------------------------------------------------
+    def forward(self, state: ProblemState, p: Particle, w0: int, w1: int) -> transition.Reduced:
+        state.nfe += 1
+        ids = p.ids.unsqueeze(0).to(self.model.device)
+        logits = self.model.forward(ids, torch.ones_like(ids, dtype=torch.bool))
+        return transition.reduce_logits(
+            logits, len(p.ids) - self.gen, self.model.shifted_logits, w0, w1
+        )
+
+    def masked(self, p: Particle) -> torch.Tensor:
+        return p.ids[-self.gen :] == self.model.mask_id
+
+    # -- the primitives --------------------------------------------------------------------
+    def expand(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
+        s.particles = [
+            replace(p, key=rng.mix_int(p.key, op.uid, ctx.step, j), group=i)
+            for i, p in enumerate(s.particles)
+            for j in range(op.args["k"])
+        ]
+
+    def denoise(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
+        d = self.program.decode
+        for p in s.particles:
+            masked = self.masked(p)[: ctx.block_end].nonzero()
+            p.step_logp = 0.0
+            if len(masked) == 0:
+                continue
+            w0 = int(masked[0])
+            red = self.forward(s, p, w0, ctx.block_end)
+            gen, commit, x0_logp = transition.propose_and_commit(
+                red.window_logp.cpu(),
+                p.ids[-self.gen :].unsqueeze(0),
+                torch.tensor([p.key]),
+                mask_id=self.model.mask_id,
+                w0=w0,
+                block_end=ctx.block_end,
+                steps_left=ctx.steps_left,
+                step=ctx.step,
+                temperature=arg(op, "temperature", d.temperature),
+                rule=arg(op, "rule", d.commit),
+                threshold=arg(op, "threshold", d.threshold),
+            )
+            p.ids = torch.cat([p.ids[: -self.gen], gen[0]])
+            p.logp = torch.where(commit[0], x0_logp[0], p.logp)
+            p.step_logp = float(x0_logp[0][commit[0]].sum())
+
+    def score_particles(self, s: ProblemState, verifier_name: str) -> list[float]:
+        toks, lps, fills = [], [], []
+        for p in s.particles:
+            red = self.forward(s, p, self.gen, self.gen) if self.masked(p).any() else None
+            tok, lp, fill = clean_prediction(
+                p.ids[-self.gen :],
+                p.logp,
+                None if red is None else red.clean_tok[0].cpu(),
+                None if red is None else red.clean_logp[0].cpu(),
+                self.model.mask_id,
+            )
+            toks.append(tok), lps.append(lp), fills.append(fill)
+        cands = candidates(
+            [s.problem.prompt] * len(toks),
+            torch.stack(toks),
+            torch.stack(lps),
+            torch.stack(fills),
+            self.model.tokenizer,
+        )
+        for p, c in zip(s.particles, cands):
+            p.answer = self.extract(c.completion)
+        gold = [s.problem.answer] * len(cands)
+        return run_verifier(self.verifiers[verifier_name], cands, gold).tolist()
+
+    def score(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
+        for p, value in zip(s.particles, self.score_particles(s, op.args["verifier"])):
+            p.prev_score, p.score = p.score, value
+            p.best_score = max(p.best_score, value)
+
+    def stratify(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
+        if op.args["by"] == "answer":
+            seen: dict[str | None, int] = {}
+            for p in s.particles:
+                p.stratum = seen.setdefault(p.answer, len(seen))
+            return
+        scores = torch.tensor([p.score for p in s.particles], dtype=torch.float64)
+        for p, label in zip(s.particles, score_strata(scores, op.args["strata"]).tolist()):
+            p.stratum = label
+
+    def resample(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
+        logw = resample_logweights(
+            [p.score for p in s.particles], [p.logw for p in s.particles], op.args
+        )
+        weights = resampling.normalize(logw)
+        s.resamples += 1
+        ess = resampling.ess(weights)
+        s.min_ess = ess if s.min_ess is None else min(s.min_ess, ess)
+        u = problem_uniforms(s.key, op, ctx, 2 * len(s.particles) + op.args["n"] + 2)
+        strata = None
+        if op.args["within"] == "strata":
+            strata = torch.tensor([p.stratum for p in s.particles])
+        ancestors = resampling.resample(weights, op.args["n"], op.args["method"], u, strata)
+        s.particles = [
+            replace(
+                s.particles[a], logw=0.0, key=rng.mix_int(s.particles[a].key, op.uid, ctx.step, i)
+            )
+            for i, a in enumerate(ancestors.tolist())
+        ]
+
+    def weight(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
+        for p in s.particles:
+            p.logw = weight_update(
+                p.logw, p.step_logp, p.score, p.prev_score, p.best_score, op.args
+            )
+
+    def mh_accept(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
+        kind, targs = op.args["target"]
+        if kind == "tilted":
+            values = self.score_particles(s, targs["verifier"])
+        else:
+            values = [float(p.logp.sum()) for p in s.particles]
+        k = op.group
+        u = problem_uniforms(s.key, op, ctx, len(s.particles))
+        survivors = []
+        for g in range(len(s.particles) // k):
+            idx, accepted = imh_chain(
+                values[g * k : (g + 1) * k], kind, targs, u[g * k : (g + 1) * k]
+            )
+            survivors.append(s.particles[g * k + idx])
+            s.accepted += accepted
+            s.proposed += k - 1
+        s.particles = survivors
+
+    def remask(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
+        for p in s.particles:
+            committed = ~self.masked(p)
+            chosen = remask_positions(
+                committed.unsqueeze(0), p.logp.unsqueeze(0), torch.tensor([p.key]), op, ctx
+            )[0]
+            gen = torch.where(chosen, self.model.mask_id, p.ids[-self.gen :])
+            p.ids = torch.cat([p.ids[: -self.gen], gen])
+            p.logp = torch.where(chosen, 0.0, p.logp)
+
+    def select(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
+        s.chosen = choose(self.outcomes(s), op.args["by"])
+
+    # -- driving ---------------------------------------------------------------------------
+    def outcomes(self, s: ProblemState) -> list[ParticleOutcome]:
+        out = []
+        for p in s.particles:
+            text, _ = completion_text(p.ids[-self.gen :].tolist(), self.model.tokenizer)
+            out.append(ParticleOutcome(text, self.extract(text), -float(p.logp.sum()), p.score))
+        return out
+
+    def run(self, problems: Sequence[Problem], progress=None) -> list[ProblemResult]:
+        results = []
+        for problem in problems:
+            self.states = [self.initial_state(problem)]
+            drive(self.program, self, None)
+            results.append(self.result(self.states[0]))
+            if progress is not None:
+                progress(1)
+        return results
+
+    def initial_state(self, problem: Problem) -> ProblemState:
+        tok = self.model.tokenizer
+        ids = torch.tensor(tok.encode(problem.prompt) + [self.model.mask_id] * self.gen)
+        key = rng.root_key(self.seed, problem.id)
+        particle = Particle(ids, torch.zeros(self.gen), key)
+        return ProblemState(problem, [particle], key)
+
+    def apply(self, op: Op, ctx: StepContext) -> None:
+        method = getattr(self, op.name.replace("-", "_"))
+        for s in self.states:
+            env = condition_env([p.logw for p in s.particles], [p.score for p in s.particles], ctx)
+            if op.schedule.when is None or op.schedule.when.evaluate(env):
+                method(s, op, ctx)
+
+    def finish(self, ctx: StepContext) -> None:
+        last = replace(ctx, steps_per_block=1, step_in_block=0, block_end=self.gen)
+        if any(self.masked(p).any() for s in self.states for p in s.particles):
+            for s in self.states:
+                self.denoise(s, FINISH, last)
+
+    def result(self, s: ProblemState) -> ProblemResult:
+        outs = self.outcomes(s)
+        best = outs[s.chosen]
+        return ProblemResult(
+            id=s.problem.id,
+            prompt=s.problem.prompt,
+            answer=s.problem.answer,
+            prediction=best.answer,
+            completion=best.completion,
+            correct=False,
+            nfe=s.nfe,
+            score=None if best.score != best.score else best.score,
+            particles=outs,
+            accepted=s.accepted,
+            proposed=s.proposed,
+            resamples=s.resamples,
+            min_ess=s.min_ess,
+        )

@@ -1,0 +1,137 @@
+"""Resampling schemes: ancestor indices from normalized weights and the problem's uniforms.
+
+Pure functions of (weights, uniforms), shared by the reference interpreter and the executor.
+Every scheme returns ancestors in ascending order so that the population layout is canonical.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def normalize(logw: torch.Tensor) -> torch.Tensor:
+    """exp-normalize float64 log-weights; all -inf means uniform."""
+    logw = logw.double()
+    if torch.isneginf(logw).all():
+        return torch.full_like(logw, 1.0 / len(logw))
+    w = torch.exp(logw - logw.max())
+    return w / w.sum()
+
+
+def ess(weights: torch.Tensor) -> float:
+    """Normalized effective sample size 1 / (n * sum w^2) in (0, 1]."""
+    return float(1.0 / (len(weights) * (weights**2).sum()))
+
+
+def _inverse_cdf(weights: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    cdf = torch.cumsum(weights, 0)
+    cdf[-1] = 1.0 + 1e-12
+    return torch.searchsorted(cdf, points, right=True).clamp_max(len(weights) - 1)
+
+
+def multinomial(weights: torch.Tensor, n: int, u: torch.Tensor) -> torch.Tensor:
+    return _inverse_cdf(weights, u[:n]).sort().values
+
+
+def systematic(weights: torch.Tensor, n: int, u: torch.Tensor) -> torch.Tensor:
+    points = (torch.arange(n, dtype=torch.float64) + u[0]) / n
+    return _inverse_cdf(weights, points)
+
+
+def stratified(weights: torch.Tensor, n: int, u: torch.Tensor) -> torch.Tensor:
+    points = (torch.arange(n, dtype=torch.float64) + u[:n]) / n
+    return _inverse_cdf(weights, points)
+
+
+def residual(weights: torch.Tensor, n: int, u: torch.Tensor) -> torch.Tensor:
+    counts = torch.floor(n * weights).long()
+    rest = n - int(counts.sum())
+    if rest > 0:
+        frac = n * weights - counts
+        counts += torch.bincount(multinomial(frac / frac.sum(), rest, u), minlength=len(weights))
+    return _from_counts(counts)
+
+
+def ssp(weights: torch.Tensor, n: int, u: torch.Tensor) -> torch.Tensor:
+    """Srinivasan sampling process: each candidate gets floor(nW) or floor(nW)+1 copies, exactly
+    n in all, E[copies] = nW. Pairs of fractional parts are resolved until none is left."""
+    expected = (n * weights).tolist()
+    counts = [math.floor(e) for e in expected]
+    frac = [e - c for e, c in zip(expected, counts)]
+    draw = 0
+    pending = [i for i, f in enumerate(frac) if 1e-12 < f < 1 - 1e-12]
+    while len(pending) >= 2:
+        i, j = pending[0], pending[1]
+        a, b = min(1 - frac[i], frac[j]), min(frac[i], 1 - frac[j])
+        if float(u[draw % len(u)]) < b / (a + b):
+            frac[i], frac[j] = frac[i] + a, frac[j] - a
+        else:
+            frac[i], frac[j] = frac[i] - b, frac[j] + b
+        draw += 1
+        pending = [k for k in pending if 1e-12 < frac[k] < 1 - 1e-12]
+    for k, f in enumerate(frac):
+        counts[k] += 1 if f > 0.5 else 0
+    result = torch.tensor(counts, dtype=torch.long)
+    short = n - int(result.sum())  # float round-off can leave one copy unplaced
+    if short:
+        result[int(torch.argmax(weights))] += short
+    return _from_counts(result)
+
+
+def topk(weights: torch.Tensor, n: int, u: torch.Tensor) -> torch.Tensor:
+    """The n heaviest (lower index wins ties), repeating from the top if n exceeds the pool."""
+    order = torch.sort(-weights, stable=True).indices
+    reps = order.repeat(-(-n // len(order)))[:n]
+    return reps.sort().values
+
+
+def _from_counts(counts: torch.Tensor) -> torch.Tensor:
+    return torch.repeat_interleave(torch.arange(len(counts)), counts)
+
+
+METHODS = {
+    "multinomial": multinomial,
+    "systematic": systematic,
+    "stratified": stratified,
+    "residual": residual,
+    "ssp": ssp,
+    "topk": topk,
+}
+
+
+def resample(
+    weights: torch.Tensor, n: int, method: str, u: torch.Tensor, strata: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Ancestors of n survivors. With strata, every non-empty stratum keeps at least one survivor
+    when n allows, the rest are shared by stratum weight, and each stratum resamples inside."""
+    weights = weights.double()
+    if strata is None:
+        return METHODS[method](weights, n, u)
+    labels = strata.unique(sorted=True)
+    mass = torch.stack([weights[strata == s].sum() for s in labels])
+    base = (
+        torch.ones(len(labels), dtype=torch.long)
+        if n >= len(labels)
+        else torch.zeros(len(labels), dtype=torch.long)
+    )
+    extra = n - int(base.sum())
+    alloc = (
+        base
+        + torch.bincount(
+            METHODS["ssp" if method == "topk" else method](mass / mass.sum(), extra, u),
+            minlength=len(labels),
+        )
+        if extra > 0
+        else base
+    )
+    out = []
+    for i, s in enumerate(labels):
+        members = (strata == s).nonzero().flatten()
+        if int(alloc[i]) == 0:
+            continue
+        w = weights[members]
+        w = w / w.sum() if float(w.sum()) > 0 else torch.full_like(w, 1.0 / len(w))
+        out.append(members[METHODS[method](w, int(alloc[i]), u[i + 1 :].roll(0))])
+    return torch.cat(out).sort().values

@@ -1,0 +1,79 @@
+"""Counter-based randomness: one stream per particle, independent of batch layout.
+
+Every random number is a pure function of (particle key, counter, index): a splitmix64-style hash
+computed with int64 tensor ops. So the reference interpreter (one particle at a time) and the
+batched executor (all particles, any chunking) draw exactly the same numbers, and a result never
+depends on how particles were laid out. Keys derive from (run seed, problem, lineage).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+_M64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+_C1 = 0xBF58476D1CE4E5B9
+_C2 = 0x94D049BB133111EB
+
+
+def _signed(x: int) -> int:
+    x &= _M64
+    return x - (1 << 64) if x >= (1 << 63) else x
+
+
+def _srl(x: torch.Tensor, s: int) -> torch.Tensor:
+    """Logical right shift of int64 (torch's >> is arithmetic)."""
+    return (x >> s) & ((1 << (64 - s)) - 1)
+
+
+def _finalize(x: torch.Tensor) -> torch.Tensor:
+    x = (x ^ _srl(x, 30)) * _signed(_C1)
+    x = (x ^ _srl(x, 27)) * _signed(_C2)
+    return x ^ _srl(x, 31)
+
+
+def mix(keys: torch.Tensor, *words: int | torch.Tensor) -> torch.Tensor:
+    """Derive new int64 keys from keys and integers (a child index, an op id, a step)."""
+    x = keys.to(torch.int64)
+    for w in words:
+        x = _finalize(x + _signed(_GOLDEN) + (w if isinstance(w, torch.Tensor) else _signed(w)))
+    return x
+
+
+def mix_int(key: int, *words: int) -> int:
+    """`mix` on a Python int, through the same tensor code so both agree bit for bit."""
+    return int(mix(torch.tensor(key, dtype=torch.int64), *words))
+
+
+def root_key(seed: int, problem_id: str) -> int:
+    """The key of a problem's first particle: stable across machines and Python runs."""
+    digest = hashlib.blake2b(f"{seed}\x00{problem_id}".encode(), digest_size=8).digest()
+    return _signed(int.from_bytes(digest, "little"))
+
+
+def uniform(
+    keys: torch.Tensor, counter: int, shape: tuple[int, ...], offset: int = 0
+) -> torch.Tensor:
+    """Uniforms in (0, 1), float64, of shape [len(keys), *shape].
+
+    Element e of row r is hash(keys[r], counter, offset + flat index of e), so a slice of a larger
+    draw (a window of positions) equals the same slice drawn alone when `offset` says where it is.
+    """
+    n = 1
+    for s in shape:
+        n *= s
+    idx = torch.arange(n, dtype=torch.int64, device=keys.device) + offset
+    base = mix(keys.to(torch.int64), counter).view(-1, 1)
+    bits = _finalize(base + idx.view(1, -1) * _signed(_GOLDEN))
+    mantissa = _srl(bits, 11).to(torch.float64)
+    u = (mantissa + 0.5) * (2.0**-53)
+    return u.view(len(keys), *shape)
+
+
+def gumbel(
+    keys: torch.Tensor, counter: int, shape: tuple[int, ...], offset: int = 0
+) -> torch.Tensor:
+    """Standard Gumbel noise, float64 (as LLaDA does its Gumbel-max in float64)."""
+    return -torch.log(-torch.log(uniform(keys, counter, shape, offset)))

@@ -1,0 +1,117 @@
+"""Clean predictions, candidates for verifiers, answers and final selection.
+
+Shared by the reference interpreter and the batched executor: the text-side of a particle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from s3dsl.compiler.ir import VerifierSpec
+from s3dsl.runtime.model import Tokenizer
+from s3dsl.verifiers.base import Candidate, Verifier
+
+Extract = Callable[[str], "str | None"]
+
+
+def clean_prediction(
+    gen_tokens: torch.Tensor,
+    commit_logp: torch.Tensor,
+    clean_tok: torch.Tensor | None,
+    clean_logp: torch.Tensor | None,
+    mask_id: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fill every still-masked position with the argmax: (tokens, log-probs, filled) per row."""
+    filled = gen_tokens == mask_id
+    if clean_tok is None or clean_logp is None:
+        return gen_tokens, commit_logp, filled
+    tokens = torch.where(filled, clean_tok, gen_tokens)
+    logps = torch.where(filled, clean_logp, commit_logp)
+    return tokens, logps, filled
+
+
+def completion_text(tokens: Sequence[int], tokenizer: Tokenizer) -> tuple[str, int]:
+    """The text up to the first end-of-sequence token, and how many tokens that is."""
+    cut = len(tokens)
+    for i, t in enumerate(tokens):
+        if t == tokenizer.eos_id:
+            cut = i
+            break
+    return tokenizer.decode(list(tokens[:cut])), cut
+
+
+def candidates(
+    prompts: Sequence[str],
+    tokens: torch.Tensor,
+    logps: torch.Tensor,
+    filled: torch.Tensor,
+    tokenizer: Tokenizer,
+) -> list[Candidate]:
+    out = []
+    rows_tok, rows_lp, rows_fill = tokens.tolist(), logps.tolist(), filled.tolist()
+    for prompt, tok, lp, fill in zip(prompts, rows_tok, rows_lp, rows_fill):
+        text, cut = completion_text(tok, tokenizer)
+        out.append(Candidate(prompt, text, tuple(lp[:cut]), tuple(fill[:cut])))
+    return out
+
+
+Match = Callable[["str | None", str], bool]
+
+
+def build_verifier(
+    spec: VerifierSpec, extract: Extract | None = None, match: Match | None = None
+) -> Verifier:
+    """A VerifierSpec made real: one built-in, or their weighted sum. The oracle gets the task's
+    own extraction and matching (a sudoku has more than one right grid)."""
+    from s3dsl.verifiers import WeightedSum, get_verifier
+
+    def make(builtin: str, options: dict) -> Verifier:
+        if builtin.replace("_", "-").lower() == "oracle":
+            options = {"extract": extract, "match": match, **options}
+        return get_verifier(builtin, **options)
+
+    if len(spec.terms) == 1 and spec.terms[0][0] == 1.0:
+        weight, builtin, options = spec.terms[0]
+        return make(builtin, dict(options))
+    return WeightedSum([(w, make(b, dict(o))) for w, b, o in spec.terms])
+
+
+def run_verifier(verifier: Verifier, cands: list[Candidate], gold: Sequence[str]) -> torch.Tensor:
+    scores = verifier.score(cands, list(gold) if verifier.needs_gold else None)
+    return torch.tensor(scores, dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class ParticleOutcome:
+    completion: str
+    answer: str | None
+    nll: float
+    score: float
+
+
+def choose(outcomes: Sequence[ParticleOutcome], by: str) -> int:
+    """Index of the particle whose answer is final. `vote`: the most frequent extracted answer,
+    ties (between answers) broken by the lowest negative log-likelihood of a particle holding it."""
+    if by == "score":
+        return min(
+            range(len(outcomes)), key=lambda i: (-_finite(outcomes[i].score), outcomes[i].nll, i)
+        )
+    if by == "logprob":
+        return min(range(len(outcomes)), key=lambda i: (outcomes[i].nll, i))
+    counts: dict[str | None, int] = {}
+    for o in outcomes:
+        counts[o.answer] = counts.get(o.answer, 0) + 1
+    if any(a is not None for a in counts):
+        counts.pop(None, None)
+    top = max(counts.values())
+    return min(
+        (i for i, o in enumerate(outcomes) if o.answer in counts and counts[o.answer] == top),
+        key=lambda i: (outcomes[i].nll, i),
+    )
+
+
+def _finite(x: float) -> float:
+    return x if x == x else float("-inf")

@@ -1,0 +1,109 @@
+"""Per-problem semantics of the population-level stages, shared by both interpreters.
+
+Pure functions of per-problem values (scores, log-weights, uniforms), so the reference
+interpreter and the batched executor cannot disagree about what a stage means.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from s3dsl.compiler.ir import Op
+from s3dsl.runtime import resampling, rng
+from s3dsl.runtime.engine import StepContext
+
+NAN = float("nan")
+
+
+def arg(op: Op, name: str, default):
+    """An op argument, or the decode default when the strategy left it unset."""
+    value = op.args.get(name)
+    return default if value is None else value
+
+
+def problem_uniforms(key: int, op: Op, ctx: StepContext, count: int) -> torch.Tensor:
+    """The uniforms a population-level stage (resample, mh-accept) draws for one problem."""
+    return rng.uniform(torch.tensor([rng.mix_int(key, op.uid, ctx.step)]), 0, (count,))[0]
+
+
+def resample_logweights(scores: Sequence[float], logw: Sequence[float], args: dict) -> torch.Tensor:
+    source = args["weights"]
+    if source == "auto":
+        source = "score" if not any(math.isnan(x) for x in scores) else "logw"
+    if source == "score":
+        return torch.tensor(scores, dtype=torch.float64) / args["beta"]
+    return torch.tensor(logw, dtype=torch.float64)
+
+
+def score_strata(scores: torch.Tensor, strata: int) -> torch.Tensor:
+    """Quantile bins of the scores: rank * strata // n (ties by index)."""
+    order = torch.sort(-scores, stable=True).indices
+    ranks = torch.empty_like(order)
+    ranks[order] = torch.arange(len(scores))
+    return ranks * strata // len(scores)
+
+
+def weight_update(
+    logw: float, step_logp: float, score: float, prev: float, best: float, args: dict
+) -> float:
+    by, scale = args["by"], args["scale"]
+    if by == "logprob":
+        return logw + scale * step_logp
+    if by == "score":
+        return logw + scale * score
+    if by == "diff":
+        return logw + scale * (score - (0.0 if math.isnan(prev) else prev))
+    return scale * best  # max: the best score seen so far is the potential
+
+
+def imh_chain(values: Sequence[float], kind: str, targs: dict, u: torch.Tensor) -> tuple[int, int]:
+    """Independent MH over proposals in order; the chain starts at the first. Returns the final
+    state's index and how many proposals were accepted. power(alpha): log-ratio (alpha - 1) *
+    (log q(x') - log q(x)); tilted(v, beta): (r(x') - r(x)) / beta."""
+    scale = targs["alpha"] - 1.0 if kind == "power" else 1.0 / targs["beta"]
+    state, accepted = 0, 0
+    for j in range(1, len(values)):
+        log_ratio = scale * (values[j] - values[state])
+        if math.log(float(u[j])) < log_ratio:
+            state, accepted = j, accepted + 1
+    return state, accepted
+
+
+def remask_positions(
+    committed: torch.Tensor, logp: torch.Tensor, keys: torch.Tensor, op: Op, ctx: StepContext
+) -> torch.Tensor:
+    """Rows x positions to re-mask: the `count` (or `fraction` of committed) least confident
+    committed tokens, or random ones; a rank threshold per row, as in the commit rule."""
+    n_committed = committed.sum(dim=1)
+    if op.args["count"]:
+        k = torch.clamp(n_committed, max=op.args["count"])
+    else:
+        k = torch.floor(n_committed.double() * op.args["fraction"] + 0.5).long()
+    if op.args["by"] == "random":
+        priority = -rng.uniform(rng.mix(keys, op.uid, ctx.step), 0, (committed.shape[1],))
+    else:
+        priority = logp.double()
+    priority = priority.masked_fill(~committed, math.inf)
+    order = priority.argsort(dim=1, stable=True)
+    ranks = torch.empty_like(order).scatter_(
+        1, order, torch.arange(order.shape[1]).expand_as(order)
+    )
+    return committed & (ranks < k.unsqueeze(1))
+
+
+def condition_env(logw: Sequence[float], scores: Sequence[float], ctx: StepContext) -> dict:
+    """The names a `when` condition sees, for one problem."""
+    weights = resampling.normalize(torch.tensor(list(logw), dtype=torch.float64))
+    scores = [x for x in scores if not math.isnan(x)]
+    return {
+        "ess": resampling.ess(weights),
+        "step": ctx.step,
+        "block": ctx.block,
+        "steps": ctx.steps,
+        "n": len(logw),
+        "max_score": max(scores) if scores else NAN,
+        "mean_score": sum(scores) / len(scores) if scores else NAN,
+    }

@@ -1,0 +1,161 @@
+"""One run, end to end: strategy file -> program -> plan -> execution on a model -> summary."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from s3dsl.compiler.build import build
+from s3dsl.compiler.ir import Program
+from s3dsl.compiler.passes import MAX_OPT_LEVEL, Plan, plan
+from s3dsl.runtime.executor import BatchedExecutor, Counters
+from s3dsl.runtime.model import MaskedLM
+from s3dsl.runtime.reference import ReferenceInterpreter
+from s3dsl.runtime.results import ProblemResult
+from s3dsl.tasks.base import Problem
+
+
+@dataclass
+class RunSummary:
+    strategy: str
+    model: str
+    task: str
+    opt_level: int
+    seed: int
+    n_problems: int
+    accuracy: float
+    nfe_total: int
+    nfe_per_problem: float
+    predicted_nfe_per_problem: int
+    wall_s: float
+    tokens_per_s: float  # answer tokens (gen_length per problem) per second of wall time
+    peak_memory_mb: float
+    per_problem: list[ProblemResult] = field(default_factory=list)
+    counters: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k != "per_problem"}
+        out["per_problem"] = [
+            {
+                "id": r.id,
+                "prediction": r.prediction,
+                "answer": r.answer,
+                "correct": r.correct,
+                "nfe": r.nfe,
+                "score": r.score,
+                "completion": r.completion,
+                "particle_answers": [p.answer for p in r.particles],
+                "accepted": r.accepted,
+                "proposed": r.proposed,
+            }
+            for r in self.per_problem
+        ]
+        return out
+
+
+def compile_file(
+    path: str | Path, overrides: dict[str, str] | None = None, gen_length: int = 32
+) -> Program:
+    from s3dsl.dsl.loader import load_strategy
+
+    return build(load_strategy(Path(path)), overrides, gen_length)
+
+
+def execute(
+    the_plan: Plan,
+    model: MaskedLM,
+    problems: Sequence[Problem],
+    extract: Callable[[str], str | None],
+    is_correct: Callable[[str | None, str], bool],
+    seed: int = 0,
+    batch_size: int = 8,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[ProblemResult], Counters | None]:
+    """Run a plan on problems: the reference interpreter at opt level 0, else the executor."""
+    program = the_plan.program
+    with torch.inference_mode():
+        if the_plan.reference:
+            runner = ReferenceInterpreter(program, model, extract, seed, is_correct)
+            results, counters = runner.run(problems, progress), None
+        else:
+            executor = BatchedExecutor(program, model, extract, seed, the_plan.flags, is_correct)
+            results, counters = executor.run(problems, batch_size, progress), executor.counters
+    for r in results:
+        r.correct = bool(is_correct(r.prediction, r.answer))
+    return results, counters
+
+
+def summarize(
+    the_plan: Plan,
+    model: MaskedLM,
+    task: str,
+    results: list[ProblemResult],
+    wall_s: float,
+    seed: int,
+    counters: Counters | None,
+) -> RunSummary:
+    program = the_plan.program
+    n = max(len(results), 1)
+    nfe = sum(r.nfe for r in results)
+    return RunSummary(
+        strategy=program.name,
+        model=model.name,
+        task=task,
+        opt_level=the_plan.opt_level,
+        seed=seed,
+        n_problems=len(results),
+        accuracy=sum(r.correct for r in results) / n,
+        nfe_total=nfe,
+        nfe_per_problem=nfe / n,
+        predicted_nfe_per_problem=the_plan.cost.forwards,
+        wall_s=wall_s,
+        tokens_per_s=len(results) * program.decode.gen_length / max(wall_s, 1e-9),
+        peak_memory_mb=peak_memory_mb(model.device),
+        per_problem=results,
+        counters=dict(counters.__dict__) if counters else {},
+    )
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+def run_strategy(
+    strategy: str | Path,
+    model: MaskedLM | str | None = None,
+    task: str = "arith",
+    split: str = "test",
+    limit: int | None = None,
+    seed: int = 0,
+    overrides: dict[str, str] | None = None,
+    opt_level: int = MAX_OPT_LEVEL,
+    batch_size: int = 8,
+    disable: tuple[str, ...] = (),
+    problems: Sequence[Problem] | None = None,
+) -> RunSummary:
+    """The Python entry point behind `s3dsl run`: a strategy (path or built-in name) on a task."""
+    from s3dsl.catalog import resolve_strategy
+    from s3dsl.models.registry import load_model
+    from s3dsl.tasks.registry import get_task
+
+    the_task = get_task(task)
+    if model is None or isinstance(model, str):
+        model = load_model(model or the_task.default_model)
+    program = compile_file(resolve_strategy(str(strategy)), overrides, the_task.gen_length)
+    the_plan = plan(program, opt_level, disable)
+    if problems is None:
+        problems = the_task.problems(split, limit)
+    start = time.perf_counter()
+    results, counters = execute(
+        the_plan, model, problems, the_task.extract_answer, the_task.is_correct, seed, batch_size
+    )
+    return summarize(the_plan, model, task, results, time.perf_counter() - start, seed, counters)
