@@ -255,7 +255,8 @@ class BatchedExecutor:
                 budget = int(free * 0.6)
             else:
                 budget = 2 << 30
-        hidden = int(getattr(self.model, "hidden_size", 1024))
+        config = getattr(self.model, "config", None)
+        hidden = int(getattr(config, "d_model", 0) or getattr(config, "hidden_size", 0) or 1024)
         per_row = length * (self.model.vocab_size * 4 * 3 + hidden * 4 * 24)
         return max(1, budget // per_row)
 

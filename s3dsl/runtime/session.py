@@ -60,11 +60,15 @@ class RunSummary:
 
 
 def compile_file(
-    path: str | Path, overrides: dict[str, str] | None = None, gen_length: int = 32
+    path: str | Path,
+    overrides: dict[str, str] | None = None,
+    gen_length: int = 32,
+    task_verifier: str = "confidence",
 ) -> Program:
+    """Parse and compile a strategy file for a task's gen_length and default verifier."""
     from s3dsl.dsl.loader import load_strategy
 
-    return build(load_strategy(Path(path)), overrides, gen_length)
+    return build(load_strategy(Path(path)), overrides, gen_length, task_verifier)
 
 
 def execute(
@@ -150,7 +154,8 @@ def run_strategy(
     the_task = get_task(task)
     if model is None or isinstance(model, str):
         model = load_model(model or the_task.default_model)
-    program = compile_file(resolve_strategy(str(strategy)), overrides, the_task.gen_length)
+    program = compile_file(resolve_strategy(str(strategy)), overrides, the_task.gen_length,
+                           the_task.default_verifier)
     the_plan = plan(program, opt_level, disable)
     if problems is None:
         problems = the_task.problems(split, limit)

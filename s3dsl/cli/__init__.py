@@ -1,0 +1,44 @@
+"""The `s3dsl` command line. User errors exit 2 with one `file:line:col: error: ...` line and a
+hint; exit 1 is kept for bugs."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from s3dsl.cli.app import app
+
+
+def main() -> None:
+    from rich.console import Console
+
+    from s3dsl.dsl.errors import S3DSLError
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        app(standalone_mode=False)
+    except S3DSLError as e:
+        err.print(e.render(), markup=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as e:  # noqa: BLE001 - anything else is a bug in s3dsl
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(2)
+        if isinstance(e, click.exceptions.Abort):
+            err.print("aborted", markup=False)
+            sys.exit(130)
+        if os.environ.get("S3DSL_DEBUG"):
+            raise
+        err.print(f"internal error (a bug in s3dsl): {type(e).__name__}: {e}", markup=False)
+        err.print("set S3DSL_DEBUG=1 to see the traceback", markup=False)
+        sys.exit(1)
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,197 @@
+"""The commands: run, compile, validate, list, schema (and what later modules register)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from s3dsl.cli import views
+from s3dsl.dsl.errors import S3DSLError
+
+app = typer.Typer(
+    name="s3dsl",
+    help="Test-time search on diffusion language models, written as strategy files.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False)
+
+SetOpt = Annotated[list[str], typer.Option("--set", help="Override a param: --set particles=16")]
+OptLevel = Annotated[int, typer.Option("--opt-level", "-O", help="0: reference interpreter")]
+Disable = Annotated[list[str], typer.Option("--disable-pass", help="Turn a plan pass off")]
+
+
+def parse_sets(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise S3DSLError(f"--set {item}: expected key=value", None, "e.g. --set particles=16")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def load_task(task: str | None, data: Path | None, extractor: str | None = None):
+    """The task to run: a built-in task, or a JSONL data file (`{id, prompt, answer}` lines)."""
+    if data is not None:
+        from s3dsl.tasks.data import load_data_task
+
+        return load_data_task(data, extractor)
+    from s3dsl.tasks.registry import get_task
+
+    return get_task(task or "arith")
+
+
+def load_any_model(name: str, device: str, trust_remote_code: bool = False):
+    """`arith`, `sudoku`, `tiny-random`, a checkpoint folder, or `hf:PATH` for transformers."""
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise S3DSLError("--device cuda: no CUDA device is available", None, "use --device cpu")
+    if name.startswith("hf:"):
+        from s3dsl.runtime.adapters.hf import load_hf_model
+
+        return load_hf_model(name[3:], device=device, trust_remote_code=trust_remote_code)
+    from s3dsl.models.registry import load_model
+
+    return load_model(name, device=device)
+
+
+@app.command()
+def run(
+    strategy: Annotated[str, typer.Argument(help="A strategy file, or a built-in name (s3)")],
+    model: Annotated[str | None, typer.Option(help="Model name, folder, or hf:PATH")] = None,
+    task: Annotated[str | None, typer.Option(help="Built-in task (arith, sudoku)")] = None,
+    data: Annotated[Path | None, typer.Option(help="JSONL file of {id, prompt, answer}")] = None,
+    extractor: Annotated[str | None, typer.Option(help="Answer extractor for --data")] = None,
+    split: Annotated[str, typer.Option(help="train or test (held out)")] = "test",
+    limit: Annotated[int | None, typer.Option(help="First N problems only")] = None,
+    seed: Annotated[int, typer.Option(help="Run seed")] = 0,
+    sets: SetOpt = [],  # noqa: B006 - typer reads the default
+    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    opt_level: OptLevel = 2,
+    disable_pass: Disable = [],  # noqa: B006
+    batch_size: Annotated[int, typer.Option(help="Problems per batch")] = 8,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write results as JSON")] = None,
+    trust_remote_code: Annotated[bool, typer.Option(help="Allow a hub model's own code")] = False,
+) -> None:
+    """Run a strategy on a task and print a report."""
+    from s3dsl.catalog import resolve_strategy
+    from s3dsl.compiler.passes import plan
+    from s3dsl.runtime.session import compile_file, execute, summarize
+
+    if device not in ("cpu", "cuda"):
+        raise S3DSLError(f"--device {device}: expected cpu or cuda")
+    if limit is not None and limit < 1:
+        raise S3DSLError("--limit must be at least 1")
+    the_task = load_task(task, data, extractor)
+    path = resolve_strategy(strategy)
+    program = compile_file(path, parse_sets(sets), the_task.gen_length, the_task.default_verifier)
+    the_plan = plan(program, opt_level, tuple(disable_pass))
+    the_model = load_any_model(model or the_task.default_model, device, trust_remote_code)
+    problems = the_task.problems(split, limit)
+    if not problems:
+        raise S3DSLError(f"no problems in split '{split}'")
+    with _progress() as bar:
+        job = bar.add_task(f"{program.name} on {the_task.name}", total=len(problems))
+        start = time.perf_counter()
+        results, counters = execute(
+            the_plan, the_model, problems, the_task.extract_answer, the_task.is_correct, seed,
+            batch_size, progress=lambda k: bar.advance(job, k),
+        )
+        wall = time.perf_counter() - start
+    summary = summarize(the_plan, the_model, the_task.name, results, wall, seed, counters)
+    console.print(views.run_table(summary))
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(summary.to_json(), indent=2))
+        console.print(f"wrote {json_path}")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("problems"), TimeElapsedColumn(), console=Console(stderr=True),
+        transient=False,
+    )
+
+
+@app.command("compile")
+def compile_cmd(
+    strategy: Annotated[str, typer.Argument(help="A strategy file or built-in name")],
+    task: Annotated[str, typer.Option(help="Task whose gen_length and verifier apply")] = "arith",
+    model: Annotated[str | None, typer.Option(help="Model for the memory estimate")] = None,
+    sets: SetOpt = [],  # noqa: B006
+    opt_level: OptLevel = 2,
+    disable_pass: Disable = [],  # noqa: B006
+    explain: Annotated[bool, typer.Option(help="Show the IR and every pass")] = False,
+) -> None:
+    """Check a strategy and show its plan and predicted cost."""
+    from s3dsl.catalog import resolve_strategy
+    from s3dsl.compiler.passes import plan
+    from s3dsl.runtime.session import compile_file
+    from s3dsl.tasks.registry import get_task
+
+    the_task = get_task(task)
+    program = compile_file(resolve_strategy(strategy), parse_sets(sets), the_task.gen_length,
+                           the_task.default_verifier)
+    the_plan = plan(program, opt_level, tuple(disable_pass))
+    the_model = load_any_model(model or the_task.default_model, "cpu")
+    views.print_plan(console, the_plan, the_model, explain)
+
+
+@app.command()
+def validate(
+    files: Annotated[list[str], typer.Argument(help="Strategy files or built-in names")],
+    task: Annotated[str, typer.Option(help="Task to check against")] = "arith",
+) -> None:
+    """Check strategy files; print every error, exit 2 if any."""
+    from s3dsl.catalog import resolve_strategy
+    from s3dsl.runtime.session import compile_file
+    from s3dsl.tasks.registry import get_task
+
+    the_task = get_task(task)
+    failed = 0
+    for name in files:
+        try:
+            program = compile_file(resolve_strategy(name), None, the_task.gen_length,
+                                   the_task.default_verifier)
+            console.print(f"[green]ok[/green] {name} ({program.name})")
+        except S3DSLError as e:
+            failed += 1
+            console.print(e.render(), markup=False, style="red")
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command("list")
+def list_cmd(
+    what: Annotated[str, typer.Argument(help="strategies|primitives|verifiers|models|tasks")],
+) -> None:
+    """List what is built in."""
+    kinds = ("strategies", "primitives", "verifiers", "models", "tasks", "passes")
+    if what not in kinds:
+        from s3dsl.dsl.errors import did_you_mean
+
+        raise S3DSLError(f"cannot list '{what}'", None, did_you_mean(what, kinds))
+    console.print(views.listing(what))
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of strategy files (for editor validation and completion)."""
+    from s3dsl.compiler.primitives import PRIMITIVES
+    from s3dsl.dsl.schema import strategy_json_schema
+    from s3dsl.verifiers.registry import VERIFIERS
+
+    prims = {p.name: p.doc for p in PRIMITIVES}
+    verifiers = {name: doc for name, (_, doc) in VERIFIERS.items()}
+    typer.echo(json.dumps(strategy_json_schema(prims, verifiers), indent=2))

@@ -1,0 +1,146 @@
+"""Rich renderings of runs, plans and listings: tables a person reads at a glance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from s3dsl.compiler.cost import predict
+from s3dsl.compiler.passes import PASSES, Plan
+from s3dsl.runtime.session import RunSummary
+
+
+def run_table(s: RunSummary) -> Table:
+    table = Table(title=f"{s.strategy} on {s.task} ({s.model}, opt level {s.opt_level})")
+    for col in ("problems", "accuracy", "forward passes", "per problem", "tokens/s", "wall",
+                "peak memory"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        str(s.n_problems), f"{100 * s.accuracy:.1f}%", f"{s.nfe_total:,}",
+        f"{s.nfe_per_problem:,.1f} (≤{s.predicted_nfe_per_problem:,} predicted)",
+        f"{s.tokens_per_s:,.1f}", f"{s.wall_s:.2f}s", f"{s.peak_memory_mb:,.0f} MB",
+    )
+    return table
+
+
+def print_plan(console: Console, plan: Plan, model, explain: bool) -> None:
+    program = plan.program
+    d = program.decode
+    console.print(f"[bold]{program.name}[/bold]: {program.description}")
+    console.print(
+        f"decode: steps={d.steps} gen_length={d.gen_length} block_length={d.block_length} "
+        f"({d.num_blocks} blocks x {d.steps_per_block} steps) temperature={d.temperature:g} "
+        f"commit={d.commit}" + (f" threshold={d.threshold:g}" if d.commit == "threshold" else "")
+    )
+    if program.params:
+        console.print("params: " + ", ".join(f"{k}={v!r}" for k, v in program.params.items()))
+    for name, spec in program.verifiers.items():
+        console.print(f"verifier {name} = {spec.describe()}")
+    if explain:
+        console.print(ir_table(plan))
+    console.print(pass_table(plan))
+    reference = predict(program, reuse=False, share_parent=False)
+    ratio = plan.cost.forwards / max(reference.forwards, 1)
+    console.print(
+        f"forward passes per problem: {plan.cost.forwards:,} planned vs {reference.forwards:,} "
+        f"for the reference interpreter ({ratio:.2f}x; upper bounds: dedup and early-finished "
+        f"blocks save more at run time)"
+    )
+    console.print(f"peak particles per problem: {plan.cost.peak_particles}")
+    console.print(memory_line(plan, model))
+
+
+def ir_table(plan: Plan) -> Table:
+    reference = predict(plan.program, reuse=False, share_parent=False)
+    table = Table(title="IR (particles per problem; forwards per problem, before -> after passes)")
+    for col in ("phase", "stage", "particles", "forwards", "where"):
+        table.add_column(col)
+    for op in plan.program.ops():
+        key = f"{op.name}@{op.span.line}" if op.span else op.name
+        before = reference.by_stage.get(key, 0)
+        after = plan.cost.by_stage.get(key, 0)
+        forwards = f"{before:,} -> {after:,}" if op.needs_forward else "-"
+        where = f"{Path(op.span.file).name}:{op.span.line}:{op.span.column}" if op.span else ""
+        table.add_row(op.phase, op.describe(), f"{op.n_in} -> {op.n_out}", forwards, where)
+    return table
+
+
+def pass_table(plan: Plan) -> Table:
+    table = Table(title=f"plan passes (opt level {plan.opt_level})")
+    for col in ("pass", "level", "on", "forwards/problem", "what it does"):
+        table.add_column(col)
+    for record, p in zip(plan.records, PASSES):
+        change = f"{record.forwards_before:,} -> {record.forwards_after:,}"
+        table.add_row(record.name, str(p.level), "yes" if record.enabled else "no", change,
+                      record.doc)
+    return table
+
+
+def memory_line(plan: Plan, model) -> str:
+    import torch
+
+    params = model.num_parameters()
+    module = getattr(model, "module", None) or getattr(model, "model", None)
+    dtype = next(module.parameters()).dtype if module is not None else torch.float32
+    config = getattr(model, "config", None)
+    hidden = int(getattr(config, "d_model", 0) or getattr(config, "hidden_size", 0) or 1024)
+    length = plan.program.decode.gen_length + 64
+    chunk = plan.flags.chunk_rows if plan.flags.chunk_rows and plan.flags.chunk_rows < 1 << 20 \
+        else plan.cost.peak_particles * 8
+    estimate = plan.cost.memory_bytes(
+        params=params, param_bytes=torch.finfo(dtype).bits // 8, vocab=model.vocab_size,
+        length=length, hidden=hidden, chunk_rows=chunk,
+        window=plan.program.decode.block_length,
+    )
+    return (f"peak memory estimate on {model.name} ({params:,} params, vocab {model.vocab_size}, "
+            f"8 problems a batch): {estimate / 2**20:,.1f} MB")
+
+
+def listing(what: str) -> Table | Group:
+    if what == "strategies":
+        from s3dsl.catalog import builtin_strategies
+        from s3dsl.dsl.loader import load_strategy
+
+        table = Table("name", "description", "file", title="built-in strategies")
+        for name, path in builtin_strategies().items():
+            table.add_row(name, load_strategy(path).description, str(path))
+        return table
+    if what == "primitives":
+        from s3dsl.compiler.build import _signature
+        from s3dsl.compiler.primitives import PRIMITIVES
+
+        table = Table("primitive", "signature", "what it does", title="primitives")
+        for p in PRIMITIVES:
+            aliases = f" (alias {', '.join(p.aliases)})" if p.aliases else ""
+            table.add_row(p.name + aliases, _signature(p), p.doc)
+        return table
+    if what == "verifiers":
+        from s3dsl.verifiers.registry import VERIFIERS
+
+        table = Table("verifier", "what it scores", title="verifiers")
+        for name, (_, doc) in VERIFIERS.items():
+            table.add_row(name, doc)
+        table.add_row("task-default", "the task's own verifier (e.g. arith-heuristic)")
+        return table
+    if what == "models":
+        from s3dsl.models.registry import MODELS
+
+        table = Table("model", title="models (also: a checkpoint folder, or hf:PATH)")
+        for name in MODELS:
+            table.add_row(name)
+        return table
+    if what == "passes":
+        table = Table("pass", "opt level", "what it does", title="plan passes")
+        for p in PASSES:
+            table.add_row(p.name, str(p.level), p.doc)
+        return table
+    from s3dsl.tasks.registry import TASKS, get_task
+
+    table = Table("task", "gen_length", "default model", "default verifier", title="tasks")
+    for name in TASKS:
+        t = get_task(name)
+        table.add_row(name, str(t.gen_length), t.default_model, t.default_verifier)
+    return Group(table, Text("or --data FILE.jsonl with {id, prompt, answer} lines"))
