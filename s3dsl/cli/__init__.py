@@ -16,7 +16,7 @@ def main() -> None:
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except S3DSLError as e:
         err.print(e.render(), markup=False)
         sys.exit(2)
@@ -39,6 +39,8 @@ def main() -> None:
         err.print(f"internal error (a bug in s3dsl): {type(e).__name__}: {e}", markup=False)
         err.print("set S3DSL_DEBUG=1 to see the traceback", markup=False)
         sys.exit(1)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 __all__ = ["app", "main"]

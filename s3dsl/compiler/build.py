@@ -117,26 +117,27 @@ def _resolve_params(strategy: ast.Strategy, overrides: dict[str, str]) -> dict[s
 def _resolve_decode(
     strategy: ast.Strategy, params: dict, overrides: dict[str, str], task_gen_length: int
 ) -> DecodeConfig:
-    values = dict(DECODE_DEFAULTS)
-    spans: dict[str, Span] = {}
-    settings = sorted(strategy.decode, key=lambda s: s.name != "gen_length")  # gen_length first
-    env = dict(params)
-    for setting in settings:
+    """Decode settings: a `--set` override wins, then the strategy's value, then the default.
+    Expressions see the params and `gen_length` (so `block_length: ${gen_length // 4}`)."""
+    given = {s.name: s for s in strategy.decode}
+    for setting in strategy.decode:
         if setting.name not in DECODE_DEFAULTS:
             raise S3DSLError(
                 f"unknown decode setting '{setting.name}'",
                 setting.span,
                 did_you_mean(setting.name, DECODE_DEFAULTS),
             )
-        env.setdefault("gen_length", task_gen_length)
-        values[setting.name] = _literal(setting.value, env)
-        spans[setting.name] = setting.value.span
-        if setting.name == "gen_length":
-            env["gen_length"] = values["gen_length"]
-    for key, text in overrides.items():
-        if key in DECODE_DEFAULTS and key not in params:
-            default = values[key] if values[key] is not None else 0
-            values[key] = _parse_override(text, default, key)
+    spans: dict[str, Span] = {k: s.value.span for k, s in given.items()}
+    values = dict(DECODE_DEFAULTS)
+    env = dict(params)
+    for key in ("gen_length", *[k for k in DECODE_DEFAULTS if k != "gen_length"]):
+        if key in overrides and key not in params:
+            default = DECODE_DEFAULTS[key] if DECODE_DEFAULTS[key] is not None else 0
+            values[key] = _parse_override(overrides[key], default, key)
+        elif key in given:
+            values[key] = _literal(given[key].value, env)
+        if key == "gen_length":
+            env["gen_length"] = values["gen_length"] or task_gen_length
     gen = values["gen_length"] or task_gen_length
     block = values["block_length"] or gen
     steps = values["steps"] or gen

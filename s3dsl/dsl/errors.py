@@ -29,7 +29,8 @@ class S3DSLError(Exception):
 def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
     """A hint naming the closest valid choice, or listing the choices when none is close."""
     options = sorted(set(choices))
-    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    cutoff = 0.5 if len(name) <= 4 else 0.6  # one wrong character in `s4` is half the name
+    close = difflib.get_close_matches(name, options, n=1, cutoff=cutoff)
     if close:
         return f"did you mean '{close[0]}'?"
     if options and len(options) <= 12:

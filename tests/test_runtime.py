@@ -1,0 +1,247 @@
+"""The runtime: primitive semantics on a hand-predictable model, and the Halide rule: every plan
+gives the reference interpreter's tokens at the same seed, for any batch size and chunking."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from s3dsl.catalog import builtin_strategies
+from s3dsl.compiler.build import build
+from s3dsl.compiler.passes import plan
+from s3dsl.dsl.loader import parse_strategy
+from s3dsl.runtime import resampling, rng, transition
+from s3dsl.runtime.executor import BatchedExecutor, Flags
+from s3dsl.runtime.reference import ReferenceInterpreter
+from s3dsl.runtime.scoring import ParticleOutcome, choose
+from s3dsl.runtime.session import compile_file, execute
+from s3dsl.tasks.base import Problem
+from s3dsl.tasks.registry import get_task
+
+ARITH = get_task("arith")
+SMALL = {"gen_length": "16", "steps": "16"}
+
+
+def program_of(text: str, gen_length: int = 8, **overrides: str):
+    return build(parse_strategy(text, "t.yaml"), overrides, gen_length, "confidence")
+
+
+def tokens(results) -> list[list[str]]:
+    return [[p.completion for p in r.particles] for r in results]
+
+
+def run(program, model, problems, level: int, seed: int = 3, batch_size: int = 8, **flags):
+    the_plan = plan(program, level)
+    if flags:
+        from dataclasses import replace
+
+        the_plan.flags = replace(the_plan.flags, **flags)
+    results, _ = execute(the_plan, model, problems, ARITH.extract_answer, ARITH.is_correct,
+                         seed, batch_size)
+    return results
+
+
+# -- the base transition ----------------------------------------------------------------------
+
+
+def test_commit_counts_follow_llada_schedule():
+    masked = torch.tensor([10])
+    counts = []
+    for steps_left in (4, 3, 2, 1):
+        k = int(transition.commit_counts(masked, steps_left)[0])
+        counts.append(k)
+        masked = masked - k
+    assert counts == [3, 3, 2, 2]
+
+
+def test_low_confidence_commits_most_confident_positions_first(toy_model):
+    program = program_of("program:\n  step: denoise\n", gen_length=8, steps="4")
+    problem = Problem("p", "1+1=", "2")
+    interp = ReferenceInterpreter(program, toy_model, ARITH.extract_answer, 0)
+    interp.states = [interp.initial_state(problem)]
+    from s3dsl.runtime.engine import step_contexts
+
+    ctx = next(step_contexts(program.decode))
+    interp.apply(program.step[0], ctx)
+    gen = interp.states[0].particles[0].ids[-8:]
+    committed = (gen != toy_model.mask_id).nonzero().flatten().tolist()
+    assert committed == [0, 1]  # 8 masks over 4 steps: 2 now, the earliest (most confident)
+    assert toy_model.tokenizer.decode(gen[:2].tolist()) == "45"  # prompt is 4 long: i % 10
+
+
+def test_threshold_commits_all_confident_positions(toy_model):
+    text = "decode: {commit: threshold, threshold: 0.5}\nprogram:\n  step: denoise\n"
+    program = program_of(text, gen_length=8, steps="8")
+    results = run(program, toy_model, [Problem("p", "1+1=", "2")], level=2)
+    assert results[0].nfe == 1  # every position is confident: one step decodes all
+    assert results[0].completion == "45678901"
+
+
+def test_gumbel_window_matches_full_draw():
+    keys = torch.tensor([5, -7])
+    full = rng.gumbel(keys, 3, (6, 4))
+    part = rng.gumbel(keys, 3, (2, 4), offset=3 * 4)
+    assert torch.equal(full[:, 3:5], part)
+
+
+# -- population stages ------------------------------------------------------------------------
+
+
+def test_expand_children_differ_only_in_noise(tiny_model, arith_problems):
+    text = "decode: {temperature: 1.0}\nprogram:\n  init: expand(6)\n  step: denoise\n"
+    program = program_of(text, gen_length=8)
+    results = run(program, tiny_model, arith_problems[:1], level=2)
+    completions = [p.completion for p in results[0].particles]
+    assert len(completions) == 6 and len(set(completions)) > 1
+
+
+def test_ssp_gives_floor_or_ceil_copies():
+    weights = torch.tensor([0.05, 0.3, 0.15, 0.5], dtype=torch.float64)
+    for seed in range(20):
+        u = torch.rand(32, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+        counts = torch.bincount(resampling.ssp(weights, 6, u), minlength=4)
+        assert int(counts.sum()) == 6
+        expected = 6 * weights
+        assert torch.all(counts >= torch.floor(expected)) and torch.all(counts <= torch.ceil(expected))
+
+
+@pytest.mark.parametrize("method", sorted(resampling.METHODS))
+def test_every_resampler_returns_n_sorted_ancestors(method):
+    weights = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
+    u = torch.rand(32, dtype=torch.float64)
+    ancestors = resampling.METHODS[method](weights, 7, u)
+    assert len(ancestors) == 7 and torch.equal(ancestors, ancestors.sort().values)
+
+
+def test_resampling_within_strata_keeps_every_stratum():
+    weights = torch.tensor([0.97, 0.01, 0.01, 0.01], dtype=torch.float64)
+    strata = torch.tensor([0, 0, 1, 2])
+    ancestors = resampling.resample(weights, 4, "systematic", torch.rand(16, dtype=torch.float64), strata)
+    assert {int(strata[a]) for a in ancestors} == {0, 1, 2}
+
+
+def test_imh_power_one_accepts_every_proposal():
+    from s3dsl.runtime.semantics import imh_chain
+
+    u = torch.full((4,), 0.999, dtype=torch.float64)
+    state, accepted = imh_chain([-5.0, -1.0, -9.0, -3.0], "power", {"alpha": 1.0}, u)
+    assert (state, accepted) == (3, 3)
+    state, accepted = imh_chain([-5.0, -1.0, -9.0, -3.0], "power", {"alpha": 50.0}, u)
+    assert state == 1  # a sharp target keeps the most likely proposal
+
+
+def test_mh_accept_keeps_one_particle_per_group(tiny_model, arith_problems):
+    text = (
+        "decode: {temperature: 1.0}\nprogram:\n  init: expand(2)\n"
+        "  step:\n    - expand(3, at=block_start)\n    - denoise\n"
+        "    - mh-accept(target=power(2.0), at=block_end)\n"
+    )
+    program = program_of(text, gen_length=8)
+    results = run(program, tiny_model, arith_problems[:2], level=2)
+    for r in results:
+        assert len(r.particles) == 2 and r.proposed == 2 * 2  # 2 chains x (3 - 1) proposals
+
+
+def test_remask_reopens_least_confident_tokens(tiny_model, arith_problems):
+    text = (
+        "program:\n  step:\n    - denoise\n    - remask(count=2, every=4, offset=1)\n"
+    )
+    program = program_of(text, gen_length=8, steps="8")
+    results = run(program, tiny_model, arith_problems[:1], level=0)
+    assert all(ch != "?" for ch in results[0].completion)  # everything is committed at the end
+
+
+def test_vote_breaks_ties_by_lowest_nll():
+    outs = [
+        ParticleOutcome("a", "1", nll=5.0, score=0.0),
+        ParticleOutcome("b", "2", nll=1.0, score=0.0),
+        ParticleOutcome("c", "1", nll=2.0, score=0.0),
+        ParticleOutcome("d", "2", nll=3.0, score=0.0),
+    ]
+    assert choose(outs, "vote") == 1
+    assert choose(outs[:3], "vote") == 2  # '1' wins 2-1; its lowest-NLL particle
+    assert choose(outs, "score") == 1
+    assert choose(outs, "logprob") == 1
+
+
+def test_none_answers_lose_the_vote():
+    outs = [ParticleOutcome("x", None, 0.1, 0.0), ParticleOutcome("y", None, 0.2, 0.0),
+            ParticleOutcome("z", "3", 9.0, 0.0)]
+    assert choose(outs, "vote") == 2
+
+
+# -- the Halide rule ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(builtin_strategies()))
+def test_every_builtin_plan_matches_the_reference(name, tiny_model, arith_problems):
+    program = compile_file(builtin_strategies()[name], SMALL, ARITH.gen_length,
+                           ARITH.default_verifier)
+    problems = arith_problems[:2]
+    reference = tokens(run(program, tiny_model, problems, level=0))
+    assert tokens(run(program, tiny_model, problems, level=1)) == reference
+    assert tokens(run(program, tiny_model, problems, level=2)) == reference
+
+
+@pytest.mark.parametrize("name", ["s3", "smc", "paths"])
+def test_batch_size_and_chunking_do_not_change_tokens(name, tiny_model):
+    program = compile_file(builtin_strategies()[name], SMALL, ARITH.gen_length,
+                           ARITH.default_verifier)
+    problems = ARITH.problems("test", 5)
+    base = tokens(run(program, tiny_model, problems, level=2, batch_size=1))
+    assert tokens(run(program, tiny_model, problems, level=2, batch_size=4)) == base
+    assert tokens(run(program, tiny_model, problems, level=2, batch_size=16, chunk_rows=3)) == base
+
+
+def test_forward_sharing_cuts_s3_forward_passes(tiny_model, arith_problems):
+    program = compile_file(builtin_strategies()["s3"], SMALL, ARITH.gen_length,
+                           ARITH.default_verifier)
+    reference = sum(r.nfe for r in run(program, tiny_model, arith_problems[:2], level=0))
+    planned = sum(r.nfe for r in run(program, tiny_model, arith_problems[:2], level=2))
+    assert planned <= 0.55 * reference
+    assert plan(program, 2).cost.forwards * 2 <= plan(program, 0).cost.forwards + 32
+
+
+def test_batched_executor_counts_match_reference_without_sharing(tiny_model, arith_problems):
+    program = compile_file(builtin_strategies()["best_of_k"], SMALL, ARITH.gen_length,
+                           ARITH.default_verifier)
+    ref = [r.nfe for r in run(program, tiny_model, arith_problems[:2], level=0)]
+    assert [r.nfe for r in run(program, tiny_model, arith_problems[:2], level=1)] == ref
+
+
+def test_memory_chunking_halves_on_out_of_memory(tiny_model, arith_problems):
+    class Flaky:
+        """Fails with OOM whenever a call has more than 4 rows."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def forward(self, ids, attn):
+            if ids.shape[0] > 4:
+                raise torch.OutOfMemoryError("simulated")
+            return self.inner.forward(ids, attn)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    program = compile_file(builtin_strategies()["best_of_k"], SMALL, ARITH.gen_length,
+                           ARITH.default_verifier)
+    the_plan = plan(program, 2)
+    executor = BatchedExecutor(program, Flaky(tiny_model), ARITH.extract_answer, 3,
+                               Flags(chunk_rows=64))
+    with torch.inference_mode():
+        flaky = tokens(executor.run(arith_problems[:2]))
+    assert executor.counters.oom_halvings >= 1
+    assert flaky == tokens(run(the_plan.program, tiny_model, arith_problems[:2], level=0))
+
+
+def test_smc_resamples_only_when_ess_is_low(tiny_model, arith_problems):
+    program = compile_file(builtin_strategies()["smc"], SMALL, ARITH.gen_length,
+                           ARITH.default_verifier)
+    results = run(program, tiny_model, arith_problems[:2], level=2)
+    for r in results:
+        assert r.resamples <= program.decode.num_blocks
+        assert r.min_ess is None or 0 < r.min_ess <= 1
+    assert not math.isnan(results[0].particles[0].nll)
