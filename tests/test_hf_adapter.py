@@ -156,3 +156,26 @@ def test_no_mask_token_needs_override(tmp_path: Path) -> None:
         HFMaskedLM(model, tok)
     assert "mask_id" in str(e.value)
     assert HFMaskedLM(model, tok, mask_id=3).mask_id == 3
+
+
+@pytest.mark.parametrize("strategy", ["single", "s3", "imh"])
+def test_strategies_run_on_a_transformers_model(bert_dir: Path, strategy: str) -> None:
+    """The runtime reaches a `transformers` masked LM through the same interface, and its plans
+    still give the reference interpreter's tokens (Dream-style shifted logits included)."""
+    from s3dsl.catalog import builtin_strategies
+    from s3dsl.compiler.passes import plan
+    from s3dsl.runtime.session import compile_file, execute
+    from s3dsl.tasks.base import Problem
+
+    problems = [Problem("a", "1 + 2 =", "3"), Problem("b", "the cat sat on", "mat")]
+    program = compile_file(builtin_strategies()[strategy], {"gen_length": "8", "steps": "8"}, 8,
+                           "confidence")
+    for shifted in (False, True):
+        lm = load_hf_model(str(bert_dir), shifted_logits=shifted)
+        outputs = []
+        for level in (0, 2):
+            results, _ = execute(plan(program, level), lm, problems, lambda t: t.strip() or None,
+                                 lambda p, a: p == a, seed=1)
+            outputs.append([[p.completion for p in r.particles] for r in results])
+        assert outputs[0] == outputs[1]
+        assert all(r.nfe > 0 for r in results)

@@ -407,16 +407,9 @@ class BatchedExecutor:
 
     def op_weight(self, op: Op, ctx: StepContext, active) -> None:
         pop = self.pop
-        rows = self.active_rows(active).nonzero().squeeze(1).tolist()
-        for r in rows:
-            pop.logw[r] = weight_update(
-                float(pop.logw[r]),
-                float(pop.step_logp[r]),
-                float(pop.score[r]),
-                float(pop.prev_score[r]),
-                float(pop.best_score[r]),
-                op.args,
-            )
+        new = weight_update(pop.logw, pop.step_logp, pop.score, pop.prev_score, pop.best_score,
+                            op.args)
+        pop.logw = torch.where(self.active_rows(active), new, pop.logw)
 
     def op_mh_accept(self, op: Op, ctx: StepContext, active) -> None:
         kind, targs = op.args["target"]

@@ -194,9 +194,9 @@ class ReferenceInterpreter:
 
     def weight(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
         for p in s.particles:
-            p.logw = weight_update(
-                p.logw, p.step_logp, p.score, p.prev_score, p.best_score, op.args
-            )
+            values = [p.logw, p.step_logp, p.score, p.prev_score, p.best_score]
+            tensors = [torch.tensor(v, dtype=torch.float64) for v in values]
+            p.logw = float(weight_update(*tensors, op.args))
 
     def mh_accept(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
         kind, targs = op.args["target"]

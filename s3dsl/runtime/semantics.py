@@ -47,16 +47,24 @@ def score_strata(scores: torch.Tensor, strata: int) -> torch.Tensor:
 
 
 def weight_update(
-    logw: float, step_logp: float, score: float, prev: float, best: float, args: dict
-) -> float:
+    logw: torch.Tensor,
+    step_logp: torch.Tensor,
+    score: torch.Tensor,
+    prev: torch.Tensor,
+    best: torch.Tensor,
+    args: dict,
+) -> torch.Tensor:
+    """New float64 log-weights (elementwise): += log-probs of this step's commits (`logprob`),
+    += the score (`score`), += its change since the last scoring (`diff`), or = the best score
+    so far (`max`), each times `scale` (the lambda of Feynman-Kac potentials)."""
     by, scale = args["by"], args["scale"]
     if by == "logprob":
-        return logw + scale * step_logp
+        return logw + scale * step_logp.double()
     if by == "score":
         return logw + scale * score
     if by == "diff":
-        return logw + scale * (score - (0.0 if math.isnan(prev) else prev))
-    return scale * best  # max: the best score seen so far is the potential
+        return logw + scale * (score - torch.nan_to_num(prev, nan=0.0))
+    return scale * best
 
 
 def imh_chain(values: Sequence[float], kind: str, targs: dict, u: torch.Tensor) -> tuple[int, int]:
