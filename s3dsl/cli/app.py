@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +20,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 SetOpt = Annotated[list[str], typer.Option("--set", help="Override a param: --set particles=16")]
 OptLevel = Annotated[int, typer.Option("--opt-level", "-O", help="0: reference interpreter")]
@@ -82,11 +81,16 @@ def run(
     batch_size: Annotated[int, typer.Option(help="Problems per batch")] = 8,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write results as JSON")] = None,
     trust_remote_code: Annotated[bool, typer.Option(help="Allow a hub model's own code")] = False,
+    db: Annotated[Path, typer.Option(help="Results database (resume, s3dsl runs/report)")] = Path(
+        "s3dsl-runs.db"
+    ),
+    no_db: Annotated[bool, typer.Option("--no-db", help="Do not use the database")] = False,
 ) -> None:
-    """Run a strategy on a task and print a report."""
+    """Run a strategy on a task and print a report (finished problems are kept in --db, so an
+    interrupted run resumes where it stopped)."""
     from s3dsl.catalog import resolve_strategy
     from s3dsl.compiler.passes import plan
-    from s3dsl.runtime.session import compile_file, execute, summarize
+    from s3dsl.runtime.session import compile_file, summarize
 
     if device not in ("cpu", "cuda"):
         raise S3DSLError(f"--device {device}: expected cpu or cuda")
@@ -100,15 +104,22 @@ def run(
     problems = the_task.problems(split, limit)
     if not problems:
         raise S3DSLError(f"no problems in split '{split}'")
-    with _progress() as bar:
+    from s3dsl.resume import run_stored
+    from s3dsl.store import MEMORY, Store
+
+    def opened(done: int, total: int) -> None:
+        if done:
+            console.print(f"resumed: {done} of {total} problems already done")
+
+    with Store(MEMORY if no_db else db) as store, _progress() as bar:
         job = bar.add_task(f"{program.name} on {the_task.name}", total=len(problems))
-        start = time.perf_counter()
-        results, counters = execute(
-            the_plan, the_model, problems, the_task.extract_answer, the_task.is_correct, seed,
-            batch_size, progress=lambda k: bar.advance(job, k),
+        stored = run_stored(
+            the_plan, the_model, the_task, problems, seed, batch_size, store, split,
+            tuple(disable_pass), advance=lambda k: bar.advance(job, k), on_open=opened,
         )
-        wall = time.perf_counter() - start
-    summary = summarize(the_plan, the_model, the_task.name, results, wall, seed, counters)
+    results = [s.result for s in stored.results]
+    summary = summarize(the_plan, the_model, the_task.name, results, stored.wall_s, seed, None)
+    summary.peak_memory_mb, summary.counters = stored.peak_mb, stored.counters
     console.print(views.run_table(summary))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,3 +206,5 @@ def schema() -> None:
     prims = {p.name: p.doc for p in PRIMITIVES}
     verifiers = {name: doc for name, (_, doc) in VERIFIERS.items()}
     typer.echo(json.dumps(strategy_json_schema(prims, verifiers), indent=2))
+
+from s3dsl.cli import compare as _compare  # noqa: E402,F401  (registers commands)

@@ -1,0 +1,224 @@
+"""The results store: an embedded SQLite database of runs and per-problem results.
+
+A result is keyed by its *configuration* (strategy content hash, resolved params, decode config,
+verifiers, task, model fingerprint, seed, opt level) and by its problem (id, prompt, answer).
+Randomness is per problem (`rng.root_key(seed, problem.id)`) and does not depend on batch layout,
+so a stored result is exactly what recomputing it would give: re-running skips finished problems,
+a killed run loses only its batch in flight, and a run over more problems (a larger `--limit`)
+reuses what a smaller one computed. A *run* is a configuration on an ordered list of problems.
+WAL mode lets `s3dsl runs` read while a run writes; each batch is one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from s3dsl.dsl.errors import S3DSLError
+from s3dsl.runtime.results import ProblemResult
+from s3dsl.runtime.scoring import ParticleOutcome
+from s3dsl.tasks.base import Problem
+
+DEFAULT_DB = Path("s3dsl-runs.db")
+MEMORY = ":memory:"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    config_key TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    task TEXT NOT NULL,
+    model TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    opt_level INTEGER NOT NULL,
+    data_hash TEXT NOT NULL,
+    config TEXT NOT NULL,
+    problem_keys TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS results (
+    config_key TEXT NOT NULL,
+    problem_key TEXT NOT NULL,
+    problem_id TEXT NOT NULL,
+    result TEXT NOT NULL,
+    particle_correct TEXT NOT NULL,
+    wall_s REAL NOT NULL,
+    peak_mb REAL NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (config_key, problem_key)
+);
+"""
+
+
+def digest(obj: Any) -> str:
+    """A stable hex digest of JSON-able data (sorted keys)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def problem_key(p: Problem) -> str:
+    return digest([p.id, p.prompt, p.answer])[:32]
+
+
+def data_hash(problems: Sequence[Problem]) -> str:
+    """The hash of the problems' ids, prompts and answers, in order."""
+    return digest([problem_key(p) for p in problems])[:32]
+
+
+@dataclass
+class StoredResult:
+    """One finished problem: its result, which particles were right, and what it cost."""
+
+    result: ProblemResult
+    particle_correct: list[bool]
+    wall_s: float
+    peak_mb: float
+
+
+@dataclass
+class RunRecord:
+    id: int
+    key: str
+    config_key: str
+    strategy: str
+    task: str
+    model: str
+    seed: int
+    opt_level: int
+    data_hash: str
+    config: dict
+    problem_keys: list[str]
+    meta: dict = field(default_factory=dict)
+    created: float = 0.0
+
+    @property
+    def short(self) -> str:
+        return self.key[:8]
+
+
+def result_from_json(d: dict) -> ProblemResult:
+    particles = [ParticleOutcome(**p) for p in d.get("particles", [])]
+    fields = {k: v for k, v in d.items() if k != "particles"}
+    return ProblemResult(**fields, particles=particles)
+
+
+class Store:
+    """Runs and results in one SQLite file (or in memory, for `--no-db`)."""
+
+    def __init__(self, path: Path | str = DEFAULT_DB):
+        self.path = str(path)
+        try:
+            if self.path != MEMORY:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=30.0)
+            if self.path != MEMORY:
+                self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise S3DSLError(f"cannot open the results database {self.path}: {e}",
+                             hint="pass another --db PATH, or --no-db") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- runs ---------------------------------------------------------------------------------
+    def open_run(self, config: dict, problems: Sequence[Problem], meta: dict) -> RunRecord:
+        """The run of this configuration on these problems, created if new (meta refreshed)."""
+        config_key = digest(config)[:32]
+        dhash = data_hash(problems)
+        key = digest([config_key, dhash])[:32]
+        with self.db:
+            if self.db.execute("UPDATE runs SET meta=? WHERE key=?",
+                               (json.dumps(meta), key)).rowcount:
+                return self.get_run(key)
+            self.db.execute(
+                "INSERT INTO runs (key, config_key, strategy, task, model, seed, opt_level,"
+                " data_hash, config, problem_keys, meta, created)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (key, config_key, config["strategy"], config["task"], config["model"]["name"],
+                 config["seed"], config["opt_level"], dhash, json.dumps(config, sort_keys=True),
+                 json.dumps([problem_key(p) for p in problems]), json.dumps(meta), time.time()),
+            )
+        return self.get_run(key)
+
+    def runs(self) -> list[RunRecord]:
+        rows = self.db.execute(f"SELECT {_RUN_COLS} FROM runs ORDER BY id").fetchall()
+        return [_run(r) for r in rows]
+
+    def get_run(self, ref: str) -> RunRecord:
+        """A run by its number (`3`) or a prefix of its key (`3fa2b1c0`)."""
+        ref = str(ref).strip()
+        if ref.isdigit():
+            row = self.db.execute(f"SELECT {_RUN_COLS} FROM runs WHERE id=?",
+                                  (int(ref),)).fetchone()
+            if row is not None:
+                return _run(row)
+        rows = self.db.execute(
+            f"SELECT {_RUN_COLS} FROM runs WHERE key LIKE ? ORDER BY id", (ref + "%",)
+        ).fetchall() if ref else []
+        if len(rows) == 1:
+            return _run(rows[0])
+        if len(rows) > 1:
+            raise S3DSLError(f"run '{ref}' is ambiguous ({len(rows)} runs match)",
+                             hint="give more characters of the key")
+        raise S3DSLError(f"no run '{ref}' in {self.path}", hint="list runs with: s3dsl runs")
+
+    # -- results ------------------------------------------------------------------------------
+    def finished(self, config_key: str, keys: Iterable[str]) -> dict[str, StoredResult]:
+        """The stored results of this configuration among these problem keys."""
+        wanted = list(keys)
+        out: dict[str, StoredResult] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                "SELECT problem_key, result, particle_correct, wall_s, peak_mb FROM results"
+                f" WHERE config_key=? AND problem_key IN ({marks})", (config_key, *chunk),
+            ).fetchall()
+            for pk, result, correct, wall, peak in rows:
+                out[pk] = StoredResult(result_from_json(json.loads(result)), json.loads(correct),
+                                       wall, peak)
+        return out
+
+    def add(self, config_key: str, items: Sequence[tuple[Problem, StoredResult]]) -> None:
+        """Store a batch of finished problems in one transaction (all or nothing)."""
+        now = time.time()
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?)",
+                [(config_key, problem_key(p), p.id, json.dumps(s.result.to_json()),
+                  json.dumps(s.particle_correct), s.wall_s, s.peak_mb, now) for p, s in items],
+            )
+
+    def run_results(self, run: RunRecord) -> list[StoredResult]:
+        """The run's finished problems, in the run's problem order."""
+        done = self.finished(run.config_key, run.problem_keys)
+        return [done[k] for k in run.problem_keys if k in done]
+
+    def count_done(self, run: RunRecord) -> int:
+        return len(self.finished(run.config_key, run.problem_keys))
+
+
+_RUN_COLS = ("id, key, config_key, strategy, task, model, seed, opt_level, data_hash, config,"
+             " problem_keys, meta, created")
+
+
+def _run(row: tuple) -> RunRecord:
+    (id_, key, ck, strategy, task, model, seed, opt, dh, config, pkeys, meta, created) = row
+    return RunRecord(id_, key, ck, strategy, task, model, seed, opt, dh, json.loads(config),
+                     json.loads(pkeys), json.loads(meta), created)
