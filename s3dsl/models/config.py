@@ -1,0 +1,43 @@
+"""The one model config, stored next to the weights as `config.json`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from s3dsl.models.tokenizer import DEFAULT_CHARS, SPECIALS
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of a LLaDA-style mask predictor; `chars` is the tokenizer's character set.
+
+    `vocab_size` may exceed the tokenizer's size (unused rows), e.g. to round to a multiple of 8.
+    """
+
+    vocab_size: int = len(SPECIALS) + len(DEFAULT_CHARS)
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    d_ff: int = 384
+    max_len: int = 256
+    rope_theta: float = 10000.0
+    rms_eps: float = 1e-5
+    chars: str = DEFAULT_CHARS
+    name: str = "s3dsl-mdlm"
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise ValueError("d_model / n_heads must be an even integer (rotary embeddings)")
+        if self.vocab_size < len(SPECIALS) + len(self.chars):
+            raise ValueError("vocab_size is smaller than the tokenizer")
+
+    def to_json(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def from_json(cls, path: Path) -> ModelConfig:
+        data = json.loads(Path(path).read_text())
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,49 @@
+"""Character-level tokenizer shared by the built-in models.
+
+Ids: 0 = PAD, 1 = MASK, 2 = EOS, then one id per character. A completion is the text up to the
+first EOS; during training the generated region is the target followed by EOS up to its end.
+"""
+
+from __future__ import annotations
+
+SPECIALS = ("<pad>", "<mask>", "<eos>")
+DEFAULT_CHARS = "0123456789+-*=#;."
+MASK_TEXT = "?"  # how a still-masked position is shown (not a vocabulary character)
+
+
+class CharTokenizer:
+    """One token per character; unknown characters are an error, not silently dropped."""
+
+    pad_id = 0
+    mask_id = 1
+    eos_id = 2
+
+    def __init__(self, chars: str = DEFAULT_CHARS):
+        if len(set(chars)) != len(chars) or MASK_TEXT in chars:
+            raise ValueError("tokenizer characters must be distinct and must not contain '?'")
+        self.chars = chars
+        self._to_id = {ch: i + len(SPECIALS) for i, ch in enumerate(chars)}
+
+    def __len__(self) -> int:
+        return len(SPECIALS) + len(self.chars)
+
+    def encode(self, text: str) -> list[int]:
+        try:
+            return [self._to_id[ch] for ch in text]
+        except KeyError as exc:
+            raise ValueError(f"character {exc.args[0]!r} is not in the tokenizer") from None
+
+    def decode(self, ids: list[int]) -> str:
+        """Text up to the first EOS; PAD is skipped, MASK shows as '?'."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == self.eos_id:
+                break
+            if i == self.pad_id:
+                continue
+            if i == self.mask_id:
+                out.append(MASK_TEXT)
+            elif len(SPECIALS) <= i < len(self):
+                out.append(self.chars[i - len(SPECIALS)])
+        return "".join(out)
