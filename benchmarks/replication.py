@@ -61,6 +61,19 @@ def strategies(budget: int) -> list[tuple[str, dict[str, str]]]:
     ]
 
 
+def parse_n(items: list[str], default: int) -> dict[str, int]:
+    """`["40", "sudoku=20"]` -> {"*": 40, "sudoku": 20}."""
+    out = {"*": default}
+    for item in items:
+        task, _, n = item.rpartition("=")
+        out[task or "*"] = int(n)
+    return out
+
+
+def describe_n(n: dict[str, int], tasks: list[str]) -> str:
+    return ", ".join(f"{n.get(t, n['*'])} ({t})" for t in tasks)
+
+
 def mcnemar_p(wins: int, losses: int) -> float:
     """Two-sided exact McNemar (sign) test on the discordant pairs."""
     n = wins + losses
@@ -96,7 +109,7 @@ class Bench:
         args = self.args
         task = get_task(task_name)
         model = load_model(args.model or task.default_model)
-        problems = task.problems("test", args.n)
+        problems = task.problems("test", args.n.get(task_name, args.n["*"]))
         runs: list[RunRecord] = []
         with _progress() as bar:
             for name, overrides in strategies(args.budget):
@@ -247,7 +260,8 @@ def write_task(report: Report, out: Path, task: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", nargs="+", default=["arith", "sudoku"])
-    ap.add_argument("--n", type=int, default=None, help="test problems per task (default 40)")
+    ap.add_argument("--n", action="append", default=[],
+                    help="test problems per task: 40, or TASK=N for one task (repeatable)")
     ap.add_argument("--budget", type=int, default=None, help="decodes per problem (default 8)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default=None, help="one model for every task (tiny-random)")
@@ -258,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "results")
     ap.add_argument("--db", type=Path, default=Path(tempfile.gettempdir()) / "s3dsl-replication.db")
     args = ap.parse_args(argv)
-    args.n = args.n or (2 if args.quick else 40)
+    args.n = parse_n(args.n, 2 if args.quick else 40)
     args.budget = args.budget or (4 if args.quick else 8)
     sets = dict(s.split("=", 1) for s in args.sets)
     if args.quick:
@@ -273,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             sections += write_task(report, args.out, task)
     head = [
         "# Replication: S3 and IMH claims on the shipped models", "",
-        f"Test split, first {args.n} problems per task, seed {args.seed}, budget {args.budget} "
+        f"Test split, first {describe_n(args.n, args.tasks)} problems, seed {args.seed}, "
+        f"budget {args.budget} "
         f"decodes per problem for every search strategy; strategy params are the shipped "
         f"defaults except the budget (nothing tuned, on train or test). "
         f"{'QUICK SMOKE RUN. ' if args.quick else ''}"
