@@ -140,3 +140,22 @@ def test_unknown_keys_are_errors(tmp_path):
     assert "did you mean 'particles'" in str(result.exception)
     bad = CliRunner().invoke(app, ["compare", "s3", *SMALL, "--sweep", "particles", "--no-db"])
     assert isinstance(bad.exception, S3DSLError)
+
+
+def test_replication_benchmark_quick_smoke(tmp_path):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "replication.py"
+    spec = importlib.util.spec_from_file_location("replication_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["replication_bench"] = bench
+    spec.loader.exec_module(bench)
+    assert bench.mcnemar_p(0, 0) == 1.0 and bench.mcnemar_p(6, 0) == pytest.approx(2 / 64)
+    bench.main(["--quick", "--model", "tiny-random", "--tasks", "arith", "--n", "1",
+                "--out", str(tmp_path / "res"), "--db", str(tmp_path / "r.db")])
+    md = (tmp_path / "res" / "replication.md").read_text()
+    assert "Accuracy at equal compute" in md and "Pass@k frontier" in md
+    assert "| s3 |" in md and "| imh |" in md and "| random_remask |" in md
+    assert (tmp_path / "res" / "arith" / "report.json").is_file()
