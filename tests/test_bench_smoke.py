@@ -1,0 +1,80 @@
+"""Smoke test of benchmarks/compiler_bench.py: the whole code path on tiny-random, structure only.
+
+Timings are never asserted here (shared CI machines); the benchmark itself reports its targets.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "compiler_bench.py"
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("compiler_bench", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["compiler_bench"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_run_writes_every_row(tmp_path: Path) -> None:
+    bench = load_bench()
+    doc = bench.main(["--quick", "--model", "tiny-random", "--n", "1", "--out", str(tmp_path)])
+
+    written = json.loads((tmp_path / "compiler_bench.json").read_text())
+    assert written == json.loads(json.dumps(doc))
+    assert written["meta"]["quick"] is True
+    assert written["meta"]["model"] == "tiny-random"
+
+    rows = {r["key"]: r for r in written["rows"]}
+    expected = {
+        "forwards",
+        "attribution:opt1",
+        *(f"attribution:{p}" for p in bench.ATTRIBUTION),
+        "wall",
+        "overhead:rows1-2",
+        "batching",
+        "overhead:s3",
+        "overhead:single",
+        "gpu:0",
+        "gpu:1",
+    }
+    assert set(rows) == expected
+    for r in written["rows"]:
+        assert set(r) == {
+            "key",
+            "metric",
+            "setup",
+            "compiled",
+            "baseline",
+            "ratio",
+            "target",
+            "met",
+            "data",
+        }
+        assert r["met"] in (True, False, None)
+
+    fwd = rows["forwards"]["data"]
+    assert fwd["n_problems"] == 1
+    assert isinstance(fwd["identical"], bool)
+    assert fwd["compiled_forwards"] > 0 and fwd["reference_forwards"] > 0
+    assert fwd["ratio"] == fwd["compiled_forwards"] / fwd["reference_forwards"]
+    for p in bench.ATTRIBUTION:
+        assert rows[f"attribution:{p}"]["data"]["disabled"] == [p]
+    assert rows["wall"]["data"]["compiled_wall_s"] > 0
+    assert rows["batching"]["data"]["throughput_ratio"] > 0
+    for key in ("overhead:s3", "overhead:single"):
+        data = rows[key]["data"]
+        assert 0 < data["forward_s"] <= data["wall_s"]
+        assert data["forward_calls"] > 0
+    # no GPU in the test: the GPU rows say so instead of inventing numbers
+    assert rows["gpu:0"]["compiled"].startswith("not measured")
+    assert rows["gpu:0"]["met"] is None
+
+    md = (tmp_path / "compiler_bench.md").read_text()
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    assert len(table) == 2 + len(expected)  # header, separator, one line per row
