@@ -120,6 +120,7 @@ def compare(
     disable_pass: Disable = [],  # noqa: B006
     batch_size: Annotated[int, typer.Option(help="Problems per batch")] = 8,
     reference: Annotated[bool, typer.Option(help="Run compute-matched best-of-K")] = True,
+    trust_remote_code: Annotated[bool, typer.Option(help="Allow a hub model's own code")] = False,
 ) -> None:
     """Run strategies (and sweeps) on the same problems and seeds; report them side by side with
     a compute-matched best-of-K for each."""
@@ -133,8 +134,13 @@ def compare(
         raise S3DSLError(f"--device {device}: expected cpu or cuda")
     the_task = load_task(task, data, extractor)
     specs, notes = expand_specs(strategies, _parse_sets(sets), parse_sweeps(sweep), the_task)
-    the_model = load_any_model(model or the_task.default_model, device)
-    problems = the_task.problems(split, limit)
+    the_model = load_any_model(model or the_task.default_model, device, trust_remote_code)
+    try:
+        problems = the_task.problems(split, limit)
+    except ValueError as e:
+        hint = did_you_mean(split, ("train", "test"))
+        raise S3DSLError(f"--split {split}: {e}", None, hint) from None
+
     if not problems:
         raise S3DSLError(f"no problems in split '{split}'")
     seed_list = list(range(seed, seed + seeds))
