@@ -14,15 +14,18 @@ from s3dsl.runtime.session import RunSummary
 
 
 def run_table(s: RunSummary) -> Table:
+    """One run as metric/value rows: readable in any terminal width."""
     table = Table(title=f"{s.strategy} on {s.task} ({s.model}, opt level {s.opt_level})")
-    for col in ("problems", "accuracy", "forward passes", "per problem", "tokens/s", "wall",
-                "peak memory"):
-        table.add_column(col, justify="right")
-    table.add_row(
-        str(s.n_problems), f"{100 * s.accuracy:.1f}%", f"{s.nfe_total:,}",
-        f"{s.nfe_per_problem:,.1f} (≤{s.predicted_nfe_per_problem:,} predicted)",
-        f"{s.tokens_per_s:,.1f}", f"{s.wall_s:.2f}s", f"{s.peak_memory_mb:,.0f} MB",
-    )
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    correct = round(s.accuracy * s.n_problems)
+    table.add_row("accuracy", f"{100 * s.accuracy:.1f}%  ({correct}/{s.n_problems})")
+    table.add_row("forward passes", f"{s.nfe_total:,}")
+    table.add_row("  per problem", f"{s.nfe_per_problem:,.1f}")
+    table.add_row("  predicted (upper bound)", f"{s.predicted_nfe_per_problem:,}")
+    table.add_row("tokens/s (answers)", f"{s.tokens_per_s:,.1f}")
+    table.add_row("wall time", f"{s.wall_s:.2f} s")
+    table.add_row("peak memory", f"{s.peak_memory_mb:,.0f} MB")
     return table
 
 
