@@ -30,6 +30,8 @@ def test_quick_run_writes_every_row(tmp_path: Path) -> None:
     assert written["meta"]["quick"] is True
     assert written["meta"]["model"] == "tiny-random"
 
+    labels = [r["metric"].split(".")[0] for r in written["rows"]]
+    assert labels == sorted(labels, key=lambda x: (int(x.rstrip("abcd")), x))  # table order
     rows = {r["key"]: r for r in written["rows"]}
     expected = {
         "forwards",
