@@ -89,6 +89,7 @@ class Settings:
     overhead_gen_length: int = 16
     device: str = "cpu"
     gpu_problems: int = 8
+    gpu_gen_length: int | None = None  # None: the task's
     quick: bool = False
 
 
@@ -497,23 +498,37 @@ def build_on_device(cfg: ModelConfig, device: str, dtype: torch.dtype) -> Masked
     return DiffusionLM(module.to(device=device, dtype=dtype))
 
 
-def rows_gpu(s: Settings, progress: Progress) -> list[Row]:
-    """UNTESTED: an 8B-shaped model in bf16 on CUDA; tokens/s, forwards/s and MFU per strategy.
+GPU_ROWS = (("s3", "5a. GPU 8B-shape: S3 compiled"), ("single", "5b. GPU 8B-shape: single"))
 
-    MFU = 2 * params * (tokens through the model) / wall / 989e12 (H100 bf16 dense peak).
-    """
-    labels = ("5a. GPU 8B-shape: S3 compiled", "5b. GPU 8B-shape: single")
+
+def rows_gpu(s: Settings, progress: Progress) -> list[Row]:
+    """The GPU rows with --device cuda (UNTESTED on a GPU), else rows that say why not."""
     if s.device != "cuda" or not torch.cuda.is_available():
         why = NOT_MEASURED if s.device != "cuda" else "not measured (--device cuda, none found)"
-        return [Row(f"gpu:{i}", lab, "-", why, "-", "-", "-", None) for i, lab in enumerate(labels)]
+        return [Row(f"gpu:{k}", lab, "-", why, "-", "-", "-", None) for k, lab in GPU_ROWS]
+    return measure_gpu_rows(s, progress, GPU_8B, "cuda", torch.bfloat16)
+
+
+def measure_gpu_rows(
+    s: Settings, progress: Progress, cfg: ModelConfig, device: str, dtype: torch.dtype
+) -> list[Row]:
+    """Tokens/s, forwards/s and MFU of S3 and single on a random `cfg` model built on `device`.
+
+    MFU = 2 * params * (tokens through the model) / wall / 989e12 (H100 bf16 dense peak). Only
+    ever run on CUDA with the 8B shape by the benchmark; the smoke test runs it on the CPU with a
+    tiny shape so that at least the code path is exercised.
+    """
     task = get_task(s.task)
-    timed = TimedModel(build_on_device(GPU_8B, "cuda", torch.bfloat16))
+    gen_length = s.gpu_gen_length or task.gen_length
+    timed = TimedModel(build_on_device(cfg, device, dtype))
     params = timed.num_parameters()
     problems = task.problems("test", s.gpu_problems)
+    cuda = device == "cuda"
+    where = torch.cuda.get_device_name() if cuda else f"{device} (NOT a GPU measurement)"
     rows = []
     job = progress.add_task("row 5: GPU", total=2 * len(problems))
-    for i, strategy in enumerate(("s3", "single")):
-        program = program_for(strategy, task.gen_length)
+    for strategy, label in GPU_ROWS:
+        program = program_for(strategy, task.gen_length, {"gen_length": str(gen_length)})
         run_once(program, 2, timed, problems[:1], s.seed)  # warm-up
         timed.reset()
         m = run_once(
@@ -528,13 +543,13 @@ def rows_gpu(s: Settings, progress: Progress) -> list[Row]:
         flops = 2.0 * params * timed.tokens
         mfu_fwd = flops / timed.forward_s / H100_BF16_DENSE_FLOPS
         mfu = flops / m.wall_s / H100_BF16_DENSE_FLOPS
-        tps = len(problems) * task.gen_length / m.wall_s
+        tps = len(problems) * gen_length / m.wall_s
         rows.append(
             Row(
                 f"gpu:{strategy}",
-                labels[i],
-                f"{GPU_8B.name} ({params / 1e9:.2f}B params, bf16), {strategy} opt 2, "
-                f"{len(problems)} problems, gen {task.gen_length}, {torch.cuda.get_device_name()}",
+                label,
+                f"{cfg.name} ({params / 1e9:.2f}B params, {dtype}), {strategy} opt 2, "
+                f"{len(problems)} problems, gen {gen_length}, {where}",
                 f"{tps:.0f} answer tok/s, {timed.rows / m.wall_s:.0f} forwards/s",
                 f"MFU {mfu * 100:.1f}% (forward-only {mfu_fwd * 100:.1f}%)",
                 f"{(1 - timed.forward_s / m.wall_s) * 100:.1f}% outside forwards",
@@ -549,7 +564,7 @@ def rows_gpu(s: Settings, progress: Progress) -> list[Row]:
                     "wall_s": m.wall_s,
                     "forward_s": timed.forward_s,
                     "params": params,
-                    "peak_memory_mb": torch.cuda.max_memory_allocated() / 2**20,
+                    "peak_memory_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
                     "untested_code_path": True,
                 },
             )

@@ -42,8 +42,8 @@ def test_quick_run_writes_every_row(tmp_path: Path) -> None:
         "batching",
         "overhead:s3",
         "overhead:single",
-        "gpu:0",
-        "gpu:1",
+        "gpu:s3",
+        "gpu:single",
     }
     assert set(rows) == expected
     for r in written["rows"]:
@@ -74,9 +74,28 @@ def test_quick_run_writes_every_row(tmp_path: Path) -> None:
         assert 0 < data["forward_s"] <= data["wall_s"]
         assert data["forward_calls"] > 0
     # no GPU in the test: the GPU rows say so instead of inventing numbers
-    assert rows["gpu:0"]["compiled"].startswith("not measured")
-    assert rows["gpu:0"]["met"] is None
+    assert rows["gpu:s3"]["compiled"].startswith("not measured")
+    assert rows["gpu:s3"]["met"] is None
 
     md = (tmp_path / "compiler_bench.md").read_text()
     table = [line for line in md.splitlines() if line.startswith("|")]
     assert len(table) == 2 + len(expected)  # header, separator, one line per row
+
+
+def test_gpu_measurement_code_path_on_cpu() -> None:
+    """The GPU rows cannot run here; their measuring code does, on a tiny bf16 model on the CPU."""
+    import torch
+    from rich.progress import Progress
+
+    bench = load_bench()
+    cfg = bench.ModelConfig(
+        vocab_size=512, d_model=32, n_layers=1, n_heads=2, d_ff=64, max_len=128, name="tiny-bf16"
+    )
+    s = bench.Settings(gpu_problems=1, gpu_gen_length=8)
+    with Progress(disable=True) as progress:
+        rows = bench.measure_gpu_rows(s, progress, cfg, "cpu", torch.bfloat16)
+    assert [r.key for r in rows] == ["gpu:s3", "gpu:single"]
+    for r in rows:
+        assert "NOT a GPU measurement" in r.setup
+        assert r.data["forward_calls"] > 0
+        assert 0 < r.data["mfu"] and 0 < r.data["tokens_per_s"]
