@@ -166,7 +166,7 @@ def frontier_table(report: Report) -> list[str]:
              + " | ".join(f"pass@{k} %" for k in ks) + " | distinct answers |",
              "|---|---:|---:|" + "---:|" * len(ks) + "---:|"]
     for r in report.rows:
-        samples = max(r.pass_at_k) if r.pass_at_k else 0
+        samples = r.samples
         cells = " | ".join(_pct(r.pass_at_k.get(k)) for k in ks)
         lines.append(f"| {r.label} | {samples} | {r.nfe_per_problem:,.0f} | {cells} | "
                      f"{r.diversity:.2f} |")
@@ -268,10 +268,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="sets", action="append", default=[],
                     help="decode override for every strategy, e.g. steps=32")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 problems, budget 4")
     ap.add_argument("--out", type=Path, default=ROOT / "results")
     ap.add_argument("--db", type=Path, default=Path(tempfile.gettempdir()) / "s3dsl-replication.db")
     args = ap.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     args.n = parse_n(args.n, 2 if args.quick else 40)
     args.budget = args.budget or (4 if args.quick else 8)
     sets = dict(s.split("=", 1) for s in args.sets)

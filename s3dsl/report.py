@@ -72,6 +72,7 @@ class Row:
     diversity: float
     ess: float | None
     acceptance: float | None
+    samples: int = 0  # final samples per problem (the fewest, where they differ)
     reference: bool = False
     outcomes: dict[tuple[int, str], bool] = field(default_factory=dict, repr=False)
 
@@ -171,6 +172,7 @@ def row_of(v: Variant) -> Row:
         diversity=_mean([float(distinct_answers(s.result.particles)) for s in results]) or 0.0,
         ess=_mean([s.result.min_ess for s in results if s.result.min_ess is not None]),
         acceptance=sum(s.result.accepted for s in results) / proposed if proposed else None,
+        samples=min(sizes, default=0),
         outcomes={(seed, s.result.id): bool(s.result.correct) for seed, s in v.trials},
     )
 
