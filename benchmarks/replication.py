@@ -182,8 +182,8 @@ def verdicts(report: Report) -> list[str]:
         v, ref = report.row(m.variant), report.row(m.reference)
         w, lo = paired(v, ref)
         p = mcnemar_p(w, lo)
-        word = ("beats" if v.accuracy > ref.accuracy else
-                "loses to" if v.accuracy < ref.accuracy else "ties")
+        word = ("is ahead of" if v.accuracy > ref.accuracy else
+                "is behind" if v.accuracy < ref.accuracy else "ties")
         sig = "significant at 5%" if p < 0.05 else "not significant at 5%"
         out.append(f"{v.label} {word} best-of-K (K={m.k}) at equal compute: "
                    f"{_pct(v.accuracy)}% vs {_pct(ref.accuracy)}% (McNemar p={p:.2f}, {sig}).")
