@@ -69,34 +69,35 @@ def check_chain(completion: str) -> bool:
 
 @dataclass(frozen=True)
 class ArithTask:
-    """Integer expressions over `+ - *` with `min_ops..max_ops` operators.
+    """Integer expressions over `+ - *`.
 
     Operands of `+`/`-` have up to `digits` digits; operands that take part in a product have up to
-    `mul_digits` digits, which keeps products within what a tiny model can learn.
+    `mul_digits` digits, which keeps products within what a tiny model can learn. The test split
+    draws the operator count from `ops`, the train split from the (wider or equal) `train_ops`.
     """
 
-    min_ops: int = 2
-    max_ops: int = 4
-    digits: int = 2
+    ops: tuple[int, int] = (2, 4)
+    train_ops: tuple[int, int] = (1, 3)
+    digits: int = 1
     mul_digits: int = 1
     mul_prob: float = 0.35
     test_size: int = 200
     test_seed: int = 20260101
     name: str = "arith"
-    gen_length: int = 64
+    gen_length: int = 48
     default_model: str = "arith"
     default_verifier: str = "arith-heuristic"
 
-    def generate(self, rng: random.Random) -> tuple[list[int], list[str]]:
-        """One random expression as numbers and operators."""
-        n_ops = rng.randint(self.min_ops, self.max_ops)
-        ops = [("*" if rng.random() < self.mul_prob else rng.choice("+-")) for _ in range(n_ops)]
+    def generate(self, rng: random.Random, ops: tuple[int, int]) -> tuple[list[int], list[str]]:
+        """One random expression with ops[0]..ops[1] operators, as numbers and operators."""
+        n_ops = rng.randint(*ops)
+        chosen = [("*" if rng.random() < self.mul_prob else rng.choice("+-")) for _ in range(n_ops)]
         numbers = []
         for i in range(n_ops + 1):
-            in_product = (i > 0 and ops[i - 1] == "*") or (i < n_ops and ops[i] == "*")
+            in_product = (i > 0 and chosen[i - 1] == "*") or (i < n_ops and chosen[i] == "*")
             d = self.mul_digits if in_product else self.digits
             numbers.append(rng.randint(1 if in_product else 0, 10**d - 1))
-        return numbers, ops
+        return numbers, chosen
 
     def make_problem(self, numbers: list[int], ops: list[str], pid: str) -> Problem:
         expr = str(numbers[0]) + "".join(f"{o}{n}" for o, n in zip(ops, numbers[1:], strict=False))
@@ -110,8 +111,8 @@ class ArithTask:
         out: list[Problem] = []
         seen: set[str] = set()
         while len(out) < self.test_size:
-            p = self.make_problem(*self.generate(rng), pid=f"arith-test-{len(out)}")
-            if p.prompt not in seen:
+            p = self.make_problem(*self.generate(rng, self.ops), pid=f"arith-test-{len(out)}")
+            if p.prompt not in seen and len(p.target) < self.gen_length:
                 seen.add(p.prompt)
                 out.append(p)
         return out
@@ -125,8 +126,10 @@ class ArithTask:
         rng = random.Random(f"arith-train-{seed}")
         i = 0
         while True:
-            p = self.make_problem(*self.generate(rng), pid=f"arith-train-{seed}-{i}")
-            if p.prompt in self.test_prompts:
+            p = self.make_problem(
+                *self.generate(rng, self.train_ops), pid=f"arith-train-{seed}-{i}"
+            )
+            if p.prompt in self.test_prompts or len(p.target) >= self.gen_length:
                 continue
             i += 1
             yield p

@@ -74,7 +74,7 @@ class SudokuTask:
     """Sudoku with `holes` empty cells (train puzzles draw holes from `train_holes`)."""
 
     holes: int = 45
-    train_holes: tuple[int, int] = (30, 60)
+    train_holes: tuple[int, int] = (1, 30)
     test_size: int = 200
     test_seed: int = 20260102
     name: str = "sudoku"
