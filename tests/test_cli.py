@@ -13,28 +13,53 @@ SMALL = ["--model", "tiny-random", "--set", "gen_length=8", "--set", "steps=8", 
 
 
 def s3dsl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "s3dsl", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "s3dsl", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 def no_db(args: list[str]) -> list[str]:
     """`--no-db` only where the results store exists."""
-    from s3dsl.cli.app import run
-
     import inspect
 
-    return args if "no_db" in inspect.signature(run).parameters else [a for a in args if a != "--no-db"]
+    from s3dsl.cli.app import run
+
+    return (
+        args
+        if "no_db" in inspect.signature(run).parameters
+        else [a for a in args if a != "--no-db"]
+    )
 
 
 def test_run_builtin_by_name_writes_json(tmp_path):
     out = tmp_path / "r.json"
-    proc = s3dsl("run", "s3", "--limit", "2", "--set", "particles=2", *no_db(SMALL),
-                 "--json", str(out), cwd=tmp_path)
+    proc = s3dsl(
+        "run",
+        "s3",
+        "--limit",
+        "2",
+        "--set",
+        "particles=2",
+        *no_db(SMALL),
+        "--json",
+        str(out),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "accuracy" in proc.stdout
     data = json.loads(out.read_text())
-    for key in ("strategy", "model", "task", "n_problems", "accuracy", "nfe_total",
-                "nfe_per_problem", "wall_s", "tokens_per_s", "per_problem"):
+    for key in (
+        "strategy",
+        "model",
+        "task",
+        "n_problems",
+        "accuracy",
+        "nfe_total",
+        "nfe_per_problem",
+        "wall_s",
+        "tokens_per_s",
+        "per_problem",
+    ):
         assert key in data
     assert data["n_problems"] == 2 and data["strategy"] == "s3"
     row = data["per_problem"][0]
@@ -45,8 +70,20 @@ def test_opt_levels_print_the_same_predictions(tmp_path):
     preds = []
     for level in ("0", "2"):
         out = tmp_path / f"{level}.json"
-        proc = s3dsl("run", "best_of_k", "--limit", "2", "--set", "k=3", *no_db(SMALL),
-                     "--opt-level", level, "--json", str(out), cwd=tmp_path)
+        proc = s3dsl(
+            "run",
+            "best_of_k",
+            "--limit",
+            "2",
+            "--set",
+            "k=3",
+            *no_db(SMALL),
+            "--opt-level",
+            level,
+            "--json",
+            str(out),
+            cwd=tmp_path,
+        )
         assert proc.returncode == 0, proc.stderr
         preds.append([r["completion"] for r in json.loads(out.read_text())["per_problem"]])
     assert preds[0] == preds[1]

@@ -49,7 +49,10 @@ def test_unknown_primitive_points_at_it_with_a_hint():
 
 
 def test_unknown_argument_hint():
-    err = error_of("program:\n  init: expand(4)\n  step: denoise | score(confidence) | resample(4, metod=ssp)\n")
+    err = error_of(
+        "program:\n  init: expand(4)\n"
+        "  step: denoise | score(confidence) | resample(4, metod=ssp)\n"
+    )
     assert "no argument 'metod'" in err.message and err.hint == "did you mean 'method'?"
     assert err.span.line == 3
 
@@ -64,7 +67,9 @@ def test_wrong_type_and_range():
 
 
 def test_unresolved_param_reference():
-    err = error_of("params: {particles: 4}\nprogram:\n  init: expand(${particle})\n  step: denoise\n")
+    err = error_of(
+        "params: {particles: 4}\nprogram:\n  init: expand(${particle})\n  step: denoise\n"
+    )
     assert err.span.line == 3 and "particle" in err.message
     assert "particles" in (err.hint or "")
 
@@ -92,15 +97,18 @@ def test_runaway_population_is_rejected():
 
 def test_conditional_stage_must_keep_the_count():
     err = error_of(
-        "program:\n  init: expand(4)\n  step: denoise | weight(logprob) | resample(2, when=\"ess < 0.5\")\n"
+        "program:\n  init: expand(4)\n"
+        '  step: denoise | weight(logprob) | resample(2, when="ess < 0.5")\n'
     )
     assert "keep the particle count" in err.message
 
 
 def test_unknown_condition_name():
     with pytest.raises(S3DSLError) as info:
-        compile_text("program:\n  init: expand(4)\n  step: denoise | weight(logprob) | "
-                     "resample(4, when=\"esss < 0.5\")\n")
+        compile_text(
+            "program:\n  init: expand(4)\n  step: denoise | weight(logprob) | "
+            'resample(4, when="esss < 0.5")\n'
+        )
     assert "ess" in (info.value.hint or "")
 
 
@@ -160,7 +168,8 @@ def test_every_and_at_schedules():
     program = compile_text(
         "program:\n  init: expand(2)\n  step:\n    - expand(3, at=block_start)\n"
         "    - denoise\n    - mh-accept(target=power(3.0), at=block_end)\n",
-        block_length="4", steps="8",
+        block_length="4",
+        steps="8",
     )
     mh = program.step[2]
     assert mh.group == 3 and (mh.n_in, mh.n_out) == (6, 2)

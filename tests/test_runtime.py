@@ -38,8 +38,9 @@ def run(program, model, problems, level: int, seed: int = 3, batch_size: int = 8
         from dataclasses import replace
 
         the_plan.flags = replace(the_plan.flags, **flags)
-    results, _ = execute(the_plan, model, problems, ARITH.extract_answer, ARITH.is_correct,
-                         seed, batch_size)
+    results, _ = execute(
+        the_plan, model, problems, ARITH.extract_answer, ARITH.is_correct, seed, batch_size
+    )
     return results
 
 
@@ -104,7 +105,9 @@ def test_ssp_gives_floor_or_ceil_copies():
         counts = torch.bincount(resampling.ssp(weights, 6, u), minlength=4)
         assert int(counts.sum()) == 6
         expected = 6 * weights
-        assert torch.all(counts >= torch.floor(expected)) and torch.all(counts <= torch.ceil(expected))
+        assert torch.all(counts >= torch.floor(expected)) and torch.all(
+            counts <= torch.ceil(expected)
+        )
 
 
 @pytest.mark.parametrize("method", sorted(resampling.METHODS))
@@ -118,7 +121,9 @@ def test_every_resampler_returns_n_sorted_ancestors(method):
 def test_resampling_within_strata_keeps_every_stratum():
     weights = torch.tensor([0.97, 0.01, 0.01, 0.01], dtype=torch.float64)
     strata = torch.tensor([0, 0, 1, 2])
-    ancestors = resampling.resample(weights, 4, "systematic", torch.rand(16, dtype=torch.float64), strata)
+    ancestors = resampling.resample(
+        weights, 4, "systematic", torch.rand(16, dtype=torch.float64), strata
+    )
     assert {int(strata[a]) for a in ancestors} == {0, 1, 2}
 
 
@@ -145,9 +150,7 @@ def test_mh_accept_keeps_one_particle_per_group(tiny_model, arith_problems):
 
 
 def test_remask_reopens_least_confident_tokens(tiny_model, arith_problems):
-    text = (
-        "program:\n  step:\n    - denoise\n    - remask(count=2, every=4, offset=1)\n"
-    )
+    text = "program:\n  step:\n    - denoise\n    - remask(count=2, every=4, offset=1)\n"
     program = program_of(text, gen_length=8, steps="8")
     results = run(program, tiny_model, arith_problems[:1], level=0)
     assert all(ch != "?" for ch in results[0].completion)  # everything is committed at the end
@@ -167,8 +170,11 @@ def test_vote_breaks_ties_by_lowest_nll():
 
 
 def test_none_answers_lose_the_vote():
-    outs = [ParticleOutcome("x", None, 0.1, 0.0), ParticleOutcome("y", None, 0.2, 0.0),
-            ParticleOutcome("z", "3", 9.0, 0.0)]
+    outs = [
+        ParticleOutcome("x", None, 0.1, 0.0),
+        ParticleOutcome("y", None, 0.2, 0.0),
+        ParticleOutcome("z", "3", 9.0, 0.0),
+    ]
     assert choose(outs, "vote") == 2
 
 
@@ -177,8 +183,9 @@ def test_none_answers_lose_the_vote():
 
 @pytest.mark.parametrize("name", sorted(builtin_strategies()))
 def test_every_builtin_plan_matches_the_reference(name, tiny_model, arith_problems):
-    program = compile_file(builtin_strategies()[name], SMALL, ARITH.gen_length,
-                           ARITH.default_verifier)
+    program = compile_file(
+        builtin_strategies()[name], SMALL, ARITH.gen_length, ARITH.default_verifier
+    )
     problems = arith_problems[:2]
     reference = tokens(run(program, tiny_model, problems, level=0))
     assert tokens(run(program, tiny_model, problems, level=1)) == reference
@@ -187,8 +194,9 @@ def test_every_builtin_plan_matches_the_reference(name, tiny_model, arith_proble
 
 @pytest.mark.parametrize("name", ["s3", "smc", "paths"])
 def test_batch_size_and_chunking_do_not_change_tokens(name, tiny_model):
-    program = compile_file(builtin_strategies()[name], SMALL, ARITH.gen_length,
-                           ARITH.default_verifier)
+    program = compile_file(
+        builtin_strategies()[name], SMALL, ARITH.gen_length, ARITH.default_verifier
+    )
     problems = ARITH.problems("test", 5)
     base = tokens(run(program, tiny_model, problems, level=2, batch_size=1))
     assert tokens(run(program, tiny_model, problems, level=2, batch_size=4)) == base
@@ -196,8 +204,9 @@ def test_batch_size_and_chunking_do_not_change_tokens(name, tiny_model):
 
 
 def test_forward_sharing_cuts_s3_forward_passes(tiny_model, arith_problems):
-    program = compile_file(builtin_strategies()["s3"], SMALL, ARITH.gen_length,
-                           ARITH.default_verifier)
+    program = compile_file(
+        builtin_strategies()["s3"], SMALL, ARITH.gen_length, ARITH.default_verifier
+    )
     reference = sum(r.nfe for r in run(program, tiny_model, arith_problems[:2], level=0))
     planned = sum(r.nfe for r in run(program, tiny_model, arith_problems[:2], level=2))
     assert planned <= 0.55 * reference
@@ -205,8 +214,9 @@ def test_forward_sharing_cuts_s3_forward_passes(tiny_model, arith_problems):
 
 
 def test_batched_executor_counts_match_reference_without_sharing(tiny_model, arith_problems):
-    program = compile_file(builtin_strategies()["best_of_k"], SMALL, ARITH.gen_length,
-                           ARITH.default_verifier)
+    program = compile_file(
+        builtin_strategies()["best_of_k"], SMALL, ARITH.gen_length, ARITH.default_verifier
+    )
     ref = [r.nfe for r in run(program, tiny_model, arith_problems[:2], level=0)]
     assert [r.nfe for r in run(program, tiny_model, arith_problems[:2], level=1)] == ref
 
@@ -226,11 +236,13 @@ def test_memory_chunking_halves_on_out_of_memory(tiny_model, arith_problems):
         def __getattr__(self, name):
             return getattr(self.inner, name)
 
-    program = compile_file(builtin_strategies()["best_of_k"], SMALL, ARITH.gen_length,
-                           ARITH.default_verifier)
+    program = compile_file(
+        builtin_strategies()["best_of_k"], SMALL, ARITH.gen_length, ARITH.default_verifier
+    )
     the_plan = plan(program, 2)
-    executor = BatchedExecutor(program, Flaky(tiny_model), ARITH.extract_answer, 3,
-                               Flags(chunk_rows=64))
+    executor = BatchedExecutor(
+        program, Flaky(tiny_model), ARITH.extract_answer, 3, Flags(chunk_rows=64)
+    )
     with torch.inference_mode():
         flaky = tokens(executor.run(arith_problems[:2]))
     assert executor.counters.oom_halvings >= 1
@@ -238,8 +250,9 @@ def test_memory_chunking_halves_on_out_of_memory(tiny_model, arith_problems):
 
 
 def test_smc_resamples_only_when_ess_is_low(tiny_model, arith_problems):
-    program = compile_file(builtin_strategies()["smc"], SMALL, ARITH.gen_length,
-                           ARITH.default_verifier)
+    program = compile_file(
+        builtin_strategies()["smc"], SMALL, ARITH.gen_length, ARITH.default_verifier
+    )
     results = run(program, tiny_model, arith_problems[:2], level=2)
     for r in results:
         assert r.resamples <= program.decode.num_blocks
