@@ -73,8 +73,8 @@ def random_solved_grid(rng: random.Random) -> str:
 class SudokuTask:
     """Sudoku with `holes` empty cells (train puzzles draw holes from `train_holes`)."""
 
-    holes: int = 45
-    train_holes: tuple[int, int] = (1, 30)
+    holes: int = 2
+    train_holes: tuple[int, int] = (10, 50)
     test_size: int = 200
     test_seed: int = 20260102
     name: str = "sudoku"
