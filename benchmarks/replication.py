@@ -303,7 +303,12 @@ def main(argv: list[str] | None = None) -> int:
         "Δ, wins/losses and McNemar p compare each strategy with best-of-K at its own measured "
         "forward passes, on the same problems (paired). pass@k is the unbiased estimator over "
         "each problem's final samples (S3's particles after resampling are not independent "
-        "samples; IMH's are its chains).", "",
+        "samples; IMH's are its chains). Forward passes are *measured*, after the plan's passes: "
+        "identical sample states are computed once (dedup) and a scoring forward is reused for "
+        "the next step, so a confident model's best-of-K and S3 cost less than K x steps, while "
+        "random-order commits (IMH, random remasking) rarely coincide and pay nearly in full. "
+        "K is matched to the measured count, as the protocol says; read the forward-pass "
+        "columns too.", "",
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "replication.md").write_text("\n".join(head + sections))
