@@ -48,6 +48,16 @@ def load_task(task: str | None, data: Path | None, extractor: str | None = None)
     return get_task(task or "arith")
 
 
+def set_threads(threads: int | None) -> None:
+    """torch's CPU threads; on a machine shared with other jobs, 1 is often much faster."""
+    if threads is not None:
+        if threads < 1:
+            raise S3DSLError("--threads must be at least 1")
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def load_any_model(name: str, device: str, trust_remote_code: bool = False):
     """`arith`, `sudoku`, `tiny-random`, a checkpoint folder, or `hf:PATH` for transformers."""
     if device == "cuda":
@@ -85,6 +95,7 @@ def run(
         "s3dsl-runs.db"
     ),
     no_db: Annotated[bool, typer.Option("--no-db", help="Do not use the database")] = False,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
 ) -> None:
     """Run a strategy on a task and print a report (finished problems are kept in --db, so an
     interrupted run resumes where it stopped)."""
@@ -96,6 +107,7 @@ def run(
         raise S3DSLError(f"--device {device}: expected cpu or cuda")
     if limit is not None and limit < 1:
         raise S3DSLError("--limit must be at least 1")
+    set_threads(threads)
     the_task = load_task(task, data, extractor)
     path = resolve_strategy(strategy)
     program = compile_file(path, parse_sets(sets), the_task.gen_length, the_task.default_verifier)
