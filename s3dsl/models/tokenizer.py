@@ -23,6 +23,8 @@ class CharTokenizer:
             raise ValueError("tokenizer characters must be distinct and must not contain '?'")
         self.chars = chars
         self._to_id = {ch: i + len(SPECIALS) for i, ch in enumerate(chars)}
+        # id -> text: PAD shows as nothing, MASK as '?', EOS ends the text (see decode)
+        self._text = ["", MASK_TEXT, ""] + list(chars)
 
     def __len__(self) -> int:
         return len(SPECIALS) + len(self.chars)
@@ -35,15 +37,8 @@ class CharTokenizer:
 
     def decode(self, ids: list[int]) -> str:
         """Text up to the first EOS; PAD is skipped, MASK shows as '?'."""
-        out = []
-        for i in ids:
-            i = int(i)
-            if i == self.eos_id:
-                break
-            if i == self.pad_id:
-                continue
-            if i == self.mask_id:
-                out.append(MASK_TEXT)
-            elif len(SPECIALS) <= i < len(self):
-                out.append(self.chars[i - len(SPECIALS)])
-        return "".join(out)
+        ids = [int(i) for i in ids]
+        if self.eos_id in ids:
+            ids = ids[: ids.index(self.eos_id)]
+        text, size = self._text, len(self._text)
+        return "".join(text[i] for i in ids if 0 <= i < size)

@@ -32,6 +32,7 @@ from s3dsl.runtime.scoring import (
     choose,
     clean_prediction,
     completion_text,
+    encode_prompt,
     run_verifier,
 )
 from s3dsl.runtime.semantics import (
@@ -107,7 +108,7 @@ class BatchedExecutor:
 
     def begin(self, batch: list[Problem]) -> None:
         tok = self.model.tokenizer
-        prompts = [tok.encode(p.prompt) for p in batch]
+        prompts = [encode_prompt(p, tok) for p in batch]
         width = max(map(len, prompts)) + self.gen
         ids = torch.full((len(batch), width), tok.pad_id, dtype=torch.long)
         attn = torch.zeros((len(batch), width), dtype=torch.bool)

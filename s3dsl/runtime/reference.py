@@ -26,6 +26,7 @@ from s3dsl.runtime.scoring import (
     choose,
     clean_prediction,
     completion_text,
+    encode_prompt,
     run_verifier,
 )
 from s3dsl.runtime.semantics import (
@@ -249,7 +250,7 @@ class ReferenceInterpreter:
 
     def initial_state(self, problem: Problem) -> ProblemState:
         tok = self.model.tokenizer
-        ids = torch.tensor(tok.encode(problem.prompt) + [self.model.mask_id] * self.gen)
+        ids = torch.tensor(encode_prompt(problem, tok) + [self.model.mask_id] * self.gen)
         key = rng.root_key(self.seed, problem.id)
         particle = Particle(ids, torch.zeros(self.gen), key)
         return ProblemState(problem, [particle], key)

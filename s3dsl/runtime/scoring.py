@@ -33,6 +33,17 @@ def clean_prediction(
     return tokens, logps, filled
 
 
+def encode_prompt(problem, tokenizer: Tokenizer) -> list[int]:
+    """A problem's prompt as ids; a character the model cannot read is the user's error."""
+    try:
+        return tokenizer.encode(problem.prompt)
+    except (ValueError, KeyError) as err:
+        from s3dsl.dsl.errors import S3DSLError
+
+        raise S3DSLError(f"problem {problem.id}: the model's tokenizer cannot encode the prompt "
+                         f"({err})", None, "check the data file against the model") from None
+
+
 def completion_text(tokens: Sequence[int], tokenizer: Tokenizer) -> tuple[str, int]:
     """The text up to the first end-of-sequence token, and how many tokens that is."""
     cut = len(tokens)
