@@ -249,9 +249,11 @@ def write_task(report: Report, out: Path, task: str) -> list[str]:
     import json
 
     (folder / "report.json").write_text(json.dumps(to_json(report), indent=2))
+    import torch
+
     compute = sum(r.wall_s for r in report.rows)
     lines = [f"## {task}", "", f"*{report.title}; {compute / 60:,.1f} min of measured compute "
-             "over all runs, 1 CPU thread*", "",
+             f"over all runs (this invocation: {torch.get_num_threads()} torch threads)*", "",
              "### Accuracy at equal compute (S3 paper's claim)", "", *s3_table(report), "",
              "### Pass@k frontier (IMH paper's claim)", "", *frontier_table(report), "",
              "### What the numbers say", "", *[f"- {v}" for v in verdicts(report)], ""]
