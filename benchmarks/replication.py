@@ -253,7 +253,7 @@ def write_task(report: Report, out: Path, task: str) -> list[str]:
 
     compute = sum(r.wall_s for r in report.rows)
     lines = [f"## {task}", "", f"*{report.title}; {compute / 60:,.1f} min of measured compute "
-             f"over all runs (this invocation: {torch.get_num_threads()} torch threads)*", "",
+             f"over all runs (torch threads in this invocation: {torch.get_num_threads()})*", "",
              "### Accuracy at equal compute (S3 paper's claim)", "", *s3_table(report), "",
              "### Pass@k frontier (IMH paper's claim)", "", *frontier_table(report), "",
              "### What the numbers say", "", *[f"- {v}" for v in verdicts(report)], ""]
