@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-SMALL = ["--model", "tiny-random", "--set", "gen_length=8", "--set", "steps=8", "--no-db"]
+SMALL = [
+    "--task",
+    "arith",
+    "--model",
+    "tiny-random",
+    "--set",
+    "gen_length=8",
+    "--set",
+    "steps=8",
+    "--no-db",
+]
 
 
 def s3dsl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -21,6 +21,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(highlight=False, soft_wrap=True)
+# sudoku: its shipped model sits in the quality band (see README); arith's does not yet
+DEFAULT_TASK = "sudoku"
 
 SetOpt = Annotated[list[str], typer.Option("--set", help="Override a param: --set particles=16")]
 OptLevel = Annotated[int, typer.Option("--opt-level", "-O", help="0: reference interpreter")]
@@ -45,7 +47,7 @@ def load_task(task: str | None, data: Path | None, extractor: str | None = None)
         return load_data_task(data, extractor)
     from s3dsl.tasks.registry import get_task
 
-    return get_task(task or "arith")
+    return get_task(task or DEFAULT_TASK)
 
 
 def set_threads(threads: int | None) -> None:
@@ -150,7 +152,7 @@ def _progress() -> Progress:
 @app.command("compile")
 def compile_cmd(
     strategy: Annotated[str, typer.Argument(help="A strategy file or built-in name")],
-    task: Annotated[str, typer.Option(help="Task whose gen_length and verifier apply")] = "arith",
+    task: Annotated[str, typer.Option(help="Task for gen_length and verifier")] = DEFAULT_TASK,
     model: Annotated[str | None, typer.Option(help="Model for the memory estimate")] = None,
     sets: SetOpt = [],  # noqa: B006
     opt_level: OptLevel = 2,
@@ -174,7 +176,7 @@ def compile_cmd(
 @app.command()
 def validate(
     files: Annotated[list[str], typer.Argument(help="Strategy files or built-in names")],
-    task: Annotated[str, typer.Option(help="Task to check against")] = "arith",
+    task: Annotated[str, typer.Option(help="Task to check against")] = DEFAULT_TASK,
 ) -> None:
     """Check strategy files; print every error, exit 2 if any."""
     from s3dsl.catalog import resolve_strategy

@@ -136,7 +136,7 @@ def peak_memory_mb(device: torch.device) -> float:
 def run_strategy(
     strategy: str | Path,
     model: MaskedLM | str | None = None,
-    task: str = "arith",
+    task: str = "sudoku",
     split: str = "test",
     limit: int | None = None,
     seed: int = 0,
