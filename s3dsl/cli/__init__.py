@@ -26,12 +26,11 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as e:  # noqa: BLE001 - anything else is a bug in s3dsl
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+        # usage errors of the command-line parser (typer's click, vendored or not) show themselves
+        if callable(getattr(e, "show", None)) and hasattr(e, "exit_code"):
             e.show()
-            sys.exit(2)
-        if isinstance(e, click.exceptions.Abort):
+            sys.exit(e.exit_code or 2)
+        if type(e).__name__ == "Abort":
             err.print("aborted", markup=False)
             sys.exit(130)
         if os.environ.get("S3DSL_DEBUG"):
