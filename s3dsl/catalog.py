@@ -13,12 +13,9 @@ SUFFIXES = (".yaml", ".yml", ".s3")
 def builtin_dir() -> Path:
     """Installed packages carry the files as `s3dsl.strategies`; a source checkout has them in
     the top-level `strategies/` folder."""
-    try:
-        path = Path(str(resources.files("s3dsl.strategies")))
-        if path.is_dir() and any(path.glob("*.yaml")):
-            return path
-    except (ModuleNotFoundError, TypeError):
-        pass
+    installed = Path(str(resources.files("s3dsl"))) / "strategies"
+    if installed.is_dir() and any(installed.glob("*.yaml")):
+        return installed
     return Path(__file__).resolve().parent.parent / "strategies"
 
 
