@@ -22,7 +22,7 @@ from s3dsl.runtime.engine import StepContext, drive
 from s3dsl.runtime.model import MaskedLM
 from s3dsl.runtime.population import Population
 from s3dsl.runtime.reference import FINISH
-from s3dsl.runtime.results import ProblemResult
+from s3dsl.runtime.results import ProblemResult, problem_result
 from s3dsl.runtime.scoring import (
     Extract,
     Match,
@@ -464,25 +464,8 @@ class BatchedExecutor:
         return out
 
     def results(self) -> list[ProblemResult]:
-        results = []
-        for b, outs in enumerate(self.outcomes()):
-            best = outs[self.chosen[b]]
-            problem = self.batch[b]
-            results.append(
-                ProblemResult(
-                    id=problem.id,
-                    prompt=problem.prompt,
-                    answer=problem.answer,
-                    prediction=best.answer,
-                    completion=best.completion,
-                    correct=False,
-                    nfe=self.nfe[b],
-                    score=None if best.score != best.score else best.score,
-                    particles=outs,
-                    accepted=self.accepted[b],
-                    proposed=self.proposed[b],
-                    resamples=self.resamples[b],
-                    min_ess=self.min_ess[b],
-                )
-            )
-        return results
+        return [
+            problem_result(self.batch[b], outs, self.chosen[b], self.nfe[b], self.accepted[b],
+                           self.proposed[b], self.resamples[b], self.min_ess[b])
+            for b, outs in enumerate(self.outcomes())
+        ]

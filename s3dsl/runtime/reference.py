@@ -16,7 +16,7 @@ from s3dsl.compiler.ir import Op, Program, Schedule
 from s3dsl.runtime import resampling, rng, transition
 from s3dsl.runtime.engine import StepContext, drive
 from s3dsl.runtime.model import MaskedLM
-from s3dsl.runtime.results import ProblemResult
+from s3dsl.runtime.results import ProblemResult, problem_result
 from s3dsl.runtime.scoring import (
     Extract,
     Match,
@@ -269,20 +269,5 @@ class ReferenceInterpreter:
                 self.denoise(s, FINISH, last)
 
     def result(self, s: ProblemState) -> ProblemResult:
-        outs = self.outcomes(s)
-        best = outs[s.chosen]
-        return ProblemResult(
-            id=s.problem.id,
-            prompt=s.problem.prompt,
-            answer=s.problem.answer,
-            prediction=best.answer,
-            completion=best.completion,
-            correct=False,
-            nfe=s.nfe,
-            score=None if best.score != best.score else best.score,
-            particles=outs,
-            accepted=s.accepted,
-            proposed=s.proposed,
-            resamples=s.resamples,
-            min_ess=s.min_ess,
-        )
+        return problem_result(s.problem, self.outcomes(s), s.chosen, s.nfe, s.accepted,
+                              s.proposed, s.resamples, s.min_ess)
