@@ -135,12 +135,7 @@ def compare(
     the_task = load_task(task, data, extractor)
     specs, notes = expand_specs(strategies, _parse_sets(sets), parse_sweeps(sweep), the_task)
     the_model = load_any_model(model or the_task.default_model, device, trust_remote_code)
-    try:
-        problems = the_task.problems(split, limit)
-    except ValueError as e:
-        hint = did_you_mean(split, ("train", "test"))
-        raise S3DSLError(f"--split {split}: {e}", None, hint) from None
-
+    problems = the_task.problems(split, limit)
     if not problems:
         raise S3DSLError(f"no problems in split '{split}'")
     seed_list = list(range(seed, seed + seeds))

@@ -303,7 +303,7 @@ class BatchedExecutor:
             pop.slot.fill_(-1)
         self.pop = pop
 
-    def op_denoise(self, op: Op, ctx: StepContext, active, decode_ctx=None) -> None:
+    def op_denoise(self, op: Op, ctx: StepContext, active) -> None:
         d = self.program.decode
         gen = self.gen_tokens()
         need = (gen[:, : ctx.block_end] == self.mask_id).any(dim=1)

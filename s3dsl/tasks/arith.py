@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
-from s3dsl.tasks.base import Problem
+from s3dsl.tasks.base import Problem, split_problems
 
 _INT = re.compile(r"-?\d+")
 _STEP = re.compile(r"^(-?\d+)([+\-*])(-?\d+)=(-?\d+)$")
@@ -136,12 +136,7 @@ class ArithTask:
 
     def problems(self, split: str = "test", limit: int | None = None) -> list[Problem]:
         """'test': the fixed held-out split; 'train': the first `limit` (default 1000) of seed 0."""
-        if split == "test":
-            return list(self._test[:limit])
-        if split == "train":
-            stream = self.train_stream(0)
-            return [next(stream) for _ in range(1000 if limit is None else limit)]
-        raise ValueError(f"unknown split {split!r} (expected 'train' or 'test')")
+        return split_problems(self._test, self.train_stream(0), split, limit)
 
     def extract_answer(self, completion: str) -> str | None:
         """The integer after the last `#`, or None when there is no `#` or it is no integer."""

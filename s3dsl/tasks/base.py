@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -43,3 +44,20 @@ class Task(Protocol):
         ...
 
     def is_correct(self, prediction: str | None, answer: str) -> bool: ...
+
+
+SPLITS = ("train", "test")
+
+
+def split_problems(
+    test: list[Problem], train_stream: Iterator[Problem], split: str, limit: int | None
+) -> list[Problem]:
+    """A generated task's splits: the fixed held-out `test` list, or the first `limit` (default
+    1000) problems of its train stream. An unknown split is the user's error."""
+    from s3dsl.dsl.errors import S3DSLError, did_you_mean
+
+    if split == "test":
+        return list(test[:limit])
+    if split == "train":
+        return [next(train_stream) for _ in range(1000 if limit is None else limit)]
+    raise S3DSLError(f"unknown split '{split}'", None, did_you_mean(split, SPLITS))

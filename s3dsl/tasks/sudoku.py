@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from s3dsl.tasks.base import Problem
+from s3dsl.tasks.base import Problem, split_problems
 
 DIGITS = "123456789"
 
@@ -114,12 +114,7 @@ class SudokuTask:
 
     def problems(self, split: str = "test", limit: int | None = None) -> list[Problem]:
         """'test': the fixed held-out split; 'train': the first `limit` (default 1000) of seed 0."""
-        if split == "test":
-            return list(self._test[:limit])
-        if split == "train":
-            stream = self.train_stream(0)
-            return [next(stream) for _ in range(1000 if limit is None else limit)]
-        raise ValueError(f"unknown split {split!r} (expected 'train' or 'test')")
+        return split_problems(self._test, self.train_stream(0), split, limit)
 
     def extract_answer(self, completion: str) -> str | None:
         """The 81-digit grid the completion consists of, or None."""
