@@ -10,7 +10,9 @@ busy machine slows both sides alike; see benchmarks/README.md for what each row 
   3. 16 particles batched (best_of_k, k=16) vs 16 sequential single-particle decodes;
   4. the share of wall time spent outside model forward calls on a ~100M-parameter random model;
   5. GPU rows (8B-shaped model, bf16): only with --device cuda; UNTESTED (no GPU was available
-     when this was written).
+     when this was written);
+  6. the prompt cache: S3 on sudoku with and without it (positions through the model, wall time);
+  7. static sync-free steps (opt 3) vs opt 2, and whether torch.compile captures a step whole.
 The model forward is timed by a proxy around the model (`TimedModel`) so the library stays as is.
 """
 
@@ -54,10 +56,20 @@ ATTRIBUTION = ("forward-reuse", "share-parent-forward", "dedup")
 
 # ~99M parameters in the built-in layout (tokenizer-sized vocabulary, so almost all of it is in
 # the blocks): 14 x (4 d^2 + 3 d d_ff) with d=768, d_ff=2048.
+# The shipped models' options (absolute positions, prompt isolation) are on in every shape.
+SHIPPED_OPTIONS = {"abs_positions": True, "isolate_prompt": True}
 CPU_100M = ModelConfig(
-    d_model=768, n_layers=14, n_heads=12, d_ff=2048, max_len=128, name="rand-100m"
+    d_model=768,
+    n_layers=14,
+    n_heads=12,
+    d_ff=2048,
+    max_len=128,
+    name="rand-100m",
+    **SHIPPED_OPTIONS,
 )
-CPU_10M = ModelConfig(d_model=384, n_layers=6, n_heads=6, d_ff=1024, max_len=128, name="rand-10m")
+CPU_10M = ModelConfig(
+    d_model=384, n_layers=6, n_heads=6, d_ff=1024, max_len=128, name="rand-10m", **SHIPPED_OPTIONS
+)
 # LLaDA-8B's shape (d 4096, 32 layers, 32 heads, SwiGLU 12288, 126464-token vocabulary); the
 # char tokenizer uses only the first rows of the vocabulary, the rest is realistic dead weight.
 GPU_8B = ModelConfig(
@@ -68,6 +80,7 @@ GPU_8B = ModelConfig(
     d_ff=12288,
     max_len=256,
     name="rand-8b-shape",
+    **SHIPPED_OPTIONS,
 )
 
 
@@ -122,26 +135,46 @@ class TimedModel:
         self.rows = 0
         self.tokens = 0
 
-    def __getattr__(self, name: str) -> Any:  # name, mask_id, tokenizer, device, ...
+    def __getattr__(self, name: str) -> Any:  # name, mask_id, tokenizer, exact_prompt_cache, ...
+        if name in ("encode_prompt", "forward_answer") and not hasattr(self.inner, name):
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     @property
     def device(self) -> torch.device:
         return self.inner.device
 
-    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    def _timed(self, fn: Callable[[], torch.Tensor], rows: int, positions: int) -> torch.Tensor:
         cuda = self.inner.device.type == "cuda"
         if cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()
-        out = self.inner.forward(ids, attention_mask)
+        out = fn()
         if cuda:
             torch.cuda.synchronize()
         self.forward_s += time.perf_counter() - start
         self.calls += 1
-        self.rows += ids.shape[0]
+        self.rows += rows
+        self.tokens += rows * positions
+        return out
+
+    def forward(
+        self, ids: torch.Tensor, attention_mask: torch.Tensor | None, gen_length: int | None = None
+    ) -> torch.Tensor:
+        return self._timed(
+            lambda: self.inner.forward(ids, attention_mask, gen_length), ids.shape[0], ids.shape[1]
+        )
+
+    def encode_prompt(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+        """Prompt-cache fill: timed as model time, counted as tokens, not as a row."""
+        out = self._timed(lambda: self.inner.encode_prompt(ids, attention_mask), 0, 0)
         self.tokens += ids.numel()
         return out
+
+    def forward_answer(self, cache: Any, rows: torch.Tensor, answer_ids: torch.Tensor):
+        return self._timed(
+            lambda: self.inner.forward_answer(cache, rows, answer_ids), *answer_ids.shape
+        )
 
     __call__ = forward
 
@@ -159,6 +192,7 @@ class Measured:
     forward_calls: int
     wall_s: float
     forward_s: float  # time inside model forward calls (nan unless the model is a TimedModel)
+    tokens: int = 0  # token positions through the model (0 unless the model is a TimedModel)
 
 
 def run_once(
@@ -170,9 +204,10 @@ def run_once(
     disable: tuple[str, ...] = (),
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
+    task_name: str = TASK,
 ) -> Measured:
     """Plan and execute like `run_strategy`, timing only the execution (not the compile)."""
-    task = get_task(TASK)
+    task = get_task(task_name)
     the_plan = plan(program, opt_level, disable)
     if isinstance(model, TimedModel):
         model.reset()
@@ -183,8 +218,9 @@ def run_once(
     wall = time.perf_counter() - start
     forwards = sum(r.nfe for r in results)
     calls = counters.forward_calls if counters is not None else forwards
-    forward_s = model.forward_s if isinstance(model, TimedModel) else float("nan")
-    return Measured(results, forwards, calls, wall, forward_s)
+    timed = isinstance(model, TimedModel)
+    forward_s = model.forward_s if timed else float("nan")
+    return Measured(results, forwards, calls, wall, forward_s, model.tokens if timed else 0)
 
 
 def completions(results: Sequence[ProblemResult]) -> list[tuple[str, list[str]]]:
@@ -359,6 +395,7 @@ def _concat(ms: Sequence[Measured]) -> Measured:
         sum(m.forward_calls for m in ms),
         sum(m.wall_s for m in ms),
         sum(m.forward_s for m in ms),
+        sum(m.tokens for m in ms),
     )
 
 
@@ -476,6 +513,113 @@ def rows_overhead(s: Settings, progress: Progress) -> list[Row]:
             )
         )
     return rows
+
+
+# -- rows 6 and 7: the prompt cache and static steps ---------------------------------------------
+def _side_by_side(
+    configs: Sequence[tuple[str, int, tuple[str, ...]]],
+    program: Program,
+    model: MaskedLM,
+    problems: Sequence[Problem],
+    s: Settings,
+    task_name: str,
+    advance: Callable[[int], None],
+) -> dict[str, Measured]:
+    """Each config on each problem chunk, alternating which goes first (drift hits both)."""
+    per: dict[str, list[Measured]] = {c[0]: [] for c in configs}
+    for ci, start in enumerate(range(0, len(problems), s.chunk)):
+        chunk = problems[start : start + s.chunk]
+        for label, level, disable in configs[ci % 2 :] + configs[: ci % 2]:
+            m = run_once(program, level, model, chunk, s.seed, disable, s.chunk, advance, task_name)
+            per[label].append(m)
+    return {label: _concat(ms) for label, ms in per.items()}
+
+
+def row_prompt_cache(s: Settings, progress: Progress) -> Row:
+    """S3 on sudoku (prompt = 82 of 166 positions) at opt 2 with and without `prompt-cache`."""
+    task = get_task("sudoku")
+    model = TimedModel(load_bench_model("sudoku", "cpu")[0])
+    problems = task.problems("test", s.n)
+    program = program_for("s3", task.gen_length)
+    job = progress.add_task("row 6: prompt cache", total=2 * len(problems))
+    on, off = "opt 2", "opt 2 without prompt-cache"
+    runs = _side_by_side(
+        [(on, 2, ()), (off, 2, ("prompt-cache",))],
+        program,
+        model,
+        problems,
+        s,
+        "sudoku",
+        lambda k: progress.advance(job, k),
+    )
+    a, b = runs[on], runs[off]
+    same = not mismatches(a.results, b.results)
+    return Row(
+        "prompt-cache",
+        "6. Prompt cache (S3, sudoku: 82-token prompt, 84-token answer)",
+        f"s3 opt 2 vs opt 2 --disable-pass prompt-cache, model sudoku, test N={len(problems)}; "
+        f"identical outputs: {'yes' if same else 'NO'}",
+        f"{a.tokens:,} positions, {a.wall_s:.1f} s",
+        f"{b.tokens:,} positions, {b.wall_s:.1f} s",
+        f"{a.tokens / max(b.tokens, 1):.3f}x positions, {b.wall_s / a.wall_s:.2f}x faster",
+        "identical",
+        same,
+        {"with": asdict_measured(a), "without": asdict_measured(b), "identical": same},
+    )
+
+
+def row_static_steps(s: Settings, model: MaskedLM, model_label: str, progress: Progress) -> Row:
+    """best_of_k (16 particles) at opt 3 (static, sync-free steps) vs opt 2, and whether
+    `torch.compile(fullgraph=True)` captures a step whole (it fails on any host sync)."""
+    from s3dsl.runtime import static
+    from s3dsl.runtime.executor import BatchedExecutor
+
+    task = get_task(s.task)
+    problems = task.problems("test", s.batching_problems)
+    program = program_for("best_of_k", task.gen_length, {"k": str(s.batching_k)})
+    job = progress.add_task("row 7: static steps", total=2 * len(problems))
+    runs = _side_by_side(
+        [("opt 3", 3, ()), ("opt 2", 2, ())],
+        program,
+        model,
+        problems,
+        s,
+        s.task,
+        lambda k: progress.advance(job, k),
+    )
+    a, b = runs["opt 3"], runs["opt 2"]
+    same = not mismatches(a.results, b.results)
+    plain = model.inner if isinstance(model, TimedModel) else model  # the timer is Python
+    executor = BatchedExecutor(program, plain, task.extract_answer, s.seed, plan(program, 3).flags)
+    executor._step_fn = torch.compile(static.denoise_step, fullgraph=True, backend="eager")
+    try:
+        with torch.inference_mode():
+            captured = not mismatches(executor.run(problems[:1]), a.results[:1])
+        capture = "captured whole, same tokens" if captured else "captured, TOKENS DIFFER"
+    except Exception as err:  # a graph break names the sync that caused it
+        captured, capture = False, f"NOT captured: {type(err).__name__}"
+    return Row(
+        "static-steps",
+        "7. Static sync-free steps (opt 3) vs opt 2",
+        f"best_of_k k={s.batching_k}, model {model_label}, {len(problems)} problem(s), CPU eager; "
+        f"identical outputs: {'yes' if same else 'NO'}; torch.compile(fullgraph): {capture}",
+        f"{a.wall_s:.1f} s ({a.forwards} forwards)",
+        f"{b.wall_s:.1f} s ({b.forwards} forwards)",
+        f"{b.wall_s / a.wall_s:.2f}x faster",
+        "identical, captured",
+        same and captured,
+        {"opt3": asdict_measured(a), "opt2": asdict_measured(b), "captured": captured},
+    )
+
+
+def asdict_measured(m: Measured) -> dict[str, Any]:
+    return {
+        "forwards": m.forwards,
+        "calls": m.forward_calls,
+        "wall_s": m.wall_s,
+        "forward_s": m.forward_s,
+        "tokens": m.tokens,
+    }
 
 
 # -- row 5 (GPU) -----------------------------------------------------------------------------------
@@ -688,6 +832,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         rows += rows_forward_and_wall(s, model, model_label, progress)
         rows.append(row_batching(s, model, model_label, progress))
         rows += rows_overhead(s, progress)
+        rows.append(row_prompt_cache(s, progress))
+        rows.append(row_static_steps(s, model, model_label, progress))
         rows += rows_gpu(s, progress)
     # 4c comes out of the row 1-2 runs but reads best next to 4a/4b
     rows.sort(key=_row_order)

@@ -18,7 +18,7 @@ import torch
 
 import s3dsl
 from s3dsl.compiler.ir import Program
-from s3dsl.compiler.passes import Plan
+from s3dsl.compiler.passes import OPT_IN, Plan
 from s3dsl.runtime.model import MaskedLM
 from s3dsl.runtime.session import execute, peak_memory_mb
 from s3dsl.store import RunRecord, Store, StoredResult, problem_key
@@ -59,7 +59,13 @@ def run_config(
         "opt_level": the_plan.opt_level,
         "disabled": sorted(disable),
         "version": s3dsl.__version__,
-    }
+    } | approximations(the_plan)
+
+
+def approximations(the_plan: Plan) -> dict[str, Any]:
+    """The opt-in (token-changing) passes a plan used; empty for exact plans, so their keys stay."""
+    used = sorted(the_plan.enabled & OPT_IN)
+    return {"approximate": used} if used else {}
 
 
 def single_decode_nfe(program: Program) -> int:
@@ -152,8 +158,9 @@ def run_stored(
         batch = pending[start : start + batch_size]
         _reset_peak(model.device)
         t0 = time.perf_counter()
-        results, c = execute(the_plan, model, batch, task.extract_answer, task.is_correct, seed,
-                             batch_size)
+        results, c = execute(
+            the_plan, model, batch, task.extract_answer, task.is_correct, seed, batch_size
+        )
         wall = time.perf_counter() - t0
         peak = _read_peak(model.device)
         for k, v in (c.__dict__ if c else {}).items():

@@ -25,7 +25,9 @@ class ToyModel:
         self.vocab_size = len(self.tokenizer)
         self.rows = 0
 
-    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, ids: torch.Tensor, attention_mask: torch.Tensor | None, gen_length: int | None = None
+    ) -> torch.Tensor:
         batch, length = ids.shape
         self.rows += batch
         logits = torch.zeros(batch, length, self.vocab_size)

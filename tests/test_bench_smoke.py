@@ -44,6 +44,8 @@ def test_quick_run_writes_every_row(tmp_path: Path) -> None:
         "overhead:single",
         "gpu:s3",
         "gpu:single",
+        "prompt-cache",
+        "static-steps",
     }
     assert set(rows) == expected
     for r in written["rows"]:

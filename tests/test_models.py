@@ -119,6 +119,41 @@ def test_forward_invariant_to_left_padding():
         torch.testing.assert_close(model.forward(torch.tensor([r]), None), alone)
 
 
+def test_isolated_prompt_never_sees_the_answer_so_its_cache_is_exact():
+    model = load_model("tiny-random")
+    assert model.config.isolate_prompt and model.exact_prompt_cache
+    tok, gen = model.tokenizer, 6
+    rows = [tok.encode(p) for p in ("12+3=", "7*8-40+2=")]
+    width = max(map(len, rows))
+    prompts = torch.tensor([[tok.pad_id] * (width - len(r)) + r for r in rows])
+    pmask = torch.tensor([[False] * (width - len(r)) + [True] * len(r) for r in rows])
+    answers = torch.randint(
+        3, model.vocab_size, (2, gen), generator=torch.Generator().manual_seed(0)
+    )
+    ids, attn = torch.cat([prompts, answers], 1), torch.cat([pmask, torch.ones(2, gen).bool()], 1)
+    full = model.forward(ids, attn, gen)
+    other = model.forward(torch.cat([prompts, answers.flip(1)], 1), attn, gen)
+    torch.testing.assert_close(full[:, :width][pmask], other[:, :width][pmask])
+    cache = model.encode_prompt(prompts, pmask)
+    rows_of = torch.tensor([1, 0, 1])  # any particle layout over the cached prompts
+    cached = model.forward_answer(cache, rows_of, answers[rows_of])
+    torch.testing.assert_close(cached, full[rows_of, width:], atol=1e-5, rtol=1e-5)
+
+
+def test_full_attention_prompt_sees_the_answer_and_needs_no_gen_length():
+    from dataclasses import replace
+
+    from s3dsl.models.registry import TINY_CONFIG
+
+    model = build_random_model(replace(TINY_CONFIG, isolate_prompt=False))
+    assert not model.exact_prompt_cache
+    ids = torch.tensor([[5, 6, 7, 1, 1], [5, 6, 7, 8, 9]])
+    logits = model.forward(ids, None)
+    assert not torch.allclose(logits[0, :3], logits[1, :3])
+    with pytest.raises(ValueError, match="gen_length"):
+        load_model("tiny-random").module(ids)
+
+
 def test_training_loss_only_on_generated_positions():
     tok, task = CharTokenizer(), get_task("arith")
     problems = task.problems("train", 4)

@@ -11,12 +11,13 @@ import torch
 from s3dsl.catalog import builtin_strategies
 from s3dsl.compiler.build import build
 from s3dsl.compiler.passes import plan
+from s3dsl.dsl.errors import S3DSLError
 from s3dsl.dsl.loader import parse_strategy
 from s3dsl.runtime import resampling, rng, transition
 from s3dsl.runtime.executor import BatchedExecutor, Flags
 from s3dsl.runtime.reference import ReferenceInterpreter
 from s3dsl.runtime.scoring import ParticleOutcome, choose
-from s3dsl.runtime.session import compile_file, execute
+from s3dsl.runtime.session import compile_file, execute, run_strategy
 from s3dsl.tasks.base import Problem
 from s3dsl.tasks.registry import get_task
 
@@ -190,6 +191,7 @@ def test_every_builtin_plan_matches_the_reference(name, tiny_model, arith_proble
     reference = tokens(run(program, tiny_model, problems, level=0))
     assert tokens(run(program, tiny_model, problems, level=1)) == reference
     assert tokens(run(program, tiny_model, problems, level=2)) == reference
+    assert tokens(run(program, tiny_model, problems, level=3)) == reference
 
 
 @pytest.mark.parametrize("name", ["s3", "smc", "paths"])
@@ -228,10 +230,10 @@ def test_memory_chunking_halves_on_out_of_memory(tiny_model, arith_problems):
         def __init__(self, inner):
             self.inner = inner
 
-        def forward(self, ids, attn):
+        def forward(self, ids, attn, gen_length=None):
             if ids.shape[0] > 4:
                 raise torch.OutOfMemoryError("simulated")
-            return self.inner.forward(ids, attn)
+            return self.inner.forward(ids, attn, gen_length)
 
         def __getattr__(self, name):
             return getattr(self.inner, name)
@@ -247,6 +249,100 @@ def test_memory_chunking_halves_on_out_of_memory(tiny_model, arith_problems):
         flaky = tokens(executor.run(arith_problems[:2]))
     assert executor.counters.oom_halvings >= 1
     assert flaky == tokens(run(the_plan.program, tiny_model, arith_problems[:2], level=0))
+
+
+@pytest.mark.parametrize("name", ["s3", "imh"])
+def test_prompt_cache_encodes_each_prompt_once_and_keeps_the_tokens(
+    name, tiny_model, arith_problems
+):
+    program = compile_file(
+        builtin_strategies()[name], SMALL, ARITH.gen_length, ARITH.default_verifier
+    )
+    the_plan = plan(program, 2)
+    assert "prompt-cache" in the_plan.enabled
+    executor = BatchedExecutor(program, tiny_model, ARITH.extract_answer, 3, the_plan.flags)
+    with torch.inference_mode():
+        cached = tokens(executor.run(arith_problems[:3]))
+    assert executor.counters.prompt_encodes == 3
+    assert cached == tokens(run(program, tiny_model, arith_problems[:3], level=0))
+
+
+def test_prompt_cache_is_approximate_only_on_request_for_full_attention_models(arith_problems):
+    from dataclasses import replace
+
+    from s3dsl.models.registry import TINY_CONFIG, build_random_model
+
+    full = build_random_model(replace(TINY_CONFIG, isolate_prompt=False))
+    program = compile_file(
+        builtin_strategies()["single"], SMALL, ARITH.gen_length, ARITH.default_verifier
+    )
+    exact, approx = plan(program, 2), plan(program, 2, enable=("approx-prompt-cache",))
+    assert "approx-prompt-cache" not in exact.enabled
+    for the_plan, encodes in ((exact, 0), (approx, 2)):
+        executor = BatchedExecutor(program, full, ARITH.extract_answer, 3, the_plan.flags)
+        with torch.inference_mode():
+            executor.run(arith_problems[:2])
+        assert executor.counters.prompt_encodes == encodes
+    summary = run_strategy(
+        "single", full, task="arith", limit=1, overrides=SMALL, enable=("approx-prompt-cache",)
+    )
+    assert summary.approximate == ["approx-prompt-cache"]
+
+
+def test_only_opt_in_passes_are_enabled_by_name():
+    program = compile_file(
+        builtin_strategies()["single"], SMALL, ARITH.gen_length, ARITH.default_verifier
+    )
+    with pytest.raises(S3DSLError, match="only opt-in"):
+        plan(program, 2, enable=("dedup",))
+    with pytest.raises(S3DSLError, match="no such pass"):
+        plan(program, 2, enable=("aprox-prompt-cache",))
+
+
+@pytest.mark.parametrize("name", ["single", "best_of_k", "random_remask"])
+def test_static_steps_run_denoise_only_strategies_without_the_data_dependent_path(
+    name, tiny_model, arith_problems
+):
+    program = compile_file(
+        builtin_strategies()[name], SMALL, ARITH.gen_length, ARITH.default_verifier
+    )
+    the_plan = plan(program, 3)
+    assert the_plan.flags.static_steps
+    executor = BatchedExecutor(program, tiny_model, ARITH.extract_answer, 3, the_plan.flags)
+    with torch.inference_mode():
+        static = executor.run(arith_problems[:3], batch_size=2)
+    # one fixed-shape call per step and batch, every row every step, the reference's forwards
+    assert executor.counters.forward_calls == 2 * program.decode.steps
+    reference = run(program, tiny_model, arith_problems[:3], level=0)
+    assert tokens(static) == tokens(reference)
+    assert [r.nfe for r in static] == [r.nfe for r in reference]
+
+
+def test_static_plans_skip_strategies_with_data_dependent_steps():
+    for name in ("s3", "imh", "threshold"):
+        program = compile_file(
+            builtin_strategies()[name], SMALL, ARITH.gen_length, ARITH.default_verifier
+        )
+        assert not plan(program, 3).flags.static_steps
+
+
+def test_a_static_step_is_captured_whole_by_torch_compile(tiny_model, arith_problems):
+    """fullgraph=True fails on any graph break, i.e. on any host sync or data-dependent Python
+    branch; the eager backend keeps the arithmetic (and so the tokens) exactly as it is."""
+    from s3dsl.runtime import static
+
+    program = compile_file(
+        builtin_strategies()["best_of_k"], SMALL, ARITH.gen_length, ARITH.default_verifier
+    )
+    flags = plan(program, 3).flags
+    eager = BatchedExecutor(program, tiny_model, ARITH.extract_answer, 3, flags)
+    captured = BatchedExecutor(program, tiny_model, ARITH.extract_answer, 3, flags)
+    captured._step_fn = torch.compile(
+        static.denoise_step, fullgraph=True, dynamic=False, backend="eager"
+    )
+    with torch.inference_mode():
+        want = tokens(eager.run(arith_problems[:2]))
+        assert tokens(captured.run(arith_problems[:2])) == want
 
 
 def test_smc_resamples_only_when_ess_is_low(tiny_model, arith_problems):

@@ -27,6 +27,12 @@ DEFAULT_TASK = "sudoku"
 SetOpt = Annotated[list[str], typer.Option("--set", help="Override a param: --set particles=16")]
 OptLevel = Annotated[int, typer.Option("--opt-level", "-O", help="0: reference interpreter")]
 Disable = Annotated[list[str], typer.Option("--disable-pass", help="Turn a plan pass off")]
+Enable = Annotated[
+    list[str],
+    typer.Option(
+        "--enable-pass", help="Turn an opt-in (approximate) pass on, e.g. approx-prompt-cache"
+    ),
+]
 
 
 def parse_sets(items: list[str]) -> dict[str, str]:
@@ -90,6 +96,7 @@ def run(
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
     opt_level: OptLevel = 2,
     disable_pass: Disable = [],  # noqa: B006
+    enable_pass: Enable = [],  # noqa: B006
     batch_size: Annotated[int, typer.Option(help="Problems per batch")] = 8,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write results as JSON")] = None,
     trust_remote_code: Annotated[bool, typer.Option(help="Allow a hub model's own code")] = False,
@@ -113,7 +120,7 @@ def run(
     the_task = load_task(task, data, extractor)
     path = resolve_strategy(strategy)
     program = compile_file(path, parse_sets(sets), the_task.gen_length, the_task.default_verifier)
-    the_plan = plan(program, opt_level, tuple(disable_pass))
+    the_plan = plan(program, opt_level, tuple(disable_pass), enable=tuple(enable_pass))
     the_model = load_any_model(model or the_task.default_model, device, trust_remote_code)
     problems = the_task.problems(split, limit)
     if not problems:
@@ -128,8 +135,17 @@ def run(
     with Store(MEMORY if no_db else db) as store, _progress() as bar:
         job = bar.add_task(f"{program.name} on {the_task.name}", total=len(problems))
         stored = run_stored(
-            the_plan, the_model, the_task, problems, seed, batch_size, store, split,
-            tuple(disable_pass), advance=lambda k: bar.advance(job, k), on_open=opened,
+            the_plan,
+            the_model,
+            the_task,
+            problems,
+            seed,
+            batch_size,
+            store,
+            split,
+            tuple(disable_pass),
+            advance=lambda k: bar.advance(job, k),
+            on_open=opened,
         )
     results = [s.result for s in stored.results]
     summary = summarize(the_plan, the_model, the_task.name, results, stored.wall_s, seed, None)
@@ -143,8 +159,12 @@ def run(
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("problems"), TimeElapsedColumn(), console=Console(stderr=True),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("problems"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
         transient=False,
     )
 
@@ -157,6 +177,7 @@ def compile_cmd(
     sets: SetOpt = [],  # noqa: B006
     opt_level: OptLevel = 2,
     disable_pass: Disable = [],  # noqa: B006
+    enable_pass: Enable = [],  # noqa: B006
     explain: Annotated[bool, typer.Option(help="Show the IR and every pass")] = False,
 ) -> None:
     """Check a strategy and show its plan and predicted cost."""
@@ -166,9 +187,10 @@ def compile_cmd(
     from s3dsl.tasks.registry import get_task
 
     the_task = get_task(task)
-    program = compile_file(resolve_strategy(strategy), parse_sets(sets), the_task.gen_length,
-                           the_task.default_verifier)
-    the_plan = plan(program, opt_level, tuple(disable_pass))
+    program = compile_file(
+        resolve_strategy(strategy), parse_sets(sets), the_task.gen_length, the_task.default_verifier
+    )
+    the_plan = plan(program, opt_level, tuple(disable_pass), enable=tuple(enable_pass))
     the_model = load_any_model(model or the_task.default_model, "cpu")
     views.print_plan(console, the_plan, the_model, explain)
 
@@ -187,8 +209,9 @@ def validate(
     failed = 0
     for name in files:
         try:
-            program = compile_file(resolve_strategy(name), None, the_task.gen_length,
-                                   the_task.default_verifier)
+            program = compile_file(
+                resolve_strategy(name), None, the_task.gen_length, the_task.default_verifier
+            )
             console.print(f"[green]ok[/green] {name} ({program.name})")
         except S3DSLError as e:
             failed += 1
@@ -220,5 +243,6 @@ def schema() -> None:
     prims = {p.name: p.doc for p in PRIMITIVES}
     verifiers = {name: doc for name, (_, doc) in VERIFIERS.items()}
     typer.echo(json.dumps(strategy_json_schema(prims, verifiers), indent=2))
+
 
 from s3dsl.cli import compare as _compare  # noqa: E402,F401  (registers commands)

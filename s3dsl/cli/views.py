@@ -26,6 +26,9 @@ def run_table(s: RunSummary) -> Table:
     table.add_row("tokens/s (answers)", f"{s.tokens_per_s:,.1f}")
     table.add_row("wall time", f"{s.wall_s:.2f} s")
     table.add_row("peak memory", f"{s.peak_memory_mb:,.0f} MB")
+    if s.approximate:
+        used = ", ".join(s.approximate)
+        table.add_row("[red]approximate passes[/red]", f"[red]{used} (tokens may differ)[/red]")
     return table
 
 
@@ -72,13 +75,17 @@ def ir_table(plan: Plan) -> Table:
 
 
 def pass_table(plan: Plan) -> Table:
-    table = Table(title=f"plan passes (opt level {plan.opt_level})")
-    for col in ("pass", "level", "on", "forwards/problem", "what it does"):
-        table.add_column(col)
+    """One row per pass; what each does goes in the caption, so the table fits 80 columns."""
+    table = Table(title=f"plan passes (opt level {plan.opt_level})", caption_justify="left")
+    for col in ("pass", "level", "on", "forwards/problem", "saves"):
+        table.add_column(col, no_wrap=col != "saves")
     for record, p in zip(plan.records, PASSES):
         change = f"{record.forwards_before:,} -> {record.forwards_after:,}"
-        table.add_row(record.name, str(p.level), "yes" if record.enabled else "no", change,
-                      record.doc)
+        saved = record.forwards_before - record.forwards_after
+        saves = f"{saved:,} forwards" if saved else p.saves or "-"
+        level = f"{p.level}, opt-in" if p.opt_in else str(p.level)
+        table.add_row(record.name, level, "yes" if record.enabled else "no", change, saves)
+    table.caption = "\n".join(f"{r.name}: {r.doc}" for r in plan.records)
     return table
 
 

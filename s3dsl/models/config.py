@@ -14,6 +14,10 @@ class ModelConfig:
     """Shape of a LLaDA-style mask predictor; `chars` is the tokenizer's character set.
 
     `vocab_size` may exceed the tokenizer's size (unused rows), e.g. to round to a multiple of 8.
+    `abs_positions` adds learned absolute position embeddings to the rotary ones (a grid task needs
+    to know which row and column a cell is in, which relative positions alone do not say).
+    `isolate_prompt` lets prompt positions attend only to the prompt, so a prompt's keys and values
+    never depend on the answer: they are computed once per problem and shared, exactly.
     """
 
     vocab_size: int = len(SPECIALS) + len(DEFAULT_CHARS)
@@ -26,6 +30,9 @@ class ModelConfig:
     rms_eps: float = 1e-5
     chars: str = DEFAULT_CHARS
     name: str = "s3dsl-mdlm"
+    # Off in the LLaDA layout; the shipped models turn both on (see `transformer.py`).
+    abs_positions: bool = False
+    isolate_prompt: bool = False
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:

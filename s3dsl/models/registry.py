@@ -17,8 +17,17 @@ SHIPPED = ("arith", "sudoku")
 TINY_RANDOM = "tiny-random"
 MODELS: tuple[str, ...] = (*SHIPPED, TINY_RANDOM)
 
-# Small enough for fast tests; same tokenizer as the shipped models.
-TINY_CONFIG = ModelConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64, max_len=256, name=TINY_RANDOM)
+# Small enough for fast tests; same tokenizer and options as the shipped models.
+TINY_CONFIG = ModelConfig(
+    d_model=32,
+    n_layers=2,
+    n_heads=2,
+    d_ff=64,
+    max_len=256,
+    name=TINY_RANDOM,
+    abs_positions=True,
+    isolate_prompt=True,
+)
 
 
 def build_random_model(

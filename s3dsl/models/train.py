@@ -100,7 +100,7 @@ def diffusion_loss(
     t = (1 - MASK_EPS) * u + MASK_EPS
     masked = (torch.rand(ids.shape, generator=generator) < t) & gen_mask
     noisy = torch.where(masked, torch.full_like(ids, mask_id), ids)
-    logits = module(noisy, attn)
+    logits = module(noisy, attn, gen_length=int(gen_mask[0].sum()))
     ce = F.cross_entropy(logits.flatten(0, 1), ids.flatten(), reduction="none").view_as(ids)
     weighted = (ce * masked / t).sum()
     return weighted / gen_mask.sum()

@@ -4,6 +4,11 @@ Pre-norm RMSNorm, rotary position embeddings, SwiGLU MLP, no causal mask, attent
 `scaled_dot_product_attention` with a key-padding mask. Position ids come from the attention mask
 (cumsum), so left padding does not shift positions.
 
+Two options, off in the LLaDA layout and on in the shipped models: learned absolute position
+embeddings (`transformer.wpe`), and prompt isolation (prompt positions attend only to the prompt),
+which makes a prompt's keys/values independent of the answer and so exactly cacheable
+(`encode_prompt` + `forward_answer`).
+
 Parameter names follow LLaDA's `modeling_llada.py` (`transformer.wte`, `blocks.{i}.attn_norm`,
 `q_proj`/`k_proj`/`v_proj`/`attn_out`, `ff_norm`, `ff_proj` (gate) / `up_proj` / `ff_out` (down),
 `transformer.ln_f`, `transformer.ff_out` (LM head)) so that a later mapping from official
@@ -12,11 +17,27 @@ checkpoints is a prefix rename (LLaDA prefixes `model.`); that mapping is not im
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from s3dsl.models.config import ModelConfig
+
+KeyValues = tuple[torch.Tensor, torch.Tensor]  # [B, heads, L, head_dim] each
+
+
+@dataclass
+class PromptCache:
+    """Per-layer keys/values of a batch of left-padded prompts (see `encode_prompt`)."""
+
+    kv: list[KeyValues]
+    mask: torch.Tensor  # [P, Lp] bool, False = padding
+    lengths: torch.Tensor  # [P] real prompt lengths
+
+    def __len__(self) -> int:
+        return self.mask.shape[0]
 
 
 class RMSNorm(nn.Module):
@@ -65,8 +86,17 @@ class Block(nn.Module):
         self.ff_out = nn.Linear(cfg.d_ff, d, bias=False)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, key_mask: torch.Tensor | None
-    ) -> torch.Tensor:
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        attn_mask: torch.Tensor | None,
+        past: KeyValues | None = None,
+    ) -> tuple[torch.Tensor, KeyValues]:
+        """One block; `past` holds the keys/values of positions before `x` (a cached prompt).
+
+        Returns the new hidden states and the keys/values of `x`'s own positions.
+        """
         b, n, d = x.shape
         h = self.attn_norm(x)
         q, k, v = (
@@ -74,16 +104,20 @@ class Block(nn.Module):
             for proj in (self.q_proj, self.k_proj, self.v_proj)
         )
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        att = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
+        keys, values = (
+            (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
+        )
+        att = F.scaled_dot_product_attention(q, keys, values, attn_mask=attn_mask)
         x = x + self.attn_out(att.transpose(1, 2).reshape(b, n, d))
         h = self.ff_norm(x)
-        return x + self.ff_out(F.silu(self.ff_proj(h)) * self.up_proj(h))
+        return x + self.ff_out(F.silu(self.ff_proj(h)) * self.up_proj(h)), (k, v)
 
 
 class Transformer(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.wpe = nn.Embedding(cfg.max_len, cfg.d_model) if cfg.abs_positions else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = RMSNorm(cfg.d_model, cfg.rms_eps)
         self.ff_out = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
@@ -112,22 +146,78 @@ class MaskPredictor(nn.Module):
                     p.copy_(torch.randn(p.shape, generator=generator) * std)
 
     def forward(
-        self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        gen_length: int | None = None,
     ) -> torch.Tensor:
-        cfg = self.config
+        """Logits for every position; the last `gen_length` positions are the answer.
+
+        `gen_length` matters only to an `isolate_prompt` model, whose prompt positions must not
+        see the answer; such a model requires it.
+        """
         b, n = ids.shape
-        if n > cfg.max_len:
-            raise ValueError(f"sequence length {n} exceeds max_len {cfg.max_len}")
+        if n > self.config.max_len:
+            raise ValueError(f"sequence length {n} exceeds max_len {self.config.max_len}")
         if attention_mask is None:
-            positions = torch.arange(n, device=ids.device).expand(b, n)
-            key_mask = None
-        else:
-            attention_mask = attention_mask.bool()
-            positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-            key_mask = attention_mask[:, None, None, :]
-        cos, sin = rotary_tables(positions, cfg.d_model // cfg.n_heads, cfg.rope_theta)
-        x = self.transformer.wte(ids)
-        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+            attention_mask = torch.ones_like(ids, dtype=torch.bool)
+        attention_mask = attention_mask.bool()
+        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        mask = attention_mask[:, None, None, :]
+        if self.config.isolate_prompt:
+            if gen_length is None:
+                raise ValueError("an isolate_prompt model needs gen_length")
+            is_answer = torch.arange(n, device=ids.device) >= n - gen_length
+            # prompt queries (rows) may not attend to answer keys (columns)
+            mask = mask & ~(~is_answer[:, None] & is_answer[None, :])
+        x = self._embed(ids, positions)
+        cos, sin = self._rotary(positions, x.dtype)
         for block in self.transformer.blocks:
-            x = block(x, cos, sin, key_mask)
+            x, _ = block(x, cos, sin, mask)
         return self.transformer.ff_out(self.transformer.ln_f(x))
+
+    @torch.no_grad()
+    def encode_prompt(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> PromptCache:
+        """Run left-padded prompts alone and keep every layer's keys/values.
+
+        With `isolate_prompt` these are exactly what a full forward computes for the prompt, so
+        `forward_answer` reproduces `forward`. Without it they ignore the answer: an approximation.
+        """
+        attention_mask = attention_mask.bool()
+        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        x = self._embed(ids, positions)
+        cos, sin = self._rotary(positions, x.dtype)
+        kv = []
+        for block in self.transformer.blocks:
+            x, layer_kv = block(x, cos, sin, attention_mask[:, None, None, :])
+            kv.append(layer_kv)
+        return PromptCache(kv, attention_mask, attention_mask.sum(-1))
+
+    def forward_answer(
+        self, cache: PromptCache, rows: torch.Tensor, answer_ids: torch.Tensor
+    ) -> torch.Tensor:
+        """Logits [B, G, V] of the answer positions; row i continues prompt `rows[i]` of `cache`."""
+        b, g = answer_ids.shape
+        if cache.mask.shape[1] + g > self.config.max_len:
+            raise ValueError(f"sequence length exceeds max_len {self.config.max_len}")
+        positions = cache.lengths[rows, None] + torch.arange(g, device=answer_ids.device)
+        answer_mask = torch.ones(b, g, dtype=torch.bool, device=answer_ids.device)
+        mask = torch.cat([cache.mask[rows], answer_mask], 1)[:, None, None, :]
+        x = self._embed(answer_ids, positions)
+        cos, sin = self._rotary(positions, x.dtype)
+        for block, (k, v) in zip(self.transformer.blocks, cache.kv, strict=True):
+            x, _ = block(x, cos, sin, mask, past=(k[rows], v[rows]))
+        return self.transformer.ff_out(self.transformer.ln_f(x))
+
+    def _embed(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        x = self.transformer.wte(ids)
+        if self.transformer.wpe is not None:
+            x = x + self.transformer.wpe(positions)
+        return x
+
+    def _rotary(
+        self, positions: torch.Tensor, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.config
+        cos, sin = rotary_tables(positions, cfg.d_model // cfg.n_heads, cfg.rope_theta)
+        return cos.to(dtype), sin.to(dtype)

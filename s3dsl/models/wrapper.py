@@ -6,7 +6,7 @@ import torch
 
 from s3dsl.models.config import ModelConfig
 from s3dsl.models.tokenizer import CharTokenizer
-from s3dsl.models.transformer import MaskPredictor
+from s3dsl.models.transformer import MaskPredictor, PromptCache
 
 
 class DiffusionLM:
@@ -23,10 +23,34 @@ class DiffusionLM:
         self.vocab_size = module.config.vocab_size
 
     @torch.inference_mode()
-    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        gen_length: int | None = None,
+    ) -> torch.Tensor:
         """ids [B, L] long, attention_mask [B, L] bool or None -> logits [B, L, V] (float32)."""
-        logits = self.module(ids.to(self.device), attention_mask)
+        if gen_length is None and self.config.isolate_prompt:
+            gen_length = ids.shape[1]  # no prompt given: everything is answer
+        logits = self.module(ids.to(self.device), attention_mask, gen_length)
         return logits.float()
+
+    @property
+    def exact_prompt_cache(self) -> bool:
+        """True when `encode_prompt` + `forward_answer` give exactly `forward`'s answer logits."""
+        return self.config.isolate_prompt
+
+    @torch.inference_mode()
+    def encode_prompt(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> PromptCache:
+        """Keys/values of left-padded prompts, computed once and shared by their particles."""
+        return self.module.encode_prompt(ids.to(self.device), attention_mask.to(self.device))
+
+    @torch.inference_mode()
+    def forward_answer(
+        self, cache: PromptCache, rows: torch.Tensor, answer_ids: torch.Tensor
+    ) -> torch.Tensor:
+        """Answer logits [B, G, V] (float32); row i continues cached prompt `rows[i]`."""
+        return self.module.forward_answer(cache, rows, answer_ids.to(self.device)).float()
 
     __call__ = forward
 

@@ -5,7 +5,9 @@ points (`slot`) at the cached, already-reduced output of a forward pass over its
 - forward-reuse: the forward that scores a state is the one its next `denoise` samples from;
 - share-parent-forward: `expand` copies the slot, so k children share their parent's forward;
 - dedup: identical states in one call are computed once (`torch.unique` over token rows);
-- chunking: a call is split into memory-sized chunks that halve on out-of-memory.
+- chunking: a call is split into memory-sized chunks that halve on out-of-memory;
+- prompt-cache: each problem's prompt is encoded once and its keys/values are shared by all its
+  particles, whose forwards then run over the answer positions only (`uses_prompt_cache`).
 Expand and resample move slots with the same gather as every other field.
 """
 
@@ -17,9 +19,9 @@ from dataclasses import dataclass
 import torch
 
 from s3dsl.compiler.ir import Op, Program
-from s3dsl.runtime import resampling, rng, transition
+from s3dsl.runtime import resampling, rng, static, transition
 from s3dsl.runtime.engine import StepContext, drive
-from s3dsl.runtime.model import MaskedLM
+from s3dsl.runtime.model import MaskedLM, PromptCachingLM
 from s3dsl.runtime.population import Population
 from s3dsl.runtime.reference import FINISH
 from s3dsl.runtime.results import ProblemResult, problem_result
@@ -55,6 +57,10 @@ class Flags:
     forward_reuse: bool = True
     share_parent_forward: bool = True
     dedup: bool = True
+    prompt_cache: bool = False  # encode each prompt once (exact only for prompt-isolated models)
+    approximate_prompt_cache: bool = False  # ...and also where that changes the logits (opt-in)
+    static_steps: bool = False  # denoise steps as one fixed-shape, sync-free function
+    compile_steps: bool = False  # ...captured by torch.compile (opt-in: rounding may differ)
     chunk_rows: int | None = None  # rows per forward call; None: sized from the memory budget
     memory_budget: int | None = None  # bytes for one forward call's activations and logits
 
@@ -66,6 +72,7 @@ class Counters:
     deduplicated: int = 0  # rows a forward was asked for but shared with an identical row
     reused: int = 0  # rows served from the cache
     oom_halvings: int = 0
+    prompt_encodes: int = 0  # prompts encoded once for the prompt cache
 
 
 class BatchedExecutor:
@@ -88,6 +95,9 @@ class BatchedExecutor:
         }
         self.counters = Counters()
         self._chunk: int | None = self.flags.chunk_rows
+        self._step_fn = static.denoise_step
+        if self.flags.static_steps and self.flags.compile_steps:
+            self._step_fn = static.compiled(static.denoise_step, self.device)
 
     # -- batches ---------------------------------------------------------------------------
     def run(
@@ -135,10 +145,22 @@ class BatchedExecutor:
             answers=[None] * B,
         )
         self.cache: transition.Reduced | None = None
+        self.prompts: object | None = None  # the model's prompt cache
+        if self.uses_prompt_cache:
+            cut = width - self.gen
+            self.prompts = self.model.encode_prompt(ids[:, :cut].to(dev), self.attn[:, :cut])
+            self.counters.prompt_encodes += B
         self.nfe = [0] * B
         self.accepted, self.proposed, self.resamples = [0] * B, [0] * B, [0] * B
         self.min_ess: list[float | None] = [None] * B
         self.chosen = [0] * B
+
+    @property
+    def uses_prompt_cache(self) -> bool:
+        """The plan asks for it and the model can do it (exactly, unless approximation is on)."""
+        if not self.flags.prompt_cache or not isinstance(self.model, PromptCachingLM):
+            return False
+        return self.model.exact_prompt_cache or self.flags.approximate_prompt_cache
 
     @property
     def n(self) -> int:
@@ -183,7 +205,7 @@ class BatchedExecutor:
             w0n, w1n = w0, w1
         else:
             w0n, w1n = cache.w0, cache.w1
-        fresh = self.forward(unique, self.attn[owners], w0n, w1n)
+        fresh = self.forward(unique, owners, w0n, w1n)
         if cache is None:
             self.cache, base = fresh, 0
         else:
@@ -211,21 +233,24 @@ class BatchedExecutor:
         self.pop.slot[live] = remap
 
     def forward(
-        self, ids: torch.Tensor, attn: torch.Tensor, w0: int, w1: int
+        self, ids: torch.Tensor, owners: torch.Tensor, w0: int, w1: int
     ) -> transition.Reduced:
-        """One logical forward over rows, in chunks that fit memory; halves a chunk on OOM."""
+        """One logical forward over rows (of problems `owners`), in chunks that fit memory.
+
+        A chunk halves on out-of-memory and the call goes on. With the prompt cache only the
+        answer positions go through the model.
+        """
         rows = ids.shape[0]
-        chunk = self._chunk or self._auto_chunk(ids.shape[1])
+        prompt_len = 0 if self.prompts is not None else ids.shape[1] - self.gen
+        chunk = self._chunk or self._auto_chunk(ids.shape[1] - prompt_len)
         parts: list[transition.Reduced] = []
         start = 0
         while start < rows:
             stop = min(rows, start + chunk)
             try:
-                logits = self.model.forward(ids[start:stop], attn[start:stop])
+                logits = self._logits(ids[start:stop], owners[start:stop])
                 parts.append(
-                    transition.reduce_logits(
-                        logits, ids.shape[1] - self.gen, self.model.shifted_logits, w0, w1
-                    )
+                    transition.reduce_logits(logits, prompt_len, self.model.shifted_logits, w0, w1)
                 )
                 del logits
             except torch.OutOfMemoryError:
@@ -247,6 +272,11 @@ class BatchedExecutor:
             w0,
             w1,
         )
+
+    def _logits(self, ids: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
+        if self.prompts is not None:
+            return self.model.forward_answer(self.prompts, owners, ids[:, -self.gen :])
+        return self.model.forward(ids, self.attn[owners], self.gen)
 
     def _auto_chunk(self, length: int) -> int:
         budget = self.flags.memory_budget
@@ -305,6 +335,9 @@ class BatchedExecutor:
 
     def op_denoise(self, op: Op, ctx: StepContext, active) -> None:
         d = self.program.decode
+        if self.flags.static_steps and op is not FINISH:
+            self._static_denoise(op, ctx)
+            return
         gen = self.gen_tokens()
         need = (gen[:, : ctx.block_end] == self.mask_id).any(dim=1)
         self.pop.step_logp.zero_()
@@ -332,6 +365,54 @@ class BatchedExecutor:
         self.pop.commit_logp[rows] = torch.where(commit, x0_logp, self.pop.commit_logp[rows])
         self.pop.step_logp[rows] = (x0_logp * commit).sum(dim=1)
         self.pop.slot[rows] = -1
+
+    def _static_denoise(self, op: Op, ctx: StepContext) -> None:
+        """All rows in fixed-size chunks through `static.denoise_step`: no host sync."""
+        d, pop, rows = self.program.decode, self.pop, self.pop.rows
+        spec = static.StepSpec(
+            w0=ctx.block_end - d.block_length,
+            block_end=ctx.block_end,
+            temperature=float(arg(op, "temperature", d.temperature)),
+            rule=arg(op, "rule", d.commit),
+            threshold=float(arg(op, "threshold", d.threshold)),
+        )
+        prompt_len = 0 if self.prompts is not None else pop.tokens.shape[1] - self.gen
+        owners = torch.arange(rows, device=self.device) // self.n
+        step = torch.tensor(ctx.step, device=self.device)
+        steps_left = torch.tensor(ctx.steps_left, device=self.device)
+        outs: list[tuple[torch.Tensor, ...]] = []
+        chunk, start = self._chunk or self._auto_chunk(pop.tokens.shape[1] - prompt_len), 0
+        while start < rows:
+            part = slice(start, min(rows, start + chunk))
+            try:
+                outs.append(
+                    self._step_fn(
+                        self._logits,
+                        pop.tokens[part],
+                        owners[part],
+                        pop.key[part],
+                        pop.commit_logp[part],
+                        step,
+                        steps_left,
+                        gen=self.gen,
+                        prompt_len=prompt_len,
+                        mask_id=self.mask_id,
+                        shifted=self.model.shifted_logits,
+                        spec=spec,
+                    )
+                )
+            except torch.OutOfMemoryError:
+                if chunk == 1:
+                    raise
+                chunk = self._chunk = max(1, chunk // 2)
+                self.counters.oom_halvings += 1
+                continue
+            self.counters.forward_calls += 1
+            start = part.stop
+        pop.tokens, pop.commit_logp, pop.step_logp = (torch.cat(t) for t in zip(*outs))
+        pop.slot.fill_(-1)
+        self.counters.forward_rows += rows
+        self.nfe = [k + self.n for k in self.nfe]
 
     def score_rows(self, verifier_name: str, w1: int) -> torch.Tensor:
         gen = self.gen_tokens()
@@ -408,8 +489,9 @@ class BatchedExecutor:
 
     def op_weight(self, op: Op, ctx: StepContext, active) -> None:
         pop = self.pop
-        new = weight_update(pop.logw, pop.step_logp, pop.score, pop.prev_score, pop.best_score,
-                            op.args)
+        new = weight_update(
+            pop.logw, pop.step_logp, pop.score, pop.prev_score, pop.best_score, op.args
+        )
         pop.logw = torch.where(self.active_rows(active), new, pop.logw)
 
     def op_mh_accept(self, op: Op, ctx: StepContext, active) -> None:
@@ -465,7 +547,15 @@ class BatchedExecutor:
 
     def results(self) -> list[ProblemResult]:
         return [
-            problem_result(self.batch[b], outs, self.chosen[b], self.nfe[b], self.accepted[b],
-                           self.proposed[b], self.resamples[b], self.min_ess[b])
+            problem_result(
+                self.batch[b],
+                outs,
+                self.chosen[b],
+                self.nfe[b],
+                self.accepted[b],
+                self.proposed[b],
+                self.resamples[b],
+                self.min_ess[b],
+            )
             for b, outs in enumerate(self.outcomes())
         ]

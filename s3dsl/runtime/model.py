@@ -37,11 +37,40 @@ class MaskedLM(Protocol):
     shifted_logits: bool
     tokenizer: Tokenizer
 
-    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """ids: [B, L] long; attention_mask: [B, L] bool (False = padding) -> logits [B, L, V]."""
+    def forward(
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        gen_length: int | None = None,
+    ) -> torch.Tensor:
+        """ids: [B, L] long; attention_mask: [B, L] bool (False = padding) -> logits [B, L, V].
+
+        The last `gen_length` positions are the answer; a model may ignore it.
+        """
         ...
 
     def num_parameters(self) -> int: ...
 
     @property
     def device(self) -> torch.device: ...
+
+
+@runtime_checkable
+class PromptCachingLM(MaskedLM, Protocol):
+    """A `MaskedLM` that can encode a prompt once and run only the answer positions after.
+
+    `exact_prompt_cache` is True when that gives exactly `forward`'s logits (the prompt never
+    attends to the answer); otherwise caching is an approximation, used only when asked for.
+    """
+
+    exact_prompt_cache: bool
+
+    def encode_prompt(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> object:
+        """Left-padded prompts [P, Lp] -> an opaque cache."""
+        ...
+
+    def forward_answer(
+        self, cache: object, rows: torch.Tensor, answer_ids: torch.Tensor
+    ) -> torch.Tensor:
+        """answer_ids [B, G], row i continuing cached prompt rows[i] -> logits [B, G, V]."""
+        ...

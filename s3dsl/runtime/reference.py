@@ -92,7 +92,7 @@ class ReferenceInterpreter:
     def forward(self, state: ProblemState, p: Particle, w0: int, w1: int) -> transition.Reduced:
         state.nfe += 1
         ids = p.ids.unsqueeze(0).to(self.model.device)
-        logits = self.model.forward(ids, torch.ones_like(ids, dtype=torch.bool))
+        logits = self.model.forward(ids, torch.ones_like(ids, dtype=torch.bool), self.gen)
         return transition.reduce_logits(
             logits, len(p.ids) - self.gen, self.model.shifted_logits, w0, w1
         )
@@ -269,5 +269,13 @@ class ReferenceInterpreter:
                 self.denoise(s, FINISH, last)
 
     def result(self, s: ProblemState) -> ProblemResult:
-        return problem_result(s.problem, self.outcomes(s), s.chosen, s.nfe, s.accepted,
-                              s.proposed, s.resamples, s.min_ess)
+        return problem_result(
+            s.problem,
+            self.outcomes(s),
+            s.chosen,
+            s.nfe,
+            s.accepted,
+            s.proposed,
+            s.resamples,
+            s.min_ess,
+        )

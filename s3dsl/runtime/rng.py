@@ -54,7 +54,7 @@ def root_key(seed: int, problem_id: str) -> int:
 
 
 def uniform(
-    keys: torch.Tensor, counter: int, shape: tuple[int, ...], offset: int = 0
+    keys: torch.Tensor, counter: int | torch.Tensor, shape: tuple[int, ...], offset: int = 0
 ) -> torch.Tensor:
     """Uniforms in (0, 1), float64, of shape [len(keys), *shape].
 
@@ -73,7 +73,7 @@ def uniform(
 
 
 def gumbel(
-    keys: torch.Tensor, counter: int, shape: tuple[int, ...], offset: int = 0
+    keys: torch.Tensor, counter: int | torch.Tensor, shape: tuple[int, ...], offset: int = 0
 ) -> torch.Tensor:
     """Standard Gumbel noise, float64 (as LLaDA does its Gumbel-max in float64)."""
     return -torch.log(-torch.log(uniform(keys, counter, shape, offset)))

@@ -13,7 +13,7 @@ import torch
 
 from s3dsl.compiler.build import build
 from s3dsl.compiler.ir import Program
-from s3dsl.compiler.passes import MAX_OPT_LEVEL, Plan, plan
+from s3dsl.compiler.passes import DEFAULT_OPT_LEVEL, OPT_IN, Plan, plan
 from s3dsl.runtime.executor import BatchedExecutor, Counters
 from s3dsl.runtime.model import MaskedLM
 from s3dsl.runtime.reference import ReferenceInterpreter
@@ -38,6 +38,7 @@ class RunSummary:
     peak_memory_mb: float
     per_problem: list[ProblemResult] = field(default_factory=list)
     counters: dict = field(default_factory=dict)
+    approximate: list[str] = field(default_factory=list)  # opt-in passes that may change tokens
 
     def to_json(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k != "per_problem"}
@@ -123,6 +124,7 @@ def summarize(
         peak_memory_mb=peak_memory_mb(model.device),
         per_problem=results,
         counters=dict(counters.__dict__) if counters else {},
+        approximate=sorted(the_plan.enabled & OPT_IN),
     )
 
 
@@ -141,9 +143,10 @@ def run_strategy(
     limit: int | None = None,
     seed: int = 0,
     overrides: dict[str, str] | None = None,
-    opt_level: int = MAX_OPT_LEVEL,
+    opt_level: int = DEFAULT_OPT_LEVEL,
     batch_size: int = 8,
     disable: tuple[str, ...] = (),
+    enable: tuple[str, ...] = (),
     problems: Sequence[Problem] | None = None,
 ) -> RunSummary:
     """The Python entry point behind `s3dsl run`: a strategy (path or built-in name) on a task."""
@@ -156,7 +159,7 @@ def run_strategy(
         model = load_model(model or the_task.default_model)
     program = compile_file(resolve_strategy(str(strategy)), overrides, the_task.gen_length,
                            the_task.default_verifier)
-    the_plan = plan(program, opt_level, disable)
+    the_plan = plan(program, opt_level, disable, enable=enable)
     if problems is None:
         problems = the_task.problems(split, limit)
     start = time.perf_counter()

@@ -16,7 +16,7 @@ from s3dsl.runtime import rng
 GUMBEL, RANDOM_RULE = 1, 2  # purposes: each gets its own counter within a step
 
 
-def counter(step: int, purpose: int) -> int:
+def counter(step: int | torch.Tensor, purpose: int) -> int | torch.Tensor:
     return step * 8 + purpose
 
 
@@ -42,7 +42,7 @@ def reduce_logits(logits: torch.Tensor, gen_start: int, shifted: bool, w0: int, 
     return Reduced(clean_tok, clean_logp, logp[:, w0:w1].contiguous(), w0, w1)
 
 
-def commit_counts(masked_in_region: torch.Tensor, steps_left: int) -> torch.Tensor:
+def commit_counts(masked_in_region: torch.Tensor, steps_left: int | torch.Tensor) -> torch.Tensor:
     """LLaDA's per-step budget: the region's masks spread evenly over the steps left, remainder
     first. ceil(m / steps_left) at every step reproduces LLaDA's precomputed schedule exactly
     (10 masks over 4 steps: 3, 3, 2, 2) and stays right after a remask adds masks."""
@@ -57,25 +57,29 @@ def propose_and_commit(
     mask_id: int,
     w0: int,
     block_end: int,
-    steps_left: int,
-    step: int,
+    steps_left: int | torch.Tensor,
+    step: int | torch.Tensor,
     temperature: float,
     rule: str,
     threshold: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One denoising step on rows: (new gen tokens, commit mask [R, G], x0 log-probs [R, G]).
 
-    Proposal x0 = argmax(logp + temperature * Gumbel); positions eligible are the masked ones left
-    of block_end; the `rule` ranks them and the top k (per-row k, as a rank threshold) commit.
+    Proposal x0 = argmax(logp + temperature * Gumbel), never the mask token itself (a trained
+    model gives it ~0 probability; an untrained one may not, and committing it would leave the
+    position masked); positions eligible are the masked ones left of block_end; the `rule`
+    ranks them and the top k (per-row k, as a rank threshold) commit.
     """
     logp = window_logp  # exactly positions [w0, block_end)
     rows, width, vocab = logp.shape
     region = gen_tokens[:, w0:block_end] == mask_id
+    not_mask = torch.zeros(vocab, dtype=torch.float64, device=logp.device)
+    not_mask[mask_id] = -math.inf
     if temperature > 0:
         noise = rng.gumbel(keys, counter(step, GUMBEL), (width, vocab), offset=w0 * vocab)
-        x0 = (logp.double() + temperature * noise).argmax(dim=-1)
+        x0 = (logp.double() + temperature * noise + not_mask).argmax(dim=-1)
     else:
-        x0 = logp.argmax(dim=-1)
+        x0 = (logp.double() + not_mask).argmax(dim=-1)
     x0_logp = logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
     if rule in ("confidence", "threshold"):
         conf = x0_logp

@@ -92,8 +92,16 @@ class HFMaskedLM:
         self._takes_position_ids = "position_ids" in params
         self._takes_use_cache = "use_cache" in params
 
-    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """ids [B, L] long, attention_mask [B, L] bool (False = padding) -> logits [B, L, V]."""
+    def forward(
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        gen_length: int | None = None,
+    ) -> torch.Tensor:
+        """ids [B, L] long, attention_mask [B, L] bool (False = padding) -> logits [B, L, V].
+
+        `gen_length` is unused: a transformers model attends the same way over prompt and answer.
+        """
         ids = ids.to(self.device)  # a no-op when the runtime already placed it
         kwargs: dict[str, Any] = {}
         if self._takes_use_cache:
