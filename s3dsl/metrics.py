@@ -15,9 +15,10 @@ from s3dsl.runtime.scoring import ParticleOutcome, choose
 Z95 = 1.959963984540054
 
 
-def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
     """The Wilson score interval: unlike the normal approximation it stays inside [0, 1] and is
-    sensible at 0 and n successes, which small evaluation sets hit all the time."""
+    sensible at 0 and n successes, which small evaluation sets hit all the time. `successes` may
+    be fractional (a per-problem mean over seeds), with `n` the number of problems."""
     if n <= 0:
         return (0.0, 1.0)
     p = successes / n

@@ -164,7 +164,9 @@ def row_of(v: Variant) -> Row:
     return Row(
         label=v.label, strategy=v.strategy, params=v.params, runs=[r.short for r in v.runs],
         seeds=sorted({r.seed for r in v.runs}), n_problems=len(v.first.problem_keys), trials=n,
-        correct=correct, accuracy=correct / max(n, 1), ci=wilson(correct, n),
+        correct=correct, accuracy=correct / max(n, 1),
+        # seeds of one problem are not independent trials: n is the number of problems
+        ci=wilson(correct / max(n, 1) * len(v.first.problem_keys), len(v.first.problem_keys)),
         nfe_per_problem=nfe, single_nfe=single, matched_k=max(1, round(nfe / single)),
         tokens_per_s=n * gen / wall if wall > 0 else 0.0, wall_s=wall,
         peak_mb=max((s.peak_mb for s in results), default=0.0), pass_at_k=pak, maj_at_k=mak,
@@ -341,7 +343,8 @@ def to_rich(report: Report) -> Group:
             ])
         parts.append(table)
     parts.append(Text("bold green: best in its column (no mark when all tie); 95% CI: Wilson, over "
-                      "problems x seeds; ≈K: forward passes in units of one decode", style="dim"))
+                      "problems (seeds averaged per problem); ≈K: forward passes in units of one "
+                      "decode", style="dim"))
     parts.extend(Text(f"note: {n}", style="yellow") for n in report.notes)
     return Group(*parts)
 
@@ -359,7 +362,7 @@ def to_markdown(report: Report) -> str:
             lines.append("| " + " | ".join(v.replace("|", "\\|") for v in vals) + " |")
         lines.append("")
     lines.append("Bold: best in its column (no mark when all tie). 95% CI: Wilson interval over "
-                 "problems x seeds. "
+                 "problems (seeds averaged per problem). "
                  "≈K: forward passes per problem in units of one decode.")
     lines += [""] + [f"- note: {n}" for n in report.notes]
     return "\n".join(lines).rstrip() + "\n"

@@ -159,3 +159,15 @@ def test_replication_benchmark_quick_smoke(tmp_path):
     assert "Accuracy at equal compute" in md and "Pass@k frontier" in md
     assert "| s3 |" in md and "| imh |" in md and "| random_remask |" in md
     assert (tmp_path / "res" / "arith" / "report.json").is_file()
+
+
+def test_seeds_do_not_shrink_the_interval_as_if_they_were_new_problems(tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [
+        "compare", "best_of_k", *SMALL, "--set", "k=2", "--set", "temperature=1.0",
+        "--limit", "2", "--seeds", "3", "--no-reference", "--no-db", "--out", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads((out / "report.json").read_text())["variants"]
+    assert row["trials"] == 6
+    assert tuple(row["ci"]) == pytest.approx(wilson(row["accuracy"] * 2, 2))
