@@ -25,6 +25,11 @@ ARITH = get_task("arith")
 SMALL = {"gen_length": "16", "steps": "16"}
 
 
+def builtin(name: str):
+    """A built-in strategy, shrunk to SMALL, for the arith task."""
+    return compile_file(builtin_strategies()[name], SMALL, ARITH.gen_length, ARITH.default_verifier)
+
+
 def program_of(text: str, gen_length: int = 8, **overrides: str):
     return build(parse_strategy(text, "t.yaml"), overrides, gen_length, "confidence")
 
@@ -184,9 +189,7 @@ def test_none_answers_lose_the_vote():
 
 @pytest.mark.parametrize("name", sorted(builtin_strategies()))
 def test_every_builtin_plan_matches_the_reference(name, tiny_model, arith_problems):
-    program = compile_file(
-        builtin_strategies()[name], SMALL, ARITH.gen_length, ARITH.default_verifier
-    )
+    program = builtin(name)
     problems = arith_problems[:2]
     reference = tokens(run(program, tiny_model, problems, level=0))
     assert tokens(run(program, tiny_model, problems, level=1)) == reference
@@ -196,9 +199,7 @@ def test_every_builtin_plan_matches_the_reference(name, tiny_model, arith_proble
 
 @pytest.mark.parametrize("name", ["s3", "smc", "paths"])
 def test_batch_size_and_chunking_do_not_change_tokens(name, tiny_model):
-    program = compile_file(
-        builtin_strategies()[name], SMALL, ARITH.gen_length, ARITH.default_verifier
-    )
+    program = builtin(name)
     problems = ARITH.problems("test", 5)
     base = tokens(run(program, tiny_model, problems, level=2, batch_size=1))
     assert tokens(run(program, tiny_model, problems, level=2, batch_size=4)) == base
@@ -206,9 +207,7 @@ def test_batch_size_and_chunking_do_not_change_tokens(name, tiny_model):
 
 
 def test_forward_sharing_cuts_s3_forward_passes(tiny_model, arith_problems):
-    program = compile_file(
-        builtin_strategies()["s3"], SMALL, ARITH.gen_length, ARITH.default_verifier
-    )
+    program = builtin("s3")
     reference = sum(r.nfe for r in run(program, tiny_model, arith_problems[:2], level=0))
     planned = sum(r.nfe for r in run(program, tiny_model, arith_problems[:2], level=2))
     assert planned <= 0.55 * reference
@@ -216,9 +215,7 @@ def test_forward_sharing_cuts_s3_forward_passes(tiny_model, arith_problems):
 
 
 def test_batched_executor_counts_match_reference_without_sharing(tiny_model, arith_problems):
-    program = compile_file(
-        builtin_strategies()["best_of_k"], SMALL, ARITH.gen_length, ARITH.default_verifier
-    )
+    program = builtin("best_of_k")
     ref = [r.nfe for r in run(program, tiny_model, arith_problems[:2], level=0)]
     assert [r.nfe for r in run(program, tiny_model, arith_problems[:2], level=1)] == ref
 
@@ -238,9 +235,7 @@ def test_memory_chunking_halves_on_out_of_memory(tiny_model, arith_problems):
         def __getattr__(self, name):
             return getattr(self.inner, name)
 
-    program = compile_file(
-        builtin_strategies()["best_of_k"], SMALL, ARITH.gen_length, ARITH.default_verifier
-    )
+    program = builtin("best_of_k")
     the_plan = plan(program, 2)
     executor = BatchedExecutor(
         program, Flaky(tiny_model), ARITH.extract_answer, 3, Flags(chunk_rows=64)
@@ -255,9 +250,7 @@ def test_memory_chunking_halves_on_out_of_memory(tiny_model, arith_problems):
 def test_prompt_cache_encodes_each_prompt_once_and_keeps_the_tokens(
     name, tiny_model, arith_problems
 ):
-    program = compile_file(
-        builtin_strategies()[name], SMALL, ARITH.gen_length, ARITH.default_verifier
-    )
+    program = builtin(name)
     the_plan = plan(program, 2)
     assert "prompt-cache" in the_plan.enabled
     executor = BatchedExecutor(program, tiny_model, ARITH.extract_answer, 3, the_plan.flags)
@@ -273,9 +266,7 @@ def test_prompt_cache_is_approximate_only_on_request_for_full_attention_models(a
     from s3dsl.models.registry import TINY_CONFIG, build_random_model
 
     full = build_random_model(replace(TINY_CONFIG, isolate_prompt=False))
-    program = compile_file(
-        builtin_strategies()["single"], SMALL, ARITH.gen_length, ARITH.default_verifier
-    )
+    program = builtin("single")
     exact, approx = plan(program, 2), plan(program, 2, enable=("approx-prompt-cache",))
     assert "approx-prompt-cache" not in exact.enabled
     for the_plan, encodes in ((exact, 0), (approx, 2)):
@@ -290,9 +281,7 @@ def test_prompt_cache_is_approximate_only_on_request_for_full_attention_models(a
 
 
 def test_only_opt_in_passes_are_enabled_by_name():
-    program = compile_file(
-        builtin_strategies()["single"], SMALL, ARITH.gen_length, ARITH.default_verifier
-    )
+    program = builtin("single")
     with pytest.raises(S3DSLError, match="only opt-in"):
         plan(program, 2, enable=("dedup",))
     with pytest.raises(S3DSLError, match="no such pass"):
@@ -303,9 +292,7 @@ def test_only_opt_in_passes_are_enabled_by_name():
 def test_static_steps_run_denoise_only_strategies_without_the_data_dependent_path(
     name, tiny_model, arith_problems
 ):
-    program = compile_file(
-        builtin_strategies()[name], SMALL, ARITH.gen_length, ARITH.default_verifier
-    )
+    program = builtin(name)
     the_plan = plan(program, 3)
     assert the_plan.flags.static_steps
     executor = BatchedExecutor(program, tiny_model, ARITH.extract_answer, 3, the_plan.flags)
@@ -320,9 +307,7 @@ def test_static_steps_run_denoise_only_strategies_without_the_data_dependent_pat
 
 def test_static_plans_skip_strategies_with_data_dependent_steps():
     for name in ("s3", "imh", "threshold"):
-        program = compile_file(
-            builtin_strategies()[name], SMALL, ARITH.gen_length, ARITH.default_verifier
-        )
+        program = builtin(name)
         assert not plan(program, 3).flags.static_steps
 
 
@@ -331,9 +316,7 @@ def test_a_static_step_is_captured_whole_by_torch_compile(tiny_model, arith_prob
     branch; the eager backend keeps the arithmetic (and so the tokens) exactly as it is."""
     from s3dsl.runtime import static
 
-    program = compile_file(
-        builtin_strategies()["best_of_k"], SMALL, ARITH.gen_length, ARITH.default_verifier
-    )
+    program = builtin("best_of_k")
     flags = plan(program, 3).flags
     eager = BatchedExecutor(program, tiny_model, ARITH.extract_answer, 3, flags)
     captured = BatchedExecutor(program, tiny_model, ARITH.extract_answer, 3, flags)
@@ -346,9 +329,7 @@ def test_a_static_step_is_captured_whole_by_torch_compile(tiny_model, arith_prob
 
 
 def test_smc_resamples_only_when_ess_is_low(tiny_model, arith_problems):
-    program = compile_file(
-        builtin_strategies()["smc"], SMALL, ARITH.gen_length, ARITH.default_verifier
-    )
+    program = builtin("smc")
     results = run(program, tiny_model, arith_problems[:2], level=2)
     for r in results:
         assert r.resamples <= program.decode.num_blocks

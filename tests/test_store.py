@@ -117,3 +117,19 @@ def test_no_db_writes_nothing_and_rerun_skips(tmp_path):
     assert "resumed: 2 of 3 problems already done" in again.output
     listing = runner.invoke(app, ["runs", "--db", db])
     assert listing.exit_code == 0 and "single" in listing.output
+
+
+def test_approximate_runs_are_stored_apart_from_exact_ones():
+    from s3dsl.catalog import builtin_strategies
+    from s3dsl.compiler.passes import plan
+    from s3dsl.models.registry import load_model
+    from s3dsl.resume import run_config
+    from s3dsl.runtime.session import compile_file
+    from s3dsl.tasks.registry import get_task
+
+    task, model = get_task("arith"), load_model("tiny-random")
+    program = compile_file(builtin_strategies()["single"], {}, task.gen_length)
+    exact = run_config(plan(program, 2), model, task, 0)
+    assert "approximate" not in exact  # exact plans keep the keys they always had
+    approx = run_config(plan(program, 2, enable=("approx-prompt-cache",)), model, task, 0)
+    assert approx["approximate"] == ["approx-prompt-cache"]

@@ -145,7 +145,8 @@ def listing(what: str) -> Table | Group:
     if what == "passes":
         table = Table("pass", "opt level", "what it does", title="plan passes")
         for p in PASSES:
-            table.add_row(p.name, str(p.level), p.doc)
+            level = f"{p.level}, opt-in (--enable-pass)" if p.opt_in else str(p.level)
+            table.add_row(p.name, level, p.doc)
         return table
     from s3dsl.tasks.registry import TASKS, get_task
 
