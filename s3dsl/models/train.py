@@ -49,12 +49,18 @@ class TrainConfig:
 
 RECIPES: dict[str, tuple[ModelConfig, TrainConfig]] = {
     "arith": (
-        ModelConfig(d_model=128, n_layers=4, n_heads=4, d_ff=384, max_len=128, name="arith"),
-        TrainConfig(steps=3500, batch_size=32),
+        ModelConfig(
+            d_model=128, n_layers=4, n_heads=4, d_ff=384, max_len=128, name="arith",
+            abs_positions=True, isolate_prompt=True,
+        ),
+        TrainConfig(steps=12000, batch_size=32),
     ),
     "sudoku": (
-        ModelConfig(d_model=128, n_layers=4, n_heads=4, d_ff=384, max_len=192, name="sudoku"),
-        TrainConfig(steps=800, batch_size=32, stratified=False),
+        ModelConfig(
+            d_model=128, n_layers=4, n_heads=4, d_ff=384, max_len=192, name="sudoku",
+            abs_positions=True, isolate_prompt=True,
+        ),
+        TrainConfig(steps=3000, batch_size=32, stratified=False),
     ),
 }
 

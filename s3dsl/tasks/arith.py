@@ -76,7 +76,7 @@ class ArithTask:
     draws the operator count from `ops`, the train split from the (wider or equal) `train_ops`.
     """
 
-    ops: tuple[int, int] = (2, 4)
+    ops: tuple[int, int] = (2, 3)
     train_ops: tuple[int, int] = (1, 3)
     digits: int = 1
     mul_digits: int = 1

@@ -73,7 +73,7 @@ def random_solved_grid(rng: random.Random) -> str:
 class SudokuTask:
     """Sudoku with `holes` empty cells (train puzzles draw holes from `train_holes`)."""
 
-    holes: int = 2
+    holes: int = 40
     train_holes: tuple[int, int] = (10, 50)
     test_size: int = 200
     test_seed: int = 20260102
