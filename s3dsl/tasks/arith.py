@@ -9,8 +9,10 @@ and gives a verifier something to check (each step is independently verifiable).
 from __future__ import annotations
 
 import hashlib
+import operator
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -20,14 +22,17 @@ _INT = re.compile(r"-?\d+")
 _STEP = re.compile(r"^(-?\d+)([+\-*])(-?\d+)=(-?\d+)$")
 
 
+OPS: dict[str, Callable[[int, int], int]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+}
+
+
 def _apply(a: int, op: str, b: int) -> int:
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    raise ValueError(f"unknown operator {op!r}")
+    if op not in OPS:
+        raise ValueError(f"unknown operator {op!r}")
+    return OPS[op](a, b)
 
 
 def solve_chain(numbers: list[int], ops: list[str]) -> tuple[list[str], int]:

@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
+from s3dsl.tasks.arith import OPS
 from s3dsl.verifiers._text import repeated_ngram_share
 from s3dsl.verifiers.base import Candidate
 from s3dsl.verifiers.confidence import geometric_mean_prob
@@ -61,12 +62,8 @@ def parse_prompt(prompt: str) -> PromptInfo:
 
 
 def _apply(a: int, op: str, b: int) -> int | None:
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
+    if op in OPS:
+        return OPS[op](a, b)
     if b != 0 and a % b == 0:  # "/" : exact integer division only
         return a // b
     return None
