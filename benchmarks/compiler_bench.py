@@ -643,14 +643,17 @@ def build_on_device(cfg: ModelConfig, device: str, dtype: torch.dtype) -> Masked
 
 
 GPU_ROWS = (("s3", "5a. GPU 8B-shape: S3 compiled"), ("single", "5b. GPU 8B-shape: single"))
+GPU_S3_32 = {"particles": "8", "candidates": "4"}  # 32 particles in every denoise forward
 
 
 def rows_gpu(s: Settings, progress: Progress) -> list[Row]:
     """The GPU rows with --device cuda (UNTESTED on a GPU), else rows that say why not."""
     if s.device != "cuda" or not torch.cuda.is_available():
         why = NOT_MEASURED if s.device != "cuda" else "not measured (--device cuda, none found)"
-        return [Row(f"gpu:{k}", lab, "-", why, "-", "-", "-", None) for k, lab in GPU_ROWS]
-    return measure_gpu_rows(s, progress, GPU_8B, "cuda", torch.bfloat16)
+        labels = [*GPU_ROWS, ("compile-steps", "5c. GPU 8B-shape: single, compiled static steps")]
+        return [Row(f"gpu:{k}", lab, "-", why, "-", "-", "-", None) for k, lab in labels]
+    rows = measure_gpu_rows(s, progress, GPU_8B, "cuda", torch.bfloat16)
+    return [*rows, row_compiled_steps(s, build_on_device(GPU_8B, "cuda", torch.bfloat16), None)]
 
 
 def measure_gpu_rows(
@@ -672,7 +675,8 @@ def measure_gpu_rows(
     rows = []
     job = progress.add_task("row 5: GPU", total=2 * len(problems))
     for strategy, label in GPU_ROWS:
-        program = program_for(strategy, task.gen_length, {"gen_length": str(gen_length)})
+        overrides = {"gen_length": str(gen_length), **(GPU_S3_32 if strategy == "s3" else {})}
+        program = program_for(strategy, task.gen_length, overrides)
         run_once(program, 2, timed, problems[:1], s.seed)  # warm-up
         timed.reset()
         m = run_once(
@@ -692,7 +696,8 @@ def measure_gpu_rows(
             Row(
                 f"gpu:{strategy}",
                 label,
-                f"{cfg.name} ({params / 1e9:.2f}B params, {dtype}), {strategy} opt 2, "
+                f"{cfg.name} ({params / 1e9:.2f}B params, {dtype}), {strategy} opt 2"
+                f"{' (8 particles x 4 candidates = 32)' if strategy == 's3' else ''}, "
                 f"{len(problems)} problems, gen {gen_length}, {where}",
                 f"{tps:.0f} answer tok/s, {timed.rows / m.wall_s:.0f} forwards/s",
                 f"MFU {mfu * 100:.1f}% (forward-only {mfu_fwd * 100:.1f}%)",
@@ -714,6 +719,56 @@ def measure_gpu_rows(
             )
         )
     return rows
+
+
+def row_compiled_steps(s: Settings, model: MaskedLM, backend: str | None) -> Row:
+    """single at opt 3 with its static step under torch.compile vs eager static steps (opt 3).
+
+    On CUDA the step is compiled with mode="reduce-overhead" (CUDA graphs) by `static.compiled`;
+    `backend` overrides that (the smoke test passes "eager" to exercise the code on a CPU). The
+    first run of each side is a warm-up, so compilation is not timed. UNTESTED on a GPU.
+    """
+    from s3dsl.runtime import static
+    from s3dsl.runtime.executor import BatchedExecutor
+
+    task = get_task(s.task)
+    gen_length = s.gpu_gen_length or task.gen_length
+    problems = task.problems("test", s.gpu_problems)
+    program = program_for("single", task.gen_length, {"gen_length": str(gen_length)})
+    flags = plan(program, 3).flags
+    walls, outs = {}, {}
+    for side in ("eager", "compiled"):
+        ex = BatchedExecutor(program, model, task.extract_answer, s.seed, flags)
+        if side == "compiled":
+            ex._step_fn = (
+                static.compiled(static.denoise_step, model.device)
+                if backend is None
+                else torch.compile(static.denoise_step, fullgraph=True, backend=backend)
+            )
+        with torch.inference_mode():
+            ex.run(problems[:1], batch_size=1)  # warm-up / compile
+            if model.device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            outs[side] = ex.run(problems, batch_size=len(problems))
+            if model.device.type == "cuda":
+                torch.cuda.synchronize()
+            walls[side] = time.perf_counter() - start
+    tps = {k: len(problems) * gen_length / w for k, w in walls.items()}
+    same = not mismatches(outs["compiled"], outs["eager"])
+    return Row(
+        "gpu:compile-steps",
+        "5c. GPU 8B-shape: single, compiled static steps",
+        f"single opt 3, torch.compile of the static step ({backend or 'CUDA graphs'}) vs eager, "
+        f"{len(problems)} problems, gen {gen_length}, {model.device}; same tokens: "
+        f"{'yes' if same else 'no (compiled kernels round differently)'}",
+        f"{tps['compiled']:.0f} answer tok/s",
+        f"{tps['eager']:.0f} answer tok/s (eager)",
+        f"{tps['compiled'] / tps['eager']:.2f}x",
+        "-",
+        None,
+        {"tokens_per_s": tps, "wall_s": walls, "same_tokens": same, "untested_code_path": True},
+    )
 
 
 # -- output ----------------------------------------------------------------------------------------

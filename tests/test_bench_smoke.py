@@ -44,6 +44,7 @@ def test_quick_run_writes_every_row(tmp_path: Path) -> None:
         "overhead:single",
         "gpu:s3",
         "gpu:single",
+        "gpu:compile-steps",
         "prompt-cache",
         "static-steps",
     }
@@ -101,3 +102,7 @@ def test_gpu_measurement_code_path_on_cpu() -> None:
         assert "NOT a GPU measurement" in r.setup
         assert r.data["forward_calls"] > 0
         assert 0 < r.data["mfu"] and 0 < r.data["tokens_per_s"]
+    from s3dsl.models.registry import load_model
+
+    row = bench.row_compiled_steps(s, load_model("tiny-random"), backend="eager")
+    assert row.data["same_tokens"] and row.data["tokens_per_s"]["compiled"] > 0

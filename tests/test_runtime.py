@@ -220,7 +220,8 @@ def test_batched_executor_counts_match_reference_without_sharing(tiny_model, ari
     assert [r.nfe for r in run(program, tiny_model, arith_problems[:2], level=1)] == ref
 
 
-def test_memory_chunking_halves_on_out_of_memory(tiny_model, arith_problems):
+@pytest.mark.parametrize("static_steps", [False, True])
+def test_memory_chunking_halves_on_out_of_memory(static_steps, tiny_model, arith_problems):
     class Flaky:
         """Fails with OOM whenever a call has more than 4 rows."""
 
@@ -238,7 +239,11 @@ def test_memory_chunking_halves_on_out_of_memory(tiny_model, arith_problems):
     program = builtin("best_of_k")
     the_plan = plan(program, 2)
     executor = BatchedExecutor(
-        program, Flaky(tiny_model), ARITH.extract_answer, 3, Flags(chunk_rows=64)
+        program,
+        Flaky(tiny_model),
+        ARITH.extract_answer,
+        3,
+        Flags(chunk_rows=64, static_steps=static_steps),
     )
     with torch.inference_mode():
         flaky = tokens(executor.run(arith_problems[:2]))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
@@ -48,6 +49,8 @@ from s3dsl.runtime.semantics import (
     weight_update,
 )
 from s3dsl.tasks.base import Problem
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -242,28 +245,14 @@ class BatchedExecutor:
         """
         rows = ids.shape[0]
         prompt_len = 0 if self.prompts is not None else ids.shape[1] - self.gen
-        chunk = self._chunk or self._auto_chunk(ids.shape[1] - prompt_len)
-        parts: list[transition.Reduced] = []
-        start = 0
-        while start < rows:
-            stop = min(rows, start + chunk)
-            try:
-                logits = self._logits(ids[start:stop], owners[start:stop])
-                parts.append(
-                    transition.reduce_logits(logits, prompt_len, self.model.shifted_logits, w0, w1)
-                )
-                del logits
-            except torch.OutOfMemoryError:
-                if chunk == 1:
-                    raise
-                chunk = max(1, chunk // 2)
-                self._chunk = chunk
-                self.counters.oom_halvings += 1
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                continue
-            self.counters.forward_calls += 1
-            start = stop
+        shifted = self.model.shifted_logits
+        parts = self._in_chunks(
+            rows,
+            ids.shape[1] - prompt_len,
+            lambda part: transition.reduce_logits(
+                self._logits(ids[part], owners[part]), prompt_len, shifted, w0, w1
+            ),
+        )
         self.counters.forward_rows += rows
         return transition.Reduced(
             torch.cat([p.clean_tok for p in parts]),
@@ -272,6 +261,28 @@ class BatchedExecutor:
             w0,
             w1,
         )
+
+    def _in_chunks(self, rows: int, length: int, run: Callable[[slice], T]) -> list[T]:
+        """`run` over slices of `rows` sized to fit memory; on out-of-memory the chunk size
+        halves (and stays halved) and the failed slice is retried, so no work is lost."""
+        chunk = self._chunk or self._auto_chunk(length)
+        out: list[T] = []
+        start = 0
+        while start < rows:
+            part = slice(start, min(rows, start + chunk))
+            try:
+                out.append(run(part))
+            except torch.OutOfMemoryError:
+                if chunk == 1:
+                    raise
+                chunk = self._chunk = max(1, chunk // 2)
+                self.counters.oom_halvings += 1
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            self.counters.forward_calls += 1
+            start = part.stop
+        return out
 
     def _logits(self, ids: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
         if self.prompts is not None:
@@ -380,35 +391,24 @@ class BatchedExecutor:
         owners = torch.arange(rows, device=self.device) // self.n
         step = torch.tensor(ctx.step, device=self.device)
         steps_left = torch.tensor(ctx.steps_left, device=self.device)
-        outs: list[tuple[torch.Tensor, ...]] = []
-        chunk, start = self._chunk or self._auto_chunk(pop.tokens.shape[1] - prompt_len), 0
-        while start < rows:
-            part = slice(start, min(rows, start + chunk))
-            try:
-                outs.append(
-                    self._step_fn(
-                        self._logits,
-                        pop.tokens[part],
-                        owners[part],
-                        pop.key[part],
-                        pop.commit_logp[part],
-                        step,
-                        steps_left,
-                        gen=self.gen,
-                        prompt_len=prompt_len,
-                        mask_id=self.mask_id,
-                        shifted=self.model.shifted_logits,
-                        spec=spec,
-                    )
-                )
-            except torch.OutOfMemoryError:
-                if chunk == 1:
-                    raise
-                chunk = self._chunk = max(1, chunk // 2)
-                self.counters.oom_halvings += 1
-                continue
-            self.counters.forward_calls += 1
-            start = part.stop
+        outs = self._in_chunks(
+            rows,
+            pop.tokens.shape[1] - prompt_len,
+            lambda part: self._step_fn(
+                self._logits,
+                pop.tokens[part],
+                owners[part],
+                pop.key[part],
+                pop.commit_logp[part],
+                step,
+                steps_left,
+                gen=self.gen,
+                prompt_len=prompt_len,
+                mask_id=self.mask_id,
+                shifted=self.model.shifted_logits,
+                spec=spec,
+            ),
+        )
         pop.tokens, pop.commit_logp, pop.step_logp = (torch.cat(t) for t in zip(*outs))
         pop.slot.fill_(-1)
         self.counters.forward_rows += rows
