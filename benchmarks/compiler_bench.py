@@ -223,6 +223,19 @@ def run_once(
     return Measured(results, forwards, calls, wall, forward_s, model.tokens if timed else 0)
 
 
+def warm_then_time(
+    program: Program,
+    timed: TimedModel,
+    problems: Sequence[Problem],
+    seed: int,
+    advance: Callable[[int], None],
+) -> Measured:
+    """One warm-up run on a problem (allocator, kernels), then all problems in one batch."""
+    run_once(program, 2, timed, problems[:1], seed)
+    timed.reset()
+    return run_once(program, 2, timed, problems, seed, batch_size=len(problems), progress=advance)
+
+
 def completions(results: Sequence[ProblemResult]) -> list[tuple[str, list[str]]]:
     """What must not change under a plan: every problem's particles' completions, in order."""
     return [(r.id, [p.completion for p in r.particles]) for r in results]
@@ -476,17 +489,7 @@ def rows_overhead(s: Settings, progress: Progress) -> list[Row]:
     job = progress.add_task("row 4: overhead outside forwards", total=2 * len(problems))
     for strategy in ("s3", "single"):
         program = program_for(strategy, task.gen_length, {"gen_length": str(s.overhead_gen_length)})
-        run_once(program, 2, timed, problems[:1], s.seed)  # warm-up (allocator, kernels)
-        timed.reset()
-        m = run_once(
-            program,
-            2,
-            timed,
-            problems,
-            s.seed,
-            batch_size=len(problems),
-            progress=lambda k: progress.advance(job, k),
-        )
+        m = warm_then_time(program, timed, problems, s.seed, lambda k: progress.advance(job, k))
         share = 1.0 - timed.forward_s / m.wall_s
         rows.append(
             Row(
@@ -677,17 +680,7 @@ def measure_gpu_rows(
     for strategy, label in GPU_ROWS:
         overrides = {"gen_length": str(gen_length), **(GPU_S3_32 if strategy == "s3" else {})}
         program = program_for(strategy, task.gen_length, overrides)
-        run_once(program, 2, timed, problems[:1], s.seed)  # warm-up
-        timed.reset()
-        m = run_once(
-            program,
-            2,
-            timed,
-            problems,
-            s.seed,
-            batch_size=len(problems),
-            progress=lambda k: progress.advance(job, k),
-        )
+        m = warm_then_time(program, timed, problems, s.seed, lambda k: progress.advance(job, k))
         flops = 2.0 * params * timed.tokens
         mfu_fwd = flops / timed.forward_s / H100_BF16_DENSE_FLOPS
         mfu = flops / m.wall_s / H100_BF16_DENSE_FLOPS
