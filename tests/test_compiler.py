@@ -164,6 +164,14 @@ def test_disable_pass_and_unknown_pass():
     assert info.value.hint == "did you mean 'forward-reuse'?"
 
 
+def test_default_plan_is_level_2_and_level_3_adds_only_static_steps():
+    program = compile_text(S3_LIKE)
+    default, top = plan(program), plan(program, 3)
+    assert default.opt_level == 2 and "static-steps" not in default.enabled
+    assert top.enabled - default.enabled == {"static-steps"}
+    assert not top.flags.static_steps  # S3 scores and resamples inside its steps
+
+
 def test_every_and_at_schedules():
     program = compile_text(
         "program:\n  init: expand(2)\n  step:\n    - expand(3, at=block_start)\n"

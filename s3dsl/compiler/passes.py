@@ -79,7 +79,7 @@ class Plan:
 
 def plan(
     program: Program,
-    opt_level: int = MAX_OPT_LEVEL,
+    opt_level: int = DEFAULT_OPT_LEVEL,
     disable: tuple[str, ...] = (),
     chunk_rows: int | None = None,
     memory_budget: int | None = None,
