@@ -244,7 +244,7 @@ class BatchedExecutor:
         answer positions go through the model.
         """
         rows = ids.shape[0]
-        prompt_len = 0 if self.prompts is not None else ids.shape[1] - self.gen
+        prompt_len = self._prompt_positions(ids.shape[1])
         shifted = self.model.shifted_logits
         parts = self._in_chunks(
             rows,
@@ -283,6 +283,10 @@ class BatchedExecutor:
             self.counters.forward_calls += 1
             start = part.stop
         return out
+
+    def _prompt_positions(self, width: int) -> int:
+        """Positions before the answer in what `_logits` returns (none with the prompt cache)."""
+        return 0 if self.prompts is not None else width - self.gen
 
     def _logits(self, ids: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
         if self.prompts is not None:
@@ -387,7 +391,7 @@ class BatchedExecutor:
             rule=arg(op, "rule", d.commit),
             threshold=float(arg(op, "threshold", d.threshold)),
         )
-        prompt_len = 0 if self.prompts is not None else pop.tokens.shape[1] - self.gen
+        prompt_len = self._prompt_positions(pop.tokens.shape[1])
         owners = torch.arange(rows, device=self.device) // self.n
         step = torch.tensor(ctx.step, device=self.device)
         steps_left = torch.tensor(ctx.steps_left, device=self.device)

@@ -73,13 +73,14 @@ def propose_and_commit(
     logp = window_logp  # exactly positions [w0, block_end)
     rows, width, vocab = logp.shape
     region = gen_tokens[:, w0:block_end] == mask_id
-    not_mask = torch.zeros(vocab, dtype=torch.float64, device=logp.device)
-    not_mask[mask_id] = -math.inf
     if temperature > 0:
         noise = rng.gumbel(keys, counter(step, GUMBEL), (width, vocab), offset=w0 * vocab)
-        x0 = (logp.double() + temperature * noise + not_mask).argmax(dim=-1)
-    else:
-        x0 = (logp.double() + not_mask).argmax(dim=-1)
+        scores = logp.double() + temperature * noise
+        scores[..., mask_id] = -math.inf  # a fresh tensor: no copy to exclude the mask token
+        x0 = scores.argmax(dim=-1)
+    else:  # the best non-mask token, without a [rows, width, vocab] copy of logp
+        best2 = logp.topk(2, dim=-1).indices
+        x0 = torch.where(best2[..., 0] == mask_id, best2[..., 1], best2[..., 0])
     x0_logp = logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
     if rule in ("confidence", "threshold"):
         conf = x0_logp
