@@ -33,6 +33,7 @@ Enable = Annotated[
         "--enable-pass", help="Turn an opt-in (approximate) pass on, e.g. approx-prompt-cache"
     ),
 ]
+Strict = Annotated[bool, typer.Option("--strict", help="Treat compiler warnings as errors")]
 
 
 def parse_sets(items: list[str]) -> dict[str, str]:
@@ -82,6 +83,21 @@ def load_any_model(name: str, device: str, trust_remote_code: bool = False):
     return load_model(name, device=device)
 
 
+def report_warnings(path: Path, program, task: str | None, strict: bool) -> int:
+    """Print the compiler's warnings for a compiled file (stderr); under --strict they are errors
+    (exit 2). Returns how many there were."""
+    from s3dsl.compiler.lint import lint
+    from s3dsl.dsl.loader import load_strategy
+
+    warnings = lint(program, load_strategy(path), task)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for w in warnings:
+        err.print(w.render(), markup=False, style="red" if strict else "yellow")
+    if strict and warnings:
+        raise typer.Exit(2)
+    return len(warnings)
+
+
 @app.command()
 def run(
     strategy: Annotated[str, typer.Argument(help="A strategy file, or a built-in name (s3)")],
@@ -105,6 +121,7 @@ def run(
     ),
     no_db: Annotated[bool, typer.Option("--no-db", help="Do not use the database")] = False,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
+    strict: Strict = False,
 ) -> None:
     """Run a strategy on a task and print a report (finished problems are kept in --db, so an
     interrupted run resumes where it stopped)."""
@@ -120,6 +137,7 @@ def run(
     the_task = load_task(task, data, extractor)
     path = resolve_strategy(strategy)
     program = compile_file(path, parse_sets(sets), the_task.gen_length, the_task.default_verifier)
+    report_warnings(path, program, None if data is not None else the_task.name, strict)
     the_plan = plan(program, opt_level, tuple(disable_pass), enable=tuple(enable_pass))
     the_model = load_any_model(model or the_task.default_model, device, trust_remote_code)
     problems = the_task.problems(split, limit)
@@ -179,6 +197,7 @@ def compile_cmd(
     disable_pass: Disable = [],  # noqa: B006
     enable_pass: Enable = [],  # noqa: B006
     explain: Annotated[bool, typer.Option(help="Show the IR and every pass")] = False,
+    strict: Strict = False,
 ) -> None:
     """Check a strategy and show its plan and predicted cost."""
     from s3dsl.catalog import resolve_strategy
@@ -187,9 +206,9 @@ def compile_cmd(
     from s3dsl.tasks.registry import get_task
 
     the_task = get_task(task)
-    program = compile_file(
-        resolve_strategy(strategy), parse_sets(sets), the_task.gen_length, the_task.default_verifier
-    )
+    path = resolve_strategy(strategy)
+    program = compile_file(path, parse_sets(sets), the_task.gen_length, the_task.default_verifier)
+    report_warnings(path, program, task, strict)
     the_plan = plan(program, opt_level, tuple(disable_pass), enable=tuple(enable_pass))
     the_model = load_any_model(model or the_task.default_model, "cpu")
     views.print_plan(console, the_plan, the_model, explain)
@@ -198,24 +217,41 @@ def compile_cmd(
 @app.command()
 def validate(
     files: Annotated[list[str], typer.Argument(help="Strategy files or built-in names")],
-    task: Annotated[str, typer.Option(help="Task to check against")] = DEFAULT_TASK,
+    task: Annotated[
+        str | None,
+        typer.Option(help="Task to check against (default: sudoku; given, a verifier written "
+                     "for another task is a warning)"),
+    ] = None,
+    strict: Strict = False,
 ) -> None:
-    """Check strategy files; print every error, exit 2 if any."""
+    """Check strategy files; print every error and warning, exit 2 on any error (or, with
+    --strict, any warning)."""
     from s3dsl.catalog import resolve_strategy
-    from s3dsl.runtime.session import compile_file
+    from s3dsl.compiler.build import build
+    from s3dsl.compiler.lint import all_errors, lint
+    from s3dsl.dsl.loader import load_strategy
     from s3dsl.tasks.registry import get_task
 
-    the_task = get_task(task)
+    the_task = get_task(task or DEFAULT_TASK)
     failed = 0
     for name in files:
         try:
-            program = compile_file(
-                resolve_strategy(name), None, the_task.gen_length, the_task.default_verifier
-            )
-            console.print(f"[green]ok[/green] {name} ({program.name})")
+            strategy = load_strategy(resolve_strategy(name))
+            errors = all_errors(strategy, None, the_task.gen_length, the_task.default_verifier)
         except S3DSLError as e:
+            errors = [e]
+        if errors:
             failed += 1
-            console.print(e.render(), markup=False, style="red")
+            for e in errors:
+                console.print(e.render(), markup=False, style="red")
+            continue
+        program = build(strategy, None, the_task.gen_length, the_task.default_verifier)
+        warnings = lint(program, strategy, task)
+        for w in warnings:
+            console.print(w.render(), markup=False, style="red" if strict else "yellow")
+        failed += bool(strict and warnings)
+        suffix = f", {len(warnings)} warning(s)" if warnings else ""
+        console.print(f"[green]ok[/green] {name} ({program.name}{suffix})")
     if failed:
         raise typer.Exit(2)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -70,7 +71,12 @@ def ir_table(plan: Plan) -> Table:
         after = plan.cost.by_stage.get(key, 0)
         forwards = f"{before:,} -> {after:,}" if op.needs_forward else "-"
         where = f"{Path(op.span.file).name}:{op.span.line}:{op.span.column}" if op.span else ""
-        table.add_row(op.phase, op.describe(), f"{op.n_in} -> {op.n_out}", forwards, where)
+        table.add_row(op.phase, escape(op.describe()), f"{op.n_in} -> {op.n_out}", forwards, where)
+    from s3dsl.compiler.lint import particles_per_block
+
+    table.caption = "particles per block (first step, peak, after): " + ", ".join(
+        f"{i}: {a}/{b}/{c}" for i, (a, b, c) in enumerate(particles_per_block(plan.program))
+    )
     return table
 
 

@@ -1,0 +1,53 @@
+"""Forwards per problem and accuracy of the issue-13 built-ins next to the shipped baselines.
+
+Every strategy runs with its shipped defaults on the held-out test split (first N problems, seed 0,
+opt level 2, the task's shipped model and default verifier), one after another in one process, so
+the rows are side by side. Nothing is tuned on these problems.
+
+    python benchmarks/new_builtins.py [--n arith=40 --n sudoku=32] [--threads 1] [--out FILE.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from s3dsl.runtime.session import run_strategy
+from s3dsl.tasks.registry import get_task
+
+STRATEGIES = ("single", "best_of_k", "s3", "remdm", "beam", "fk", "prism")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", action="append", default=[], help="task=N (default arith=40 sudoku=32)")
+    ap.add_argument("--strategies", nargs="*", default=list(STRATEGIES))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    sizes = {"arith": 40, "sudoku": 32}
+    sizes.update({k: int(v) for k, v in (item.split("=") for item in args.n)})
+    lines = [
+        "| task | strategy | verifier | model | N | forwards/problem | accuracy | wall s |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for task, n in sizes.items():
+        the_task = get_task(task)
+        for name in args.strategies:
+            start = time.perf_counter()
+            s = run_strategy(name, task=task, limit=n, seed=0, opt_level=2)
+            row = (f"| {task} | {name} | {the_task.default_verifier} | {s.model} | {n} | "
+                   f"{s.nfe_per_problem:.1f} | {100 * s.accuracy:.1f}% | "
+                   f"{time.perf_counter() - start:.1f} |")
+            print(row, flush=True)
+            lines.append(row)
+    if args.out is not None:
+        args.out.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
