@@ -271,14 +271,11 @@ def list_cmd(
 
 @app.command()
 def schema() -> None:
-    """Print the JSON Schema of strategy files (for editor validation and completion)."""
-    from s3dsl.compiler.primitives import PRIMITIVES
-    from s3dsl.dsl.schema import strategy_json_schema
-    from s3dsl.verifiers.registry import VERIFIERS
+    """Print the JSON Schema of strategy files (for editor validation and completion),
+    generated from the compiler's primitive signatures."""
+    from s3dsl.compiler.signatures import compiler_schema
 
-    prims = {p.name: p.doc for p in PRIMITIVES}
-    verifiers = {name: doc for name, (_, doc) in VERIFIERS.items()}
-    typer.echo(json.dumps(strategy_json_schema(prims, verifiers), indent=2))
+    typer.echo(json.dumps(compiler_schema(), indent=2))
 
 
 from s3dsl.cli import compare as _compare  # noqa: E402,F401  (registers commands)

@@ -1,0 +1,53 @@
+"""The compiler's signatures as plain records for the schema generator (`s3dsl schema`).
+
+Read from the same tables the compiler checks against (`primitives.PRIMITIVES`, the decode
+defaults, the verifier registry), so the schema cannot drift from the compiler.
+"""
+
+from __future__ import annotations
+
+from s3dsl.compiler import primitives as prims
+from s3dsl.dsl.schema import ArgSpec, Signatures, StageSpec, signature_json_schema
+
+
+def _arg(p: prims.Param) -> ArgSpec:
+    kind = p.kind
+    return ArgSpec(p.name, kind, p.choices, p.low, p.high, p.default is prims.REQUIRED,
+                   doc=p.doc)
+
+
+def signatures() -> Signatures:
+    from s3dsl.compiler.build import DECODE_DEFAULTS, TASK_VERIFIER
+    from s3dsl.verifiers.registry import VERIFIERS, option_names
+
+    stages = tuple(
+        StageSpec(p.name, p.doc, tuple(_arg(a) for a in p.params), p.aliases, p.phases,
+                  takes_when=not (p.forward or p.name in ("expand", "mh-accept")))
+        for p in prims.PRIMITIVES
+    )
+    schedule = (
+        ArgSpec("at", "choice", prims.AT_CHOICES, doc="a point of each block or of decoding"),
+        ArgSpec("every", "int", low=1, doc="steps where step % every == offset"),
+        ArgSpec("offset", "int", low=0, doc="with every"),
+        ArgSpec("when", "str", doc="a runtime condition, e.g. \"ess < 0.5\""),
+    )
+    lengths = "a positive integer (0 or null: the default)"
+    decode_kinds = {
+        "steps": ArgSpec("steps", "int", low=0, nullable=True, doc=lengths),
+        "gen_length": ArgSpec("gen_length", "int", low=0, nullable=True, doc=lengths),
+        "block_length": ArgSpec("block_length", "int", low=0, nullable=True, doc=lengths),
+        "temperature": ArgSpec("temperature", "float", low=0.0),
+        "commit": ArgSpec("commit", "choice", prims.COMMIT_RULES),
+        "threshold": ArgSpec("threshold", "float"),
+    }
+    decode = tuple(decode_kinds.get(k, ArgSpec(k, "any")) for k in DECODE_DEFAULTS)
+    verifiers = {name: (doc, tuple(option_names(factory)))
+                 for name, (factory, doc) in VERIFIERS.items()}
+    denoise = prims.lookup("denoise")
+    needs = (denoise.name, *denoise.aliases) if denoise else ("denoise",)
+    return Signatures(stages, schedule, decode, verifiers, TASK_VERIFIER, needs)
+
+
+def compiler_schema() -> dict:
+    """The JSON Schema of YAML strategy files, as the compiler reads them."""
+    return signature_json_schema(signatures())
