@@ -36,3 +36,35 @@ def test_docs_example_compiles(where, kind, text, task):
     the_task = get_task(task)
     strategy = parse_strategy(text, f"{where}.{'yaml' if kind == 'yaml' else 's3'}")
     build(strategy, None, the_task.gen_length, the_task.default_verifier)
+
+
+def test_list_extractors_tasks_and_the_data_defaults_answer():
+    from typer.testing import CliRunner
+
+    from s3dsl.cli.app import app
+    from s3dsl.tasks.data import EXTRACTORS
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["list", "extractors"])
+    assert out.exit_code == 0 and all(name in out.output for name in EXTRACTORS)
+    out = runner.invoke(app, ["list", "tasks"])
+    assert out.exit_code == 0
+    assert f"arith prompt:     {get_task('arith').problems('test', 1)[0].prompt}" in out.output
+    flat = " ".join(runner.invoke(app, ["run", "--help"]).output.replace("│", " ").split())
+    for default in ("verifier confidence", "gen_length 64", "model arith", "extractor hash"):
+        assert default in flat
+
+
+def test_primitives_doc_covers_every_argument_value():
+    """docs/primitives.md names every primitive, argument and choice the compiler accepts."""
+    from s3dsl.compiler.primitives import COMMIT_RULES, PRIMITIVES
+
+    text = (DOCS / "primitives.md").read_text()
+    for prim in PRIMITIVES:
+        assert f"`{prim.name}" in text, prim.name
+        for p in prim.params:
+            assert p.name in text, (prim.name, p.name)
+            for choice in p.choices:
+                assert f"`{choice}`" in text, (prim.name, p.name, choice)
+    for rule in COMMIT_RULES:
+        assert f"`{rule}`" in text

@@ -33,6 +33,23 @@ Enable = Annotated[
         "--enable-pass", help="Turn an opt-in (approximate) pass on, e.g. approx-prompt-cache"
     ),
 ]
+def _data_defaults() -> tuple[str, str]:
+    """--data's defaults, read from the data task itself so the help cannot go stale."""
+    from dataclasses import fields
+
+    from s3dsl.tasks.data import DEFAULT_EXTRACTOR, EXTRACTORS, DataTask
+
+    d = {f.name: f.default for f in fields(DataTask)}
+    data = (f"JSONL file of {{id, prompt, answer}} lines; defaults: verifier "
+            f"{d['default_verifier']}, gen_length {d['gen_length']}, model {d['default_model']}, "
+            f"extractor {DEFAULT_EXTRACTOR} (override with --set gen_length=N, --model, "
+            "--extractor; the verifier is the strategy's task-default)")
+    extractor = (f"Answer extractor for --data: {', '.join(EXTRACTORS)} (default "
+                 f"{DEFAULT_EXTRACTOR}; see s3dsl list extractors)")
+    return data, extractor
+
+
+DATA_HELP, EXTRACTOR_HELP = _data_defaults()
 Strict = Annotated[bool, typer.Option("--strict", help="Treat compiler warnings as errors")]
 
 
@@ -103,8 +120,8 @@ def run(
     strategy: Annotated[str, typer.Argument(help="A strategy file, or a built-in name (s3)")],
     model: Annotated[str | None, typer.Option(help="Model name, folder, or hf:PATH")] = None,
     task: Annotated[str | None, typer.Option(help="Built-in task (arith, sudoku)")] = None,
-    data: Annotated[Path | None, typer.Option(help="JSONL file of {id, prompt, answer}")] = None,
-    extractor: Annotated[str | None, typer.Option(help="Answer extractor for --data")] = None,
+    data: Annotated[Path | None, typer.Option(help=DATA_HELP)] = None,
+    extractor: Annotated[str | None, typer.Option(help=EXTRACTOR_HELP)] = None,
     split: Annotated[str, typer.Option(help="train or test (held out)")] = "test",
     limit: Annotated[int | None, typer.Option(help="First N problems only")] = None,
     seed: Annotated[int, typer.Option(help="Run seed")] = 0,
@@ -168,7 +185,7 @@ def run(
     results = [s.result for s in stored.results]
     summary = summarize(the_plan, the_model, the_task.name, results, stored.wall_s, seed, None)
     summary.peak_memory_mb, summary.counters = stored.peak_mb, stored.counters
-    console.print(views.run_table(summary))
+    console.print(views.run_table(summary, the_task.is_correct))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(summary.to_json(), indent=2))
@@ -258,10 +275,12 @@ def validate(
 
 @app.command("list")
 def list_cmd(
-    what: Annotated[str, typer.Argument(help="strategies|primitives|verifiers|models|tasks")],
+    what: Annotated[
+        str, typer.Argument(help="strategies|primitives|verifiers|models|tasks|passes|extractors")
+    ],
 ) -> None:
     """List what is built in."""
-    kinds = ("strategies", "primitives", "verifiers", "models", "tasks", "passes")
+    kinds = ("strategies", "primitives", "verifiers", "models", "tasks", "passes", "extractors")
     if what not in kinds:
         from s3dsl.dsl.errors import did_you_mean
 

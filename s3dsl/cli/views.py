@@ -14,8 +14,9 @@ from s3dsl.compiler.passes import PASSES, Plan
 from s3dsl.runtime.session import RunSummary
 
 
-def run_table(s: RunSummary) -> Table:
-    """One run as metric/value rows: readable in any terminal width."""
+def run_table(s: RunSummary, is_correct=None) -> Table:
+    """One run as metric/value rows: readable in any terminal width. With the task's
+    `is_correct`, a run whose problems keep several particles also shows pass@k."""
     table = Table(title=f"{s.strategy} on {s.task} ({s.model}, opt level {s.opt_level})")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -27,10 +28,37 @@ def run_table(s: RunSummary) -> Table:
     table.add_row("tokens/s (answers)", f"{s.tokens_per_s:,.1f}")
     table.add_row("wall time", f"{s.wall_s:.2f} s")
     table.add_row("peak memory", f"{s.peak_memory_mb:,.0f} MB")
+    for metric, value in search_rows(s, is_correct):
+        table.add_row(metric, value)
     if s.approximate:
         used = ", ".join(s.approximate)
         table.add_row("[red]approximate passes[/red]", f"[red]{used} (tokens may differ)[/red]")
     return table
+
+
+def search_rows(s: RunSummary, is_correct=None) -> list[tuple[str, str]]:
+    """Acceptance rate (mh-accept), ESS at resampling, pass@k over the final particles: only the
+    ones this run's strategy produces."""
+    from s3dsl.metrics import pass_at_k, powers_of_two
+
+    rows = []
+    results = s.per_problem
+    proposed = sum(r.proposed for r in results)
+    if proposed:
+        rows.append(("acceptance rate", f"{sum(r.accepted for r in results) / proposed:.1%}"))
+    ess = [r.min_ess for r in results if r.min_ess is not None]
+    if ess:
+        resamples = sum(r.resamples for r in results) / max(len(results), 1)
+        rows.append(("ESS at resampling (mean of min)", f"{sum(ess) / len(ess):.2f}"))
+        rows.append(("  resamples per problem", f"{resamples:.1f}"))
+    n = min((len(r.particles) for r in results), default=0)
+    if is_correct is not None and n > 1:
+        for k in powers_of_two(n):
+            values = [pass_at_k(len(r.particles),
+                                sum(bool(is_correct(p.answer, r.answer)) for p in r.particles), k)
+                      for r in results]
+            rows.append((f"pass@{k} (final particles)", f"{100 * sum(values) / len(values):.1f}%"))
+    return rows
 
 
 def print_plan(console: Console, plan: Plan, model, explain: bool) -> None:
@@ -154,10 +182,28 @@ def listing(what: str) -> Table | Group:
             level = f"{p.level}, opt-in (--enable-pass)" if p.opt_in else str(p.level)
             table.add_row(p.name, level, p.doc)
         return table
+    if what == "extractors":
+        return extractor_table()
     from s3dsl.tasks.registry import TASKS, get_task
 
     table = Table("task", "gen_length", "default model", "default verifier", title="tasks")
+    examples = []
     for name in TASKS:
         t = get_task(name)
         table.add_row(name, str(t.gen_length), t.default_model, t.default_verifier)
-    return Group(table, Text("or --data FILE.jsonl with {id, prompt, answer} lines"))
+        p = t.problems("test", 1)[0]
+        examples.append(Text(f"{name} prompt:     {p.prompt}\n{name} completion: {p.target}"
+                             f"\n{name} answer:     {p.answer}"))
+    note = Text("or --data FILE.jsonl with {id, prompt, answer} lines (see s3dsl list extractors)")
+    return Group(table, *examples, note)
+
+
+def extractor_table() -> Table:
+    """The answer extractors for --data files, each with what it reads from a completion."""
+    from s3dsl.tasks.data import DEFAULT_EXTRACTOR, EXTRACTORS
+
+    table = Table("extractor", "what it returns", title=f"answer extractors (--extractor; "
+                  f"default {DEFAULT_EXTRACTOR})")
+    for name, fn in EXTRACTORS.items():
+        table.add_row(name, " ".join((fn.__doc__ or "").split()))
+    return table

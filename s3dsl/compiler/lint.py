@@ -154,13 +154,6 @@ def _strata(program: Program, strategy: ast.Strategy | None) -> list[LintWarning
                 op.span,
                 "drop strata=, or use by=score for score bins",
             ))
-        if op.args.get("by") == "answer" and not any(o.name == "score" for o in ops):
-            out.append(LintWarning(
-                "stratify(by=answer) but no stage scores the particles, so no answer is ever "
-                "extracted: every particle lands in one stratum",
-                op.span,
-                "add score(v) before it",
-            ))
         if not used:
             out.append(LintWarning(
                 "stratify assigns strata but no resample(within=strata) uses them",
