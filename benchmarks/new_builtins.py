@@ -10,12 +10,14 @@ the rows are side by side. Nothing is tuned on these problems.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import time
 from pathlib import Path
 
 import torch
 
-from s3dsl.runtime.session import run_strategy
+from s3dsl.catalog import resolve_strategy
+from s3dsl.runtime.session import compile_file, run_strategy
 from s3dsl.tasks.registry import get_task
 
 STRATEGIES = ("single", "best_of_k", "s3", "remdm", "beam", "fk", "prism")
@@ -31,7 +33,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     sizes = {"arith": 40, "sudoku": 32}
     sizes.update({k: int(v) for k, v in (item.split("=") for item in args.n)})
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=Path(__file__).parent).stdout.strip() or "unknown"
     lines = [
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit}, "
+        f"torch {torch.__version__}, {args.threads} thread(s), CPU; test split, seed 0, opt 2.",
+        "",
         "| task | strategy | verifier | model | N | forwards/problem | accuracy | wall s |",
         "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |",
     ]
@@ -40,7 +47,10 @@ def main() -> None:
         for name in args.strategies:
             start = time.perf_counter()
             s = run_strategy(name, task=task, limit=n, seed=0, opt_level=2)
-            row = (f"| {task} | {name} | {the_task.default_verifier} | {s.model} | {n} | "
+            program = compile_file(resolve_strategy(name), None, the_task.gen_length,
+                                   the_task.default_verifier)
+            used = ", ".join(v.describe() for v in program.verifiers.values()) or "none"
+            row = (f"| {task} | {name} | {used} | {s.model} | {n} | "
                    f"{s.nfe_per_problem:.1f} | {100 * s.accuracy:.1f}% | "
                    f"{time.perf_counter() - start:.1f} |")
             print(row, flush=True)

@@ -251,3 +251,15 @@ def test_schema_agrees_with_the_compiler_on_fuzzed_files():
             disagreements.append((ok, text))
     assert not disagreements, disagreements[:3]
     assert 0.2 < rejected / checked < 0.9  # the sample exercises both verdicts
+
+
+def test_the_schema_command_prints_the_compiler_schema():
+    import json
+
+    from typer.testing import CliRunner
+
+    from s3dsl.cli.app import app
+
+    result = CliRunner().invoke(app, ["schema"])
+    assert result.exit_code == 0
+    assert json.loads(result.output) == compiler_schema()
