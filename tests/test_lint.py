@@ -72,6 +72,13 @@ def test_strata_ignored_with_by_answer_and_unused_strata():
     assert warnings_of(used) == []
 
 
+def test_a_stage_whose_schedule_matches_no_step():
+    text = ("decode:\n  steps: 8\nprogram:\n  step:\n    - denoise\n"
+            "    - remask(count=1, every=16, offset=9)\n")
+    (w,) = warnings_of(text)
+    assert w.startswith("w.yaml:6:7: warning: remask [every=16+9] never runs")
+
+
 def test_a_task_verifier_on_another_task():
     text = "verifiers:\n  v: sudoku-constraints\nprogram:\n  step: denoise | score(v)\n"
     (w,) = warnings_of(text, task="arith")

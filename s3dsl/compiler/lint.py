@@ -45,6 +45,7 @@ def lint(program: Program, strategy: ast.Strategy | None = None,
     a task-specific verifier is not used on another task."""
     ops = program.ops()
     out: list[LintWarning] = []
+    out += _never_fires(program)
     out += _ess_conditions(program)
     out += _select_by_score(ops)
     out += _strata(program, strategy)
@@ -78,6 +79,24 @@ def particles_per_block(program: Program) -> list[tuple[int, int, int]]:
 def _count_after(op: Op, n: int) -> int:
     prim = prims.lookup(op.name)
     return n if prim is None else prim.count(n, op.args, op.group)
+
+
+def _never_fires(program: Program) -> list[LintWarning]:
+    """A step stage whose static schedule (at/every/offset) matches no step of this decode."""
+    from s3dsl.runtime.engine import step_contexts
+
+    contexts = list(step_contexts(program.decode))
+    return [
+        LintWarning(
+            f"{op.name} [{op.schedule.describe()}] never runs: no step of {program.decode.steps} "
+            f"({program.decode.steps_per_block} per block) matches its schedule",
+            op.span,
+            "check every/offset against decode.steps",
+        )
+        for op in program.step
+        if not any(op.schedule.fires(c.step, c.step_in_block, c.steps_per_block, c.steps)
+                   for c in contexts)
+    ]
 
 
 def _ess_conditions(program: Program) -> list[LintWarning]:
