@@ -68,3 +68,18 @@ def test_primitives_doc_covers_every_argument_value():
                 assert f"`{choice}`" in text, (prim.name, p.name, choice)
     for rule in COMMIT_RULES:
         assert f"`{rule}`" in text
+
+
+def test_run_shows_acceptance_and_pass_at_k_when_the_strategy_has_them():
+    from typer.testing import CliRunner
+
+    from s3dsl.cli.app import app
+
+    args = ["run", "imh", "--task", "arith", "--limit", "1", "--no-db", "--set", "chains=2",
+            "--set", "proposals=2"]
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 0, out.output
+    assert "acceptance rate" in out.output and "pass@2 (final particles)" in out.output
+    single = CliRunner().invoke(app, ["run", "single", "--task", "arith", "--limit", "1",
+                                      "--no-db"])
+    assert "acceptance" not in single.output and "pass@" not in single.output

@@ -139,3 +139,11 @@ def test_explain_shows_schedules_and_particles_per_block():
     smc = runner.invoke(app, ["compile", "smc", "--explain"])
     flat = "".join(ch for ch in smc.output if ch not in " \n│")
     assert 'at=block_endwhen="ess<0.5"' in flat
+
+
+def test_run_warns_about_a_verifier_of_another_task_and_strict_stops_it(tmp_path):
+    path = tmp_path / "v.yaml"
+    path.write_text("verifiers:\n  v: sudoku-constraints\nprogram:\n  step: denoise | score(v)\n")
+    result = runner.invoke(app, ["run", str(path), "--task", "arith", "--strict", "--no-db"])
+    assert result.exit_code == 2
+    assert "v.yaml:2:6: warning: verifier 'v' uses sudoku-constraints" in result.output
