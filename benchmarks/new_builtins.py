@@ -5,6 +5,9 @@ opt level 2, the task's shipped model and default verifier), one after another i
 the rows are side by side. Nothing is tuned on these problems.
 
     python benchmarks/new_builtins.py [--n arith=40 --n sudoku=32] [--threads 1] [--out FILE.md]
+    python benchmarks/new_builtins.py --split train --n arith=40 --n sudoku=0 \
+        --strategies single s3 benchmarks/adaptive_attempt.yaml \
+        --out benchmarks/results/adaptive_attempt.md
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ def main() -> None:
     ap.add_argument("--n", action="append", default=[], help="task=N (default arith=40 sudoku=32)")
     ap.add_argument("--strategies", nargs="*", default=list(STRATEGIES))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--split", default="test", help="test (held out) or train")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -37,16 +41,19 @@ def main() -> None:
                             text=True, cwd=Path(__file__).parent).stdout.strip() or "unknown"
     lines = [
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit}, "
-        f"torch {torch.__version__}, {args.threads} thread(s), CPU; test split, seed 0, opt 2.",
+        f"torch {torch.__version__}, {args.threads} thread(s), CPU; {args.split} split, seed 0, "
+        "opt 2.",
         "",
         "| task | strategy | verifier | model | N | forwards/problem | accuracy | wall s |",
         "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for task, n in sizes.items():
+        if n < 1:
+            continue
         the_task = get_task(task)
         for name in args.strategies:
             start = time.perf_counter()
-            s = run_strategy(name, task=task, limit=n, seed=0, opt_level=2)
+            s = run_strategy(name, task=task, split=args.split, limit=n, seed=0, opt_level=2)
             program = compile_file(resolve_strategy(name), None, the_task.gen_length,
                                    the_task.default_verifier)
             used = ", ".join(v.describe() for v in program.verifiers.values()) or "none"
