@@ -68,6 +68,15 @@ def test_primitives_doc_covers_every_argument_value():
                 assert f"`{choice}`" in text, (prim.name, p.name, choice)
     for rule in COMMIT_RULES:
         assert f"`{rule}`" in text
+    from dataclasses import fields
+
+    from s3dsl.tasks.data import DEFAULT_EXTRACTOR, EXTRACTORS, DataTask
+
+    d = {f.name: f.default for f in fields(DataTask)}
+    for default in (f"verifier `{d['default_verifier']}`", f"gen_length {d['gen_length']}",
+                    f"model `{d['default_model']}`", f"extractor `{DEFAULT_EXTRACTOR}`"):
+        assert default in text, default
+    assert all(f"`{name}`" in text for name in EXTRACTORS)
 
 
 def test_run_shows_acceptance_and_pass_at_k_when_the_strategy_has_them():
