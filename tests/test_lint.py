@@ -50,6 +50,12 @@ def test_ess_condition_on_score_weights_reads_the_log_weights():
     assert "w.yaml:7:7" in w and "not of those score weights" in w
 
 
+def test_weights_nothing_reads():
+    text = "program:\n  init: expand(2)\n  step: denoise | weight(logprob)\n"
+    (w,) = warnings_of(text)
+    assert w.startswith("w.yaml:3:19: warning: weight updates log-weights that nothing reads")
+
+
 def test_select_by_score_without_a_score_stage():
     (w,) = warnings_of("program:\n  step: denoise\n  final: select(by=score)\n")
     assert w.startswith("w.yaml:3:10: warning: select(by=score)") and "by=logprob" in w

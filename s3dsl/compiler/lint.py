@@ -47,6 +47,7 @@ def lint(program: Program, strategy: ast.Strategy | None = None,
     out: list[LintWarning] = []
     out += _never_fires(program)
     out += _ess_conditions(program)
+    out += _unread_weights(program)
     out += _select_by_score(ops)
     out += _strata(program, strategy)
     if task is not None:
@@ -124,6 +125,27 @@ def _ess_conditions(program: Program) -> list[LintWarning]:
                 "use weights=logw with weight(by=score|diff|max), or drop the condition",
             ))
     return out
+
+
+def _unread_weights(program: Program) -> list[LintWarning]:
+    """`weight` stages whose log-weights nothing reads: no resample draws by them, no condition
+    reads their ESS."""
+    ops = program.ops()
+    read = any(o.name == "resample" and _resample_source(program, o) == "logw" for o in ops)
+    read = read or any(o.schedule.when is not None
+                       and "ess" in getattr(o.schedule.when, "names", ()) for o in ops)
+    if read:
+        return []
+    return [
+        LintWarning(
+            "weight updates log-weights that nothing reads: no resample draws by them "
+            "(weights=logw) and no when= condition reads their ESS",
+            op.span,
+            "add weights=logw to a resample, or drop weight",
+        )
+        for op in ops
+        if op.name == "weight"
+    ]
 
 
 def _resample_source(program: Program, op: Op) -> str:
