@@ -11,10 +11,11 @@ from rich.text import Text
 
 from s3dsl.compiler.cost import predict
 from s3dsl.compiler.passes import PASSES, Plan
+from s3dsl.runtime.scoring import Match
 from s3dsl.runtime.session import RunSummary
 
 
-def run_table(s: RunSummary, is_correct=None) -> Table:
+def run_table(s: RunSummary, is_correct: Match | None = None) -> Table:
     """One run as metric/value rows: readable in any terminal width. With the task's
     `is_correct`, a run whose problems keep several particles also shows pass@k."""
     table = Table(title=f"{s.strategy} on {s.task} ({s.model}, opt level {s.opt_level})")
@@ -36,7 +37,7 @@ def run_table(s: RunSummary, is_correct=None) -> Table:
     return table
 
 
-def search_rows(s: RunSummary, is_correct=None) -> list[tuple[str, str]]:
+def search_rows(s: RunSummary, is_correct: Match | None = None) -> list[tuple[str, str]]:
     """Acceptance rate (mh-accept), ESS at resampling, pass@k over the final particles: only the
     ones this run's strategy produces."""
     from s3dsl.metrics import pass_at_k, powers_of_two
