@@ -19,6 +19,7 @@ import torch
 import s3dsl
 from s3dsl.compiler.ir import Program
 from s3dsl.compiler.passes import OPT_IN, Plan
+from s3dsl.distributed import SINGLE, World
 from s3dsl.runtime.model import MaskedLM
 from s3dsl.runtime.session import execute, peak_memory_mb
 from s3dsl.store import RunRecord, Store, StoredResult, problem_key
@@ -114,7 +115,7 @@ def _read_peak(device: torch.device) -> float:
 
 @dataclass
 class StoredRun:
-    run: RunRecord
+    run: RunRecord | None  # None on ranks other than 0 of a sharded run
     results: list[StoredResult]
     resumed: int  # problems found finished in the store
     counters: dict[str, int] = field(default_factory=dict)
@@ -140,39 +141,64 @@ def run_stored(
     disable: Sequence[str] = (),
     advance: Callable[[int], None] | None = None,
     on_open: Callable[[int, int], None] | None = None,
+    world: World = SINGLE,
 ) -> StoredRun:
     """Run the plan on the problems not yet in the store, committing after every batch.
-    `on_open(done, total)` is told what was already finished before any compute starts."""
+    `on_open(done, total)` is told what was already finished before any compute starts.
+    Under torchrun (`world.size > 1`) the pending problems are sharded over ranks and only rank
+    0's `store` is read and written; the other ranks return an empty `StoredRun`."""
     config = run_config(the_plan, model, task, seed, disable)
-    run = store.open_run(config, problems, run_meta(the_plan, task, split, len(problems)))
     keys = [problem_key(p) for p in problems]
-    done = store.finished(run.config_key, keys)
-    pending = [p for p, k in zip(problems, keys) if k not in done]
-    resumed = len(problems) - len(pending)
-    if on_open is not None:
+    run, done, pending_idx = None, {}, []
+    if world.is_main:
+        run = store.open_run(config, problems, run_meta(the_plan, task, split, len(problems)))
+        done = store.finished(run.config_key, keys)
+        pending_idx = [i for i, k in enumerate(keys) if k not in done]
+    pending_idx = world.broadcast(pending_idx)
+    resumed = len(problems) - len(pending_idx)
+    if world.is_main and on_open is not None:
         on_open(resumed, len(problems))
-    if advance is not None and resumed:
+    if world.is_main and advance is not None and resumed:
         advance(resumed)
+    mine = [problems[i] for i in world.shard(pending_idx)]
     counters: dict[str, int] = {}
-    for start in range(0, len(pending), batch_size):
-        batch = pending[start : start + batch_size]
-        _reset_peak(model.device)
-        t0 = time.perf_counter()
-        results, c = execute(
-            the_plan, model, batch, task.extract_answer, task.is_correct, seed, batch_size
-        )
-        wall = time.perf_counter() - t0
-        peak = _read_peak(model.device)
-        for k, v in (c.__dict__ if c else {}).items():
-            counters[k] = counters.get(k, 0) + v
-        items = []
-        for p, r in zip(batch, results):
-            if r.id != p.id:
-                raise RuntimeError(f"result for {r.id} where {p.id} was expected")
-            flags = [bool(task.is_correct(o.answer, r.answer)) for o in r.particles]
-            items.append((p, StoredResult(r, flags, wall / len(batch), peak)))
-        store.add(run.config_key, items)
+    for r in range(world.rounds(len(pending_idx), batch_size)):
+        batch = mine[r * batch_size : (r + 1) * batch_size]
+        shares = world.gather(_run_batch(the_plan, model, task, batch, seed, batch_size))
+        if not world.is_main:
+            continue
+        items = [item for share, _ in shares for item in share]
+        for _, c in shares:
+            for k, v in c.items():
+                counters[k] = counters.get(k, 0) + v
+        if items:
+            store.add(run.config_key, items)
         done.update({problem_key(p): s for p, s in items})
         if advance is not None:
-            advance(len(batch))
+            advance(len(items))
+    if not world.is_main:
+        return StoredRun(None, [], resumed, counters)
     return StoredRun(run, [done[k] for k in keys], resumed, counters)
+
+
+def _run_batch(
+    the_plan: Plan, model: MaskedLM, task: Task, batch: Sequence[Problem], seed: int,
+    batch_size: int,
+) -> tuple[list[tuple[Problem, StoredResult]], dict[str, int]]:
+    """One batch, executed and paired with what the store keeps of each problem."""
+    if not batch:
+        return [], {}
+    _reset_peak(model.device)
+    t0 = time.perf_counter()
+    results, c = execute(
+        the_plan, model, batch, task.extract_answer, task.is_correct, seed, batch_size
+    )
+    wall = time.perf_counter() - t0
+    peak = _read_peak(model.device)
+    items = []
+    for p, r in zip(batch, results):
+        if r.id != p.id:
+            raise RuntimeError(f"result for {r.id} where {p.id} was expected")
+        flags = [bool(task.is_correct(o.answer, r.answer)) for o in r.particles]
+        items.append((p, StoredResult(r, flags, wall / len(batch), peak)))
+    return items, dict(c.__dict__) if c else {}

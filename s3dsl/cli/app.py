@@ -151,6 +151,10 @@ def run(
     if limit is not None and limit < 1:
         raise S3DSLError("--limit must be at least 1")
     set_threads(threads)
+    from s3dsl.distributed import current_world
+
+    world = current_world(device)  # torchrun: problems sharded over ranks, rank 0 reports
+    device = world.device(device)
     the_task = load_task(task, data, extractor)
     path = resolve_strategy(strategy)
     program = compile_file(path, parse_sets(sets), the_task.gen_length, the_task.default_verifier)
@@ -167,7 +171,9 @@ def run(
         if done:
             console.print(f"resumed: {done} of {total} problems already done")
 
-    with Store(MEMORY if no_db else db) as store, _progress() as bar:
+    with Store(MEMORY if no_db or not world.is_main else db) as store, _progress(
+        world.is_main
+    ) as bar:
         job = bar.add_task(f"{program.name} on {the_task.name}", total=len(problems))
         stored = run_stored(
             the_plan,
@@ -181,7 +187,10 @@ def run(
             tuple(disable_pass),
             advance=lambda k: bar.advance(job, k),
             on_open=opened,
+            world=world,
         )
+    if not world.is_main:
+        return
     results = [s.result for s in stored.results]
     summary = summarize(the_plan, the_model, the_task.name, results, stored.wall_s, seed, None)
     summary.peak_memory_mb, summary.counters = stored.peak_mb, stored.counters
@@ -192,7 +201,7 @@ def run(
         console.print(f"wrote {json_path}")
 
 
-def _progress() -> Progress:
+def _progress(show: bool = True) -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -201,6 +210,7 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         console=Console(stderr=True),
         transient=False,
+        disable=not show,
     )
 
 
