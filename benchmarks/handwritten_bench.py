@@ -1,0 +1,238 @@
+"""s3dsl against straightforward hand-written batched PyTorch of the same algorithms.
+
+The question (issue 11, item 5): is the compiled plan at least as fast as what a competent user
+writes by hand in an afternoon? The hand-written side below is LLaDA `generate()`-style code,
+batched over problems and particles, with a `torch.unique` dedup of identical rows, a vectorized
+systematic resampler, and the same model object, verifier and problems as s3dsl. Both sides use
+one torch thread and run interleaved (A B B A ...), so a busy core hurts both alike; the ratio
+is s3dsl time / hand-written time per configuration (below 1: s3dsl is faster).
+
+Strategies: best-of-K (K sampled decodes, the task verifier picks) and S3 (N particles x 4
+candidates, expand | denoise | score | resample every step; systematic resampling on both sides,
+so the resampler's algorithm is the same and only the engine differs). The two sides draw their
+noise differently, so their tokens differ; both spend the same forward rows (checked, printed).
+
+    python benchmarks/handwritten_bench.py --out benchmarks/results          # ~10 min, 1 thread
+    python benchmarks/handwritten_bench.py --quick                           # ~1 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from s3dsl.models.registry import load_model
+from s3dsl.runtime.session import run_strategy
+from s3dsl.runtime.scoring import candidates
+from s3dsl.tasks.registry import get_task
+from s3dsl.verifiers import get_verifier
+
+CANDIDATES = 4  # S3's b
+
+
+@dataclass(frozen=True)
+class Config:
+    strategy: str  # best_of_k | s3
+    particles: int  # K for best-of-K, N for S3
+    gen_length: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.strategy} particles={self.particles} gen={self.gen_length}"
+
+
+# -- the hand-written side --------------------------------------------------------------------
+def left_pad(prompts: list[list[int]], pad: int, gen: int, mask: int) -> tuple[torch.Tensor, int]:
+    width = max(map(len, prompts))
+    rows = [[pad] * (width - len(p)) + p + [mask] * gen for p in prompts]
+    return torch.tensor(rows), width
+
+
+def forward_logp(model, x: torch.Tensor, attn: torch.Tensor, gen: int, dedup: bool):
+    """log-softmax over the answer positions, identical rows computed once."""
+    if dedup:
+        uniq, inverse = torch.unique(x, dim=0, return_inverse=True)
+        first = torch.zeros(len(uniq), dtype=torch.long).scatter_(
+            0, inverse, torch.arange(len(x)))
+        logits = model.forward(uniq, attn[first], gen)[:, -gen:]
+        return torch.log_softmax(logits.float(), -1)[inverse], len(uniq)
+    logits = model.forward(x, attn, gen)[:, -gen:]
+    return torch.log_softmax(logits.float(), -1), len(x)
+
+
+def commit_step(x, logp, start, block_end, k, mask_id, temperature, gen_rng):
+    """One LLaDA step on every row: Gumbel-max proposal, low-confidence commit of k per row."""
+    ans = x[:, start:]
+    noise = -torch.log(-torch.log(torch.rand(logp.shape, dtype=torch.float64, generator=gen_rng)))
+    scores = logp.double() + temperature * noise
+    scores[..., mask_id] = -math.inf
+    x0 = scores.argmax(-1)
+    conf = logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+    masked = ans == mask_id
+    masked[:, block_end:] = False
+    conf = conf.masked_fill(~masked, -math.inf)
+    rank = conf.argsort(1, descending=True).argsort(1)
+    commit = masked & (rank < k.unsqueeze(1))
+    ans = torch.where(commit, x0, ans)
+    out = x.clone()
+    out[:, start:] = ans
+    return out, torch.where(commit, conf, torch.zeros_like(conf))
+
+
+def schedule(gen: int, block: int, steps: int) -> list[tuple[int, int]]:
+    """(block_end, commits) per step: LLaDA's per-block budget, remainder first."""
+    per_block = steps // (gen // block)
+    out = []
+    for b in range(gen // block):
+        base, rem = divmod(block, per_block)
+        out += [((b + 1) * block, base + (i < rem)) for i in range(per_block)]
+    return out
+
+
+def handwritten(model, task, problems, cfg: Config, seed: int) -> dict:
+    tok, mask_id, gen = model.tokenizer, model.mask_id, cfg.gen_length
+    verifier = get_verifier(task.default_verifier)
+    gen_rng = torch.Generator().manual_seed(seed)
+    prompts = [tok.encode(p.prompt) for p in problems]
+    base, start = left_pad(prompts, tok.pad_id, gen, mask_id)
+    n_prob = len(problems)
+    width = cfg.particles * (CANDIDATES if cfg.strategy == "s3" else 1)
+    rows = 0
+    if cfg.strategy == "best_of_k":
+        x = base.repeat_interleave(cfg.particles, 0)
+        attn = x != tok.pad_id
+        committed = None
+        for block_end, k in schedule(gen, gen // 4, gen):
+            logp, n = forward_logp(model, x, attn, gen, dedup=True)
+            rows += n
+            x, lp = commit_step(x, logp, start, block_end, torch.full((len(x),), k), mask_id,
+                                1.0, gen_rng)
+            committed = lp if committed is None else committed + lp
+        ans = x[:, start:]
+        texts_rep = [p.prompt for p in problems for _ in range(cfg.particles)]
+        cands = candidates(texts_rep, ans, committed, ans == mask_id, tok)
+        score = torch.tensor(verifier.score(cands, None)).view(n_prob, cfg.particles)
+        best = score.argmax(-1) + torch.arange(n_prob) * cfg.particles
+        return {"rows": rows, "texts": [cands[i].completion for i in best.tolist()]}
+    # S3: the scoring forward of a candidate is also the logits of its next step
+    x = base.repeat_interleave(cfg.particles, 0)
+    attn_n = x != tok.pad_id
+    attn_c = attn_n.repeat_interleave(CANDIDATES, 0)
+    logp, rows = forward_logp(model, x, attn_n, gen, dedup=True)
+    committed = torch.zeros(x.shape[0], gen)
+    texts_rep = [p.prompt for p in problems for _ in range(width)]
+    for block_end, k in schedule(gen, gen // 4, gen):
+        xc = x.repeat_interleave(CANDIDATES, 0)
+        xc, lp = commit_step(xc, logp.repeat_interleave(CANDIDATES, 0), start, block_end,
+                             torch.full((len(xc),), k), mask_id, 1.0, gen_rng)
+        lp = lp + committed.repeat_interleave(CANDIDATES, 0)
+        logp_c, n = forward_logp(model, xc, attn_c, gen, dedup=True)
+        rows += n
+        ans = xc[:, start:]
+        filled = ans == mask_id
+        best_lp, best_tok = logp_c.max(-1)
+        clean = torch.where(filled, best_tok, ans)
+        cands = candidates(texts_rep, clean, torch.where(filled, best_lp, lp), filled, tok)
+        score = torch.tensor(verifier.score(cands, None), dtype=torch.float64)
+        w = torch.softmax(score.view(n_prob, width) / 0.5, -1)  # beta = 0.5
+        u = torch.rand(n_prob, 1, dtype=torch.float64, generator=gen_rng)
+        points = (torch.arange(cfg.particles, dtype=torch.float64) + u) / cfg.particles
+        cdf = w.cumsum(-1)
+        cdf[:, -1] = 1.0 + 1e-12
+        anc = torch.searchsorted(cdf, points, right=True).clamp_max(width - 1)
+        anc = (anc + torch.arange(n_prob).unsqueeze(1) * width).flatten()
+        x, logp, committed = xc[anc], logp_c[anc], lp[anc]
+    texts = [tok.decode(r) for r in x[:, start:].tolist()]
+    return {"rows": rows, "texts": texts}
+
+
+# -- the s3dsl side ----------------------------------------------------------------------------
+S3_SYSTEMATIC = """name: s3_systematic
+params: {particles: 4, candidates: 4, beta: 0.5, temperature: 1.0}
+decode: {block_length: "${gen_length // 4}", temperature: "${temperature}", commit: confidence}
+verifiers: {v: task-default}
+program:
+  init: expand(${particles})
+  step: expand(${candidates}) | denoise | score(v) | resample(${particles}, method=systematic,
+    beta=${beta})
+  final: select(by=vote)
+"""
+
+
+def s3dsl_run(model, problems, cfg: Config, seed: int, strategy_dir: Path) -> dict:
+    if cfg.strategy == "best_of_k":
+        strategy, overrides = "best_of_k", {"k": str(cfg.particles)}
+    else:
+        strategy = strategy_dir / "s3_systematic.yaml"
+        overrides = {"particles": str(cfg.particles), "candidates": str(CANDIDATES)}
+    overrides["gen_length"] = str(cfg.gen_length)
+    summary = run_strategy(strategy, model, task="arith", overrides=overrides, seed=seed,
+                           batch_size=len(problems), problems=problems)
+    return {"rows": summary.counters.get("forward_rows", 0), "texts": None}
+
+
+def timed(fn) -> tuple[float, dict]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--problems", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="a few configurations, 1 repeat")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    model, task = load_model("arith"), get_task("arith")
+    problems = task.problems("test", args.problems)
+    particles, gens = ((2, 8, 32), (48, 96, 192)) if not args.quick else ((2, 8), (48,))
+    repeats = 1 if args.quick else args.repeats
+    configs = [Config(s, p, g) for s in ("best_of_k", "s3") for p in particles for g in gens]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
+        (Path(tmp) / "s3_systematic.yaml").write_text(S3_SYSTEMATIC)
+        for cfg in configs:
+            ours, theirs = [], []
+            for rep in range(repeats):
+                pair = [("s3dsl", lambda: s3dsl_run(model, problems, cfg, rep, Path(tmp))),
+                        ("hand", lambda: handwritten(model, task, problems, cfg, rep))]
+                for name, fn in pair if rep % 2 == 0 else pair[::-1]:
+                    wall, out = timed(fn)
+                    (ours if name == "s3dsl" else theirs).append((wall, out["rows"]))
+            s_wall = statistics.median(w for w, _ in ours)
+            h_wall = statistics.median(w for w, _ in theirs)
+            row = {"config": cfg.label, "s3dsl_s": s_wall, "hand_s": h_wall,
+                   "ratio": s_wall / h_wall, "s3dsl_rows": ours[0][1], "hand_rows": theirs[0][1]}
+            rows.append(row)
+            print(f"{cfg.label:36s} s3dsl {s_wall:7.2f}s  hand {h_wall:7.2f}s  "
+                  f"ratio {row['ratio']:.2f}  rows {row['s3dsl_rows']}/{row['hand_rows']}",
+                  flush=True)
+    header = (f"model arith (0.88M), verifier arith-heuristic, {len(problems)} arith test problems "
+              f"in one batch, {repeats} interleaved repeat(s), 1 torch thread, "
+              f"{platform.machine()} CPU, torch {torch.__version__}")
+    print(header)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "handwritten_bench.json").write_text(
+            json.dumps({"setup": header, "rows": rows}, indent=2))
+        lines = [f"# s3dsl vs hand-written batched PyTorch\n\n{header}\n",
+                 "| configuration | s3dsl (s) | hand-written + dedup (s) | ratio | forward rows "
+                 "s3dsl / hand |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {r['config']} | {r['s3dsl_s']:.2f} | {r['hand_s']:.2f} | {r['ratio']:.2f} "
+                  f"| {r['s3dsl_rows']} / {r['hand_rows']} |" for r in rows]
+        (args.out / "handwritten_bench.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
