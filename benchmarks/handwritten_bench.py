@@ -14,6 +14,8 @@ noise differently, so their tokens differ; both spend the same forward rows (che
 
     python benchmarks/handwritten_bench.py --out benchmarks/results          # ~10 min, 1 thread
     python benchmarks/handwritten_bench.py --quick                           # ~1 min
+    python benchmarks/handwritten_bench.py --device cuda --model 8b --problems 1 --gens 64
+        # an 8B-shaped random bf16 model built on the GPU (benchmarks/gpu.sh runs this)
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import json
 import math
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -31,12 +34,13 @@ from pathlib import Path
 import torch
 
 from s3dsl.models.registry import load_model
-from s3dsl.runtime.session import run_strategy
 from s3dsl.runtime.scoring import candidates
+from s3dsl.runtime.session import run_strategy
 from s3dsl.tasks.registry import get_task
 from s3dsl.verifiers import get_verifier
 
 CANDIDATES = 4  # S3's b
+H200_BF16_DENSE_FLOPS = 790e12  # the lent GPU's measured bf16 matrix rate (device tool notes)
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,8 @@ def forward_logp(model, x: torch.Tensor, attn: torch.Tensor, gen: int, dedup: bo
     """log-softmax over the answer positions, identical rows computed once."""
     if dedup:
         uniq, inverse = torch.unique(x, dim=0, return_inverse=True)
-        first = torch.zeros(len(uniq), dtype=torch.long).scatter_(
-            0, inverse, torch.arange(len(x)))
+        first = torch.zeros(len(uniq), dtype=torch.long, device=x.device).scatter_(
+            0, inverse, torch.arange(len(x), device=x.device))
         logits = model.forward(uniq, attn[first], gen)[:, -gen:]
         return torch.log_softmax(logits.float(), -1)[inverse], len(uniq)
     logits = model.forward(x, attn, gen)[:, -gen:]
@@ -72,7 +76,8 @@ def forward_logp(model, x: torch.Tensor, attn: torch.Tensor, gen: int, dedup: bo
 def commit_step(x, logp, start, block_end, k, mask_id, temperature, gen_rng):
     """One LLaDA step on every row: Gumbel-max proposal, low-confidence commit of k per row."""
     ans = x[:, start:]
-    noise = -torch.log(-torch.log(torch.rand(logp.shape, dtype=torch.float64, generator=gen_rng)))
+    noise = -torch.log(-torch.log(torch.rand(logp.shape, dtype=torch.float64, generator=gen_rng,
+                                             device=logp.device)))
     scores = logp.double() + temperature * noise
     scores[..., mask_id] = -math.inf
     x0 = scores.argmax(-1)
@@ -101,9 +106,11 @@ def schedule(gen: int, block: int, steps: int) -> list[tuple[int, int]]:
 def handwritten(model, task, problems, cfg: Config, seed: int) -> dict:
     tok, mask_id, gen = model.tokenizer, model.mask_id, cfg.gen_length
     verifier = get_verifier(task.default_verifier)
-    gen_rng = torch.Generator().manual_seed(seed)
+    dev = model.device
+    gen_rng = torch.Generator(device=dev).manual_seed(seed)
     prompts = [tok.encode(p.prompt) for p in problems]
     base, start = left_pad(prompts, tok.pad_id, gen, mask_id)
+    base = base.to(dev)
     n_prob = len(problems)
     width = cfg.particles * (CANDIDATES if cfg.strategy == "s3" else 1)
     rows = 0
@@ -114,26 +121,26 @@ def handwritten(model, task, problems, cfg: Config, seed: int) -> dict:
         for block_end, k in schedule(gen, gen // 4, gen):
             logp, n = forward_logp(model, x, attn, gen, dedup=True)
             rows += n
-            x, lp = commit_step(x, logp, start, block_end, torch.full((len(x),), k), mask_id,
-                                1.0, gen_rng)
+            x, lp = commit_step(x, logp, start, block_end, torch.full((len(x),), k, device=dev),
+                                mask_id, 1.0, gen_rng)
             committed = lp if committed is None else committed + lp
         ans = x[:, start:]
         texts_rep = [p.prompt for p in problems for _ in range(cfg.particles)]
         cands = candidates(texts_rep, ans, committed, ans == mask_id, tok)
         score = torch.tensor(verifier.score(cands, None)).view(n_prob, cfg.particles)
-        best = score.argmax(-1) + torch.arange(n_prob) * cfg.particles
+        best = score.argmax(-1) + torch.arange(n_prob) * cfg.particles  # on the host
         return {"rows": rows, "texts": [cands[i].completion for i in best.tolist()]}
     # S3: the scoring forward of a candidate is also the logits of its next step
     x = base.repeat_interleave(cfg.particles, 0)
     attn_n = x != tok.pad_id
     attn_c = attn_n.repeat_interleave(CANDIDATES, 0)
     logp, rows = forward_logp(model, x, attn_n, gen, dedup=True)
-    committed = torch.zeros(x.shape[0], gen)
+    committed = torch.zeros(x.shape[0], gen, device=dev)
     texts_rep = [p.prompt for p in problems for _ in range(width)]
     for block_end, k in schedule(gen, gen // 4, gen):
         xc = x.repeat_interleave(CANDIDATES, 0)
         xc, lp = commit_step(xc, logp.repeat_interleave(CANDIDATES, 0), start, block_end,
-                             torch.full((len(xc),), k), mask_id, 1.0, gen_rng)
+                             torch.full((len(xc),), k, device=dev), mask_id, 1.0, gen_rng)
         lp = lp + committed.repeat_interleave(CANDIDATES, 0)
         logp_c, n = forward_logp(model, xc, attn_c, gen, dedup=True)
         rows += n
@@ -142,14 +149,14 @@ def handwritten(model, task, problems, cfg: Config, seed: int) -> dict:
         best_lp, best_tok = logp_c.max(-1)
         clean = torch.where(filled, best_tok, ans)
         cands = candidates(texts_rep, clean, torch.where(filled, best_lp, lp), filled, tok)
-        score = torch.tensor(verifier.score(cands, None), dtype=torch.float64)
+        score = torch.tensor(verifier.score(cands, None), dtype=torch.float64, device=dev)
         w = torch.softmax(score.view(n_prob, width) / 0.5, -1)  # beta = 0.5
-        u = torch.rand(n_prob, 1, dtype=torch.float64, generator=gen_rng)
-        points = (torch.arange(cfg.particles, dtype=torch.float64) + u) / cfg.particles
+        u = torch.rand(n_prob, 1, dtype=torch.float64, generator=gen_rng, device=dev)
+        points = (torch.arange(cfg.particles, dtype=torch.float64, device=dev) + u) / cfg.particles
         cdf = w.cumsum(-1)
         cdf[:, -1] = 1.0 + 1e-12
         anc = torch.searchsorted(cdf, points, right=True).clamp_max(width - 1)
-        anc = (anc + torch.arange(n_prob).unsqueeze(1) * width).flatten()
+        anc = (anc + torch.arange(n_prob, device=dev).unsqueeze(1) * width).flatten()
         x, logp, committed = xc[anc], logp_c[anc], lp[anc]
     texts = [tok.decode(r) for r in x[:, start:].tolist()]
     return {"rows": rows, "texts": texts}
@@ -180,10 +187,29 @@ def s3dsl_run(model, problems, cfg: Config, seed: int, strategy_dir: Path) -> di
     return {"rows": summary.counters.get("forward_rows", 0), "texts": None}
 
 
-def timed(fn) -> tuple[float, dict]:
+
+def timed(fn, device: torch.device) -> tuple[float, dict]:
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
     t0 = time.perf_counter()
     out = fn()
+    sync()
     return time.perf_counter() - t0, out
+
+
+def bench_model(name: str, device: str):
+    """The shipped arith model, or an 8B-shaped random bf16 LLaDA-layout model built on device."""
+    if name == "arith":
+        return load_model("arith", device=device), "arith (0.88M)"
+    sys.path.insert(0, str(Path(__file__).parent))
+    from compiler_bench import GPU_8B, build_on_device
+
+    model = build_on_device(GPU_8B, device, torch.bfloat16)
+    return model, f"{GPU_8B.name} ({model.num_parameters() / 1e9:.2f}B, random bf16)"
+
+
+def ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x)
 
 
 def main() -> None:
@@ -192,11 +218,17 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="a few configurations, 1 repeat")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--model", choices=("arith", "8b"), default="arith")
+    ap.add_argument("--particles", type=ints, default=None, help="e.g. 2,8,32")
+    ap.add_argument("--gens", type=ints, default=None, help="gen lengths, e.g. 48,96,192")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    model, task = load_model("arith"), get_task("arith")
+    model, model_label = bench_model(args.model, args.device)
+    task = get_task("arith")
     problems = task.problems("test", args.problems)
     particles, gens = ((2, 8, 32), (48, 96, 192)) if not args.quick else ((2, 8), (48,))
+    particles, gens = args.particles or particles, args.gens or gens
     repeats = 1 if args.quick else args.repeats
     configs = [Config(s, p, g) for s in ("best_of_k", "s3") for p in particles for g in gens]
     rows = []
@@ -205,22 +237,34 @@ def main() -> None:
         for cfg in configs:
             ours, theirs = [], []
             for rep in range(repeats):
-                pair = [("s3dsl", lambda: s3dsl_run(model, problems, cfg, rep, Path(tmp))),
-                        ("hand", lambda: handwritten(model, task, problems, cfg, rep))]
+                pair = [
+                    ("s3dsl", lambda c=cfg, r=rep: s3dsl_run(model, problems, c, r, Path(tmp))),
+                    ("hand", lambda c=cfg, r=rep: handwritten(model, task, problems, c, r)),
+                ]
+                if model.device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
                 for name, fn in pair if rep % 2 == 0 else pair[::-1]:
-                    wall, out = timed(fn)
+                    wall, out = timed(fn, model.device)
                     (ours if name == "s3dsl" else theirs).append((wall, out["rows"]))
             s_wall = statistics.median(w for w, _ in ours)
             h_wall = statistics.median(w for w, _ in theirs)
             row = {"config": cfg.label, "s3dsl_s": s_wall, "hand_s": h_wall,
                    "ratio": s_wall / h_wall, "s3dsl_rows": ours[0][1], "hand_rows": theirs[0][1]}
+            if model.device.type == "cuda":
+                length = max(len(model.tokenizer.encode(p.prompt)) for p in problems)
+                flops = 2.0 * model.num_parameters() * ours[0][1] * (length + cfg.gen_length)
+                row["s3dsl_mfu"] = flops / s_wall / H200_BF16_DENSE_FLOPS
+                row["s3dsl_tokens_per_s"] = len(problems) * cfg.gen_length / s_wall
+                row["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
             rows.append(row)
             print(f"{cfg.label:36s} s3dsl {s_wall:7.2f}s  hand {h_wall:7.2f}s  "
                   f"ratio {row['ratio']:.2f}  rows {row['s3dsl_rows']}/{row['hand_rows']}",
                   flush=True)
-    header = (f"model arith (0.88M), verifier arith-heuristic, {len(problems)} arith test problems "
+    where = (torch.cuda.get_device_name() if model.device.type == "cuda"
+             else f"{platform.machine()} CPU")
+    header = (f"model {model_label}, verifier arith-heuristic, {len(problems)} arith test problems "
               f"in one batch, {repeats} interleaved repeat(s), 1 torch thread, "
-              f"{platform.machine()} CPU, torch {torch.__version__}")
+              f"{where}, torch {torch.__version__}")
     print(header)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The GPU benchmark: one prepared script that fits one lent device session (under 8 minutes).
+#
+# On a CUDA machine it builds an 8B-shaped LLaDA-layout model with random bf16 weights on the
+# GPU (nothing is downloaded) and measures, side by side in one run:
+#   - compiler_bench.py's GPU rows: S3 (8 particles x 4 candidates) and single, tokens/s,
+#     forwards/s, MFU, share of wall time outside forwards, compiled static steps;
+#   - handwritten_bench.py: s3dsl against hand-written batched PyTorch of the same algorithm on
+#     the same model (best-of-K and S3 at 1 and 8 particles), wall, MFU, peak memory.
+# Without CUDA it runs the same code at a tiny shape on the CPU and says so: those figures are
+# not GPU figures.
+#
+#   bash benchmarks/gpu.sh                 # writes benchmarks/results/gpu/
+#
+# The device machine has torch but no network and no lark: carry a wheel of lark in .gpu-wheels/
+# (`pip download lark -d .gpu-wheels --no-deps` here, then `carry: [".gpu-wheels"]`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT_DIR:-benchmarks/results/gpu}
+mkdir -p "$out"
+py=${PYTHON:-python3}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if ! "$py" -c "import lark" 2>/dev/null && [ -d .gpu-wheels ]; then
+  "$py" -m pip install -q --no-index --find-links .gpu-wheels --target /tmp/s3dsl-deps lark
+  export PYTHONPATH="$PYTHONPATH:/tmp/s3dsl-deps"
+fi
+"$py" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+
+if "$py" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+  timeout 270 "$py" benchmarks/compiler_bench.py --device cuda --quick --out "$out" \
+    | tee "$out/compiler_bench.log"
+  timeout 180 "$py" benchmarks/handwritten_bench.py --device cuda --model 8b --problems 1 \
+    --particles 1,8 --gens 64 --repeats 1 --out "$out" | tee "$out/handwritten.log"
+else
+  echo "NO CUDA DEVICE: tiny shapes on the CPU; these are NOT GPU figures" | tee "$out/NOT_GPU"
+  timeout 300 "$py" benchmarks/handwritten_bench.py --quick --out "$out" \
+    | tee "$out/handwritten.log"
+fi
