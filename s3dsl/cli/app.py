@@ -50,6 +50,8 @@ def _data_defaults() -> tuple[str, str]:
 
 
 DATA_HELP, EXTRACTOR_HELP = _data_defaults()
+PACK_DATA_HELP = ("; or a GSM8K / MATH-500 / ARC-Challenge file (JSONL, parquet, or a datasets "
+                  "save_to_disk folder; see --task)")
 Strict = Annotated[bool, typer.Option("--strict", help="Treat compiler warnings as errors")]
 
 
@@ -66,9 +68,9 @@ def parse_sets(items: list[str]) -> dict[str, str]:
 def load_task(task: str | None, data: Path | None, extractor: str | None = None):
     """The task to run: a built-in task, or a JSONL data file (`{id, prompt, answer}` lines)."""
     if data is not None:
-        from s3dsl.tasks.data import load_data_task
+        from s3dsl.tasks.packs import load_task_file
 
-        return load_data_task(data, extractor)
+        return load_task_file(data, task, extractor)
     from s3dsl.tasks.registry import get_task
 
     return get_task(task or DEFAULT_TASK)
@@ -86,6 +88,10 @@ def set_threads(threads: int | None) -> None:
 
 def load_any_model(name: str, device: str, trust_remote_code: bool = False):
     """`arith`, `sudoku`, `tiny-random`, a checkpoint folder, or `hf:PATH` for transformers."""
+    if not name:  # a task pack (gsm8k, math500, ...) ships no model
+        raise S3DSLError("this task needs --model", None,
+                         "a checkpoint folder, e.g. --model ~/models/LLaDA-8B-Instruct "
+                         "(s3dsl list models)")
     if device == "cuda":
         import torch
 
@@ -119,8 +125,10 @@ def report_warnings(path: Path, program, task: str | None, strict: bool) -> int:
 def run(
     strategy: Annotated[str, typer.Argument(help="A strategy file, or a built-in name (s3)")],
     model: Annotated[str | None, typer.Option(help="Model name, folder, or hf:PATH")] = None,
-    task: Annotated[str | None, typer.Option(help="Built-in task (arith, sudoku)")] = None,
-    data: Annotated[Path | None, typer.Option(help=DATA_HELP)] = None,
+    task: Annotated[str | None, typer.Option(
+        help="Built-in task (arith, sudoku), or the pack --data holds (gsm8k, math500, "
+        "arc_challenge; detected from the fields when omitted)")] = None,
+    data: Annotated[Path | None, typer.Option(help=DATA_HELP + PACK_DATA_HELP)] = None,
     extractor: Annotated[str | None, typer.Option(help=EXTRACTOR_HELP)] = None,
     split: Annotated[str, typer.Option(help="train or test (held out)")] = "test",
     limit: Annotated[int | None, typer.Option(help="First N problems only")] = None,
@@ -141,7 +149,14 @@ def run(
     strict: Strict = False,
 ) -> None:
     """Run a strategy on a task and print a report (finished problems are kept in --db, so an
-    interrupted run resumes where it stopped)."""
+    interrupted run resumes where it stopped).
+
+    Benchmarks from your own files: `s3dsl run s3 --model ~/models/LLaDA-8B-Instruct --data
+    math500.jsonl` reads GSM8K (question, answer with '#### N'), MATH-500 (problem, answer or
+    solution) or ARC-Challenge (question, choices, answerKey) records from JSONL, parquet or a
+    datasets save_to_disk folder; the pack is detected from the fields, or named with --task
+    math500. It sets the prompt template, answer extraction, scoring (math-verify for MATH) and
+    the default verifier (math-heuristic)."""
     from s3dsl.catalog import resolve_strategy
     from s3dsl.compiler.passes import plan
     from s3dsl.runtime.session import compile_file, summarize

@@ -3,6 +3,7 @@
 from s3dsl.verifiers.arith import ArithHeuristic
 from s3dsl.verifiers.base import Candidate, Verifier
 from s3dsl.verifiers.confidence import Confidence
+from s3dsl.verifiers.math_heuristic import MathHeuristic
 from s3dsl.verifiers.oracle import Oracle
 from s3dsl.verifiers.registry import VERIFIERS, get_verifier
 from s3dsl.verifiers.sudoku import SudokuConstraints
@@ -13,6 +14,7 @@ __all__ = [
     "ArithHeuristic",
     "Candidate",
     "Confidence",
+    "MathHeuristic",
     "Oracle",
     "SudokuConstraints",
     "Verifier",

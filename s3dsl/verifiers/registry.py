@@ -9,6 +9,7 @@ from s3dsl.dsl.errors import S3DSLError, did_you_mean
 from s3dsl.verifiers.arith import ArithHeuristic
 from s3dsl.verifiers.base import Verifier
 from s3dsl.verifiers.confidence import Confidence
+from s3dsl.verifiers.math_heuristic import MathHeuristic
 from s3dsl.verifiers.oracle import Oracle
 from s3dsl.verifiers.sudoku import SudokuConstraints
 
@@ -20,6 +21,11 @@ VERIFIERS: dict[str, tuple[Callable[..., Verifier], str]] = {
     "sudoku-constraints": (
         SudokuConstraints,
         "share of row/column/box constraints met times share of givens kept (0..1)",
+    ),
+    "math-heuristic": (
+        MathHeuristic,
+        "free text: answer structure + a op b = c consistency + confidence + non-degeneracy "
+        "(0..3)",
     ),
     "confidence": (Confidence, "mean log-probability of the generated tokens (<= 0)"),
     "oracle": (Oracle, "exact match with the gold answer; analysis and upper bounds only"),
