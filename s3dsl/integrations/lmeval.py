@@ -1,0 +1,249 @@
+"""s3dsl as an lm-evaluation-harness model: any strategy file on any generation task.
+
+    s3dsl-lm-eval --model s3dsl --model_args strategy=s3,model=PATH,particles=8 --tasks gsm8k
+
+(`pip install 's3dsl[lmeval]'`). lm-eval formats the prompts, s3dsl runs the strategy on them and
+returns the chosen particle's completion, cut at the task's stop sequences, and lm-eval extracts
+and scores the answer. `model_args` keys: `strategy` (file or built-in name), `model` (as
+`s3dsl run --model`), `verifier` (what `task-default` means in the strategy; default
+`math-heuristic`), `extractor` (the answer particles vote on), `gen_length` (default: the task's
+`max_gen_toks`), `seed`, `opt_level`, `device`, `threads`, `trust_remote_code`, `stats` (a JSONL
+file of per-request statistics); every other key is a strategy param, as with `--set`.
+Forwards and search statistics are logged and returned by `get_model_info`, which lm-eval writes
+into the results' `config`. Sampling options in `gen_kwargs` (temperature, do_sample) are not
+used: the strategy file decides how to sample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lm_eval.api.model import LM
+
+from s3dsl.dsl.errors import S3DSLError
+from s3dsl.tasks.base import Problem
+
+log = logging.getLogger("s3dsl.lm_eval")
+NAME = "s3dsl"
+DEFAULT_GEN_LENGTH = 256  # lm-eval's own default for max_gen_toks
+
+
+def answer_extractor(name: str) -> Callable[[str], str | None]:
+    """`final` (default): a `\\boxed{}` or stated answer, else the whole stripped text;
+    `final-number`: GSM8K-style numbers; or any `--extractor` name of `s3dsl run`."""
+    from s3dsl.tasks.answers import final_answer, final_number
+    from s3dsl.tasks.data import get_extractor
+
+    if name == "final":
+        return lambda text: final_answer(text) or (text.strip() or None)
+    if name == "final-number":
+        return final_number
+    return get_extractor(name)
+
+
+def cut_at_stops(text: str, until: list[str]) -> str:
+    """The text before the first of the task's stop sequences."""
+    cut = len(text)
+    for stop in until:
+        if stop:
+            at = text.find(stop)
+            if 0 <= at < cut:
+                cut = at
+    return text[:cut]
+
+
+def _until(gen_kwargs: dict) -> list[str]:
+    until = gen_kwargs.get("until") or []
+    return [until] if isinstance(until, str) else list(until)
+
+
+def _batch_size(value: Any) -> int:
+    try:
+        return max(1, int(value))
+    except (TypeError, ValueError):  # "auto" and friends: the executor chunks by memory itself
+        return 8
+
+
+def _device(device: str | None) -> str:
+    """lm-eval's `--device` defaults to cuda; without one, run on the CPU (and say so)."""
+    import torch
+
+    name = (device or "cpu").split(":")[0]
+    if name == "cuda" and not torch.cuda.is_available():
+        log.warning("s3dsl: no CUDA device is available; running on the CPU")
+        return "cpu"
+    return name
+
+
+class S3DSLLM(LM):
+    """An lm-eval `LM` whose `generate_until` runs an s3dsl strategy."""
+
+    def __init__(
+        self,
+        strategy: str = "s3",
+        model: str = "arith",
+        verifier: str = "math-heuristic",
+        extractor: str = "final",
+        gen_length: int | None = None,
+        seed: int = 0,
+        opt_level: int = 2,
+        batch_size: int | str = 8,
+        device: str | None = None,
+        threads: int | None = None,
+        trust_remote_code: bool = False,
+        stats: str | None = None,
+        max_batch_size: int | None = None,
+        **params: Any,
+    ):
+        super().__init__()
+        from s3dsl.catalog import resolve_strategy
+        from s3dsl.cli.app import load_any_model, set_threads
+
+        set_threads(threads)
+        self.strategy_path = resolve_strategy(str(strategy))
+        self.verifier = str(verifier)
+        self.extract = answer_extractor(str(extractor))
+        self.gen_length = int(gen_length) if gen_length is not None else None
+        self.seed, self.opt_level = int(seed), int(opt_level)
+        self.batch = _batch_size(batch_size)
+        self.overrides = {k: str(v) for k, v in params.items()}
+        self.stats_path = Path(stats) if stats else None
+        self.lm = load_any_model(str(model), _device(device), bool(trust_remote_code))
+        self.model_label = str(model)
+        self.totals: dict[str, Any] = {"requests": 0, "forwards": 0, "wall_s": 0.0,
+                                       "resamples": 0, "accepted": 0, "proposed": 0,
+                                       "distinct_answers": 0, "counters": {}, "plans": {}}
+        self._seen: dict[str, int] = {}
+
+    # --- lm-eval's interface -------------------------------------------------------------
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        by_length: dict[int, list[int]] = {}
+        for i, req in enumerate(requests):
+            gen_kwargs = req.args[1] if len(req.args) > 1 else {}
+            length = self.gen_length or int(gen_kwargs.get("max_gen_toks", DEFAULT_GEN_LENGTH))
+            by_length.setdefault(length, []).append(i)
+        out: list[str] = [""] * len(requests)
+        for length, indices in by_length.items():
+            texts = self._run([requests[i] for i in indices], length)
+            for i, text in zip(indices, texts):
+                out[i] = text
+        return out
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        raise NotImplementedError(
+            "s3dsl runs generation tasks (output_type: generate_until); a masked diffusion LM "
+            "has no exact log-likelihood, so loglikelihood tasks are not supported")
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        return self.loglikelihood(requests, disable_tqdm)
+
+    def get_model_info(self) -> dict:
+        """Merged into lm-eval's results `config`: what ran and what it cost."""
+        n = max(self.totals["requests"], 1)
+        return {"s3dsl": {
+            "strategy": str(self.strategy_path), "model": self.model_label,
+            "model_parameters": int(self.lm.num_parameters()), "verifier": self.verifier,
+            "params": self.overrides, "seed": self.seed, "opt_level": self.opt_level,
+            "requests": self.totals["requests"], "forwards": self.totals["forwards"],
+            "forwards_per_request": self.totals["forwards"] / n,
+            "wall_s": round(self.totals["wall_s"], 3),
+            "resamples_per_request": self.totals["resamples"] / n,
+            "distinct_answers_per_request": self.totals["distinct_answers"] / n,
+            "mh_accepted": self.totals["accepted"], "mh_proposed": self.totals["proposed"],
+            "counters": self.totals["counters"],
+            "plans": self.totals["plans"],
+        }}
+
+    # --- the run ---------------------------------------------------------------------------
+    def _problem(self, context: str) -> Problem:
+        """A stable id from the prompt text (and its repeat number), so a prompt's random
+        streams do not depend on the order or batch lm-eval sends it in."""
+        digest = hashlib.sha256(context.encode()).hexdigest()[:16]
+        k = self._seen.get(digest, 0)
+        self._seen[digest] = k + 1
+        return Problem(id=f"{digest}-{k}", prompt=context, answer="")
+
+    def _run(self, requests: list, gen_length: int) -> list[str]:
+        from s3dsl.compiler.passes import plan
+        from s3dsl.runtime.session import compile_file, execute
+
+        program = compile_file(self.strategy_path, self.overrides, gen_length, self.verifier)
+        the_plan = plan(program, self.opt_level)
+        builtins = {b.replace("_", "-").lower() for spec in program.verifiers.values()
+                    for _, b, _ in spec.terms}
+        if "oracle" in builtins:
+            raise S3DSLError("the oracle verifier needs gold answers, which lm-eval does not give")
+        problems = [self._problem(req.args[0]) for req in requests]
+        start = time.perf_counter()
+        results, counters = execute(the_plan, self.lm, problems, self.extract,
+                                    lambda prediction, answer: False, self.seed, self.batch)
+        wall = time.perf_counter() - start
+        texts = [cut_at_stops(r.completion, _until(req.args[1] if len(req.args) > 1 else {}))
+                 for r, req in zip(results, requests)]
+        self._record(program, the_plan, results, counters, wall, requests, texts)
+        return texts
+
+    def _record(self, program, the_plan, results, counters, wall, requests, texts) -> None:
+        forwards = sum(r.nfe for r in results)
+        t = self.totals
+        t["requests"] += len(results)
+        t["forwards"] += forwards
+        t["wall_s"] += wall
+        for r in results:
+            t["resamples"] += r.resamples
+            t["accepted"] += r.accepted
+            t["proposed"] += r.proposed
+            t["distinct_answers"] += len({p.answer for p in r.particles})
+        for key, value in (counters.__dict__ if counters else {}).items():
+            if isinstance(value, (int, float)):
+                t["counters"][key] = t["counters"].get(key, 0) + value
+        t["plans"][str(program.decode.gen_length)] = {
+            "predicted_forwards_per_problem": the_plan.cost.forwards,
+            "steps": program.decode.steps, "params": dict(program.params),
+        }
+        log.info("s3dsl %s on %d requests (gen_length %d): %d forwards (%.1f per request, "
+                 "plan bound %d), %.2f s", program.name, len(results), program.decode.gen_length,
+                 forwards, forwards / max(len(results), 1), the_plan.cost.forwards, wall)
+        if self.stats_path is None:
+            return
+        self.stats_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.stats_path.open("a", encoding="utf-8") as f:
+            for r, req, text in zip(results, requests, texts):
+                f.write(json.dumps({
+                    "task": getattr(req, "task_name", None), "doc_id": getattr(req, "doc_id", None),
+                    "strategy": program.name, "forwards": r.nfe, "score": r.score,
+                    "answer": r.prediction, "completion": text,
+                    "particle_answers": [p.answer for p in r.particles],
+                    "distinct_answers": len({p.answer for p in r.particles}),
+                    "accepted": r.accepted, "proposed": r.proposed,
+                    "resamples": r.resamples, "min_ess": r.min_ess,
+                }) + "\n")
+
+
+def register() -> None:
+    """Make `--model s3dsl` known to lm-eval (idempotent; lm-eval's own models stay)."""
+    import lm_eval.models  # noqa: F401  (registers the built-in models first)
+    from lm_eval.api.registry import model_registry
+
+    if NAME not in model_registry:
+        model_registry.register(NAME, target=S3DSLLM)
+
+
+register()
+
+
+def main() -> None:
+    """`s3dsl-lm-eval ...`: lm-eval's own command line, with `--model s3dsl` registered."""
+    from lm_eval.__main__ import cli_evaluate
+
+    cli_evaluate()
+
+
+if __name__ == "__main__":
+    main()
