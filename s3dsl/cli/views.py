@@ -144,6 +144,17 @@ def memory_line(plan: Plan, model) -> str:
             f"8 problems a batch): {estimate / 2**20:,.1f} MB")
 
 
+REAL_CHECKPOINTS = """\
+The shipped models are 0.9M-parameter toys for arith and sudoku. For a real diffusion LM, point
+--model at its checkpoint folder on disk (nothing is downloaded):
+  s3dsl run s3 --model ~/models/LLaDA-8B-Instruct --data math500.jsonl
+The folder is what the hub's snapshot holds: config.json, the (sharded) safetensors weights with
+their index, and the tokenizer files. `hf:PATH` loads any local transformers masked LM the same
+way (add --trust-remote-code only for a model whose own code you trust). --device cuda for a GPU.
+Data: GSM8K, MATH-500 and ARC-Challenge files (JSONL, parquet, datasets save_to_disk folder) are
+read with --data; see `s3dsl list tasks`."""
+
+
 def listing(what: str) -> Table | Group:
     if what == "strategies":
         from s3dsl.catalog import builtin_strategies
@@ -176,7 +187,7 @@ def listing(what: str) -> Table | Group:
         table = Table("model", title="models (also: a checkpoint folder, or hf:PATH)")
         for name in MODELS:
             table.add_row(name)
-        return table
+        return Group(table, Text(REAL_CHECKPOINTS))
     if what == "passes":
         table = Table("pass", "opt level", "what it does", title="plan passes")
         for p in PASSES:
@@ -196,7 +207,14 @@ def listing(what: str) -> Table | Group:
         examples.append(Text(f"{name} prompt:     {p.prompt}\n{name} completion: {p.target}"
                              f"\n{name} answer:     {p.answer}"))
     note = Text("or --data FILE.jsonl with {id, prompt, answer} lines (see s3dsl list extractors)")
-    return Group(table, *examples, note)
+    from s3dsl.tasks.packs import packs
+
+    table_packs = Table("task pack", "gen_length", "default verifier", "reads",
+                        title="task packs (problems from your --data file; --model required)")
+    for pack in packs().values():
+        table_packs.add_row(pack.name, str(pack.gen_length), pack.default_verifier,
+                            ", ".join(pack.fields))
+    return Group(table, *examples, note, table_packs)
 
 
 def extractor_table() -> Table:
