@@ -29,7 +29,7 @@ from lm_eval.api.model import LM
 from s3dsl.dsl.errors import S3DSLError
 from s3dsl.tasks.base import Problem
 
-log = logging.getLogger("s3dsl.lm_eval")
+log = logging.getLogger("lm_eval.models.s3dsl")  # shown by lm-eval's own log setup
 NAME = "s3dsl"
 DEFAULT_GEN_LENGTH = 256  # lm-eval's own default for max_gen_toks
 
