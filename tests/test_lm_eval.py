@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import glob
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -83,7 +81,8 @@ def test_simple_evaluate_matches_s3dsl_and_reports_forwards(task_dir, tmp_path):
         model="s3dsl",
         model_args=f"strategy=single,model=arith,verifier=arith-heuristic,extractor=hash,"
         f"stats={stats}",
-        tasks=["tiny_arith"], task_manager=TaskManager(include_path=str(task_dir)),
+        tasks=["tiny_arith"],
+        task_manager=TaskManager(include_path=str(task_dir), include_defaults=False),
         device="cpu",
     )
     accuracy = out["results"]["tiny_arith"]["exact_match,hash"]
@@ -104,20 +103,48 @@ def test_simple_evaluate_matches_s3dsl_and_reports_forwards(task_dir, tmp_path):
     assert sum(line["forwards"] for line in lines) == info["forwards"]
 
 
-def test_lm_eval_command_line_runs_s3(task_dir, tmp_path):
-    env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
-               HF_DATASETS_CACHE=str(tmp_path / "hf"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "s3dsl.integrations.lmeval", "--model", "s3dsl", "--model_args",
-         "strategy=s3,model=arith,verifier=arith-heuristic,extractor=hash,particles=2,"
-         "candidates=2,threads=1", "--tasks", "tiny_arith", "--include_path", str(task_dir),
-         "--output_path", str(tmp_path / "out"), "--device", "cpu"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "tiny_arith" in proc.stdout and "exact_match" in proc.stdout
-    assert "s3dsl s3 on 6 requests" in proc.stderr  # the forwards log line
+def test_lm_eval_command_line_runs_s3(task_dir, tmp_path, monkeypatch, capfd):
+    """`s3dsl-lm-eval ...` (lm-eval's own command line), run in this process to save the
+    start-up of a second interpreter."""
+    from s3dsl.integrations.lmeval import main
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(sys, "argv", [
+        "s3dsl-lm-eval", "--model", "s3dsl", "--model_args",
+        "strategy=s3,model=arith,verifier=arith-heuristic,extractor=hash,particles=2,"
+        "candidates=2", "--tasks", "tiny_arith", "--include_path", str(task_dir),
+        "--output_path", str(tmp_path / "out"), "--device", "cpu"])
+    main()
+    printed = capfd.readouterr()
+    assert "tiny_arith" in printed.out and "exact_match" in printed.out
+    assert "s3dsl s3 on 6 requests" in printed.err  # the forwards log line
     (results_file,) = glob.glob(str(tmp_path / "out" / "**" / "results_*.json"), recursive=True)
     info = json.loads(Path(results_file).read_text())["config"]["s3dsl"]
     assert info["requests"] == 6 and info["forwards"] > 0
     assert info["resamples_per_request"] > 0 and info["params"] == {"particles": "2",
                                                                     "candidates": "2"}
+
+
+def test_chat_template_comes_from_the_checkpoint(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    from s3dsl.dsl.errors import S3DSLError
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hi", "user", "assistant", ":"]
+    (tmp_path / "vocab.txt").write_text("\n".join(words))
+    tok = transformers.BertTokenizer(vocab=str(tmp_path / "vocab.txt"))
+    tok.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                         "{% if add_generation_prompt %}assistant:{% endif %}")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=32)
+    transformers.BertForMaskedLM(config).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    lm = S3DSLLM(strategy="single", model=f"hf:{tmp_path}")
+    chat = [{"role": "user", "content": "hi"}]
+    assert lm.apply_chat_template(chat) == "user: hi\nassistant:"
+    assert lm.chat_template(True) == tok.chat_template and lm.chat_template(False) is None
+    with pytest.raises(S3DSLError, match="has no chat template"):
+        S3DSLLM(strategy="single", model="tiny-random").apply_chat_template(chat)

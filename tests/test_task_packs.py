@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import string
-import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -256,12 +254,12 @@ def tiny_bert(tmp_path_factory) -> Path:
 def test_cli_runs_s3_on_a_math500_file_end_to_end(tiny_bert, tmp_path):
     pytest.importorskip("math_verify")
     out = tmp_path / "r.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "s3dsl", "run", "s3", "--model", f"hf:{tiny_bert}", "--data",
-         str(MATH500), "--set", "gen_length=16", "--set", "steps=4", "--set", "particles=2",
-         "--set", "candidates=2", "--no-db", "--threads", "1", "--json", str(out)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    result = CliRunner().invoke(app, [
+        "run", "s3", "--model", f"hf:{tiny_bert}", "--data", str(MATH500), "--set",
+        "gen_length=16", "--set", "steps=4", "--set", "particles=2", "--set", "candidates=2",
+        "--no-db", "--threads", "1", "--json", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "s3 on math500:math500_sample" in result.output
     data = json.loads(out.read_text())
     assert data["task"] == "math500:math500_sample" and data["n_problems"] == 3
     assert data["nfe_total"] > 0

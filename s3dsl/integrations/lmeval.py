@@ -143,6 +143,24 @@ class S3DSLLM(LM):
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
         return self.loglikelihood(requests, disable_tqdm)
 
+    def apply_chat_template(self, chat_history: list[dict[str, str]],
+                            add_generation_prompt: bool = True) -> str:
+        """`--apply_chat_template`: the checkpoint's own template, rendered as text."""
+        tok = getattr(self.lm.tokenizer, "tok", self.lm.tokenizer)  # transformers' behind hf:
+        if not getattr(tok, "chat_template", None):
+            raise S3DSLError(f"--apply_chat_template: model '{self.model_label}' has no chat "
+                             "template", None, "leave --apply_chat_template off")
+        return tok.apply_chat_template(chat_history, tokenize=False,
+                                       add_generation_prompt=add_generation_prompt)
+
+    @property
+    def tokenizer_name(self) -> str:
+        return self.model_label.replace("/", "__")
+
+    def chat_template(self, chat_template: bool | str = False) -> str | None:
+        tok = getattr(self.lm.tokenizer, "tok", self.lm.tokenizer)
+        return getattr(tok, "chat_template", None) if chat_template else None
+
     def get_model_info(self) -> dict:
         """Merged into lm-eval's results `config`: what ran and what it cost."""
         n = max(self.totals["requests"], 1)
