@@ -49,7 +49,9 @@ def test_packs_are_detected_from_fields_and_read_gold_answers():
     assert "\\boxed{}" in first.prompt and "\\boxed{}" in gsm.problems()[0].prompt
     assert "C. 100 C" in arc.problems()[1].prompt
     assert gsm.default_verifier == math.default_verifier == "math-heuristic"
-    assert gsm.default_model == "" and math.gen_length == 512
+    with pytest.raises(S3DSLError, match="task 'gsm8k' needs --model"):
+        _ = gsm.default_model
+    assert math.gen_length == 512
     assert math.problems("train", 1) == math.problems()[:1]  # a file is one split
 
 
@@ -277,6 +279,10 @@ def test_cli_errors_for_packs(tmp_path):
     result = runner.invoke(app, ["run", "s3", "--data", str(GSM8K), "--no-db"])
     assert isinstance(result.exception, S3DSLError)
     assert "needs --model" in str(result.exception)
+    from s3dsl.tasks.packs import packs
+    from s3dsl.tasks.registry import PACKS
+
+    assert set(PACKS) == set(packs())
     assert "LLaDA-8B-Instruct" in (result.exception.hint or "")
     listing = runner.invoke(app, ["list", "models"])
     assert listing.exit_code == 0 and "--model ~/models/LLaDA-8B-Instruct" in listing.output

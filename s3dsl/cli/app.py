@@ -88,10 +88,6 @@ def set_threads(threads: int | None) -> None:
 
 def load_any_model(name: str, device: str, trust_remote_code: bool = False):
     """`arith`, `sudoku`, `tiny-random`, a checkpoint folder, or `hf:PATH` for transformers."""
-    if not name:  # a task pack (gsm8k, math500, ...) ships no model
-        raise S3DSLError("this task needs --model", None,
-                         "a checkpoint folder, e.g. --model ~/models/LLaDA-8B-Instruct "
-                         "(s3dsl list models)")
     if device == "cuda":
         import torch
 

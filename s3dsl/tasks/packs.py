@@ -73,7 +73,6 @@ class PackTask:
     path: Path | None
     splits: dict[str, list[Problem]] = field(repr=False)
     template: str = ""
-    default_model: str = ""  # no model ships for real benchmarks: --model is required
     name: str = ""
     gen_length: int = 0
     default_verifier: str = ""
@@ -85,6 +84,14 @@ class PackTask:
         self.gen_length = self.gen_length or self.pack.gen_length
         self.default_verifier = self.default_verifier or self.pack.default_verifier
         self.extractor = self.extractor or f"{self.pack.name}-pack"
+
+    @property
+    def default_model(self) -> str:
+        """No model ships for a real benchmark: asked for one (`--model` omitted), the user is
+        told how to point at a checkpoint."""
+        raise S3DSLError(f"task '{self.pack.name}' needs --model", None,
+                         "a checkpoint folder, e.g. --model ~/models/LLaDA-8B-Instruct "
+                         "(s3dsl list models)")
 
     def problems(self, split: str = "test", limit: int | None = None) -> list[Problem]:
         """A file is one split (whatever `split` says); a DatasetDict folder has named ones."""
