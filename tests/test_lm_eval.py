@@ -56,6 +56,16 @@ def task_dir(tmp_path_factory) -> Path:
     return path
 
 
+def test_registered_with_lm_eval_and_declared_as_an_entry_point():
+    from importlib.metadata import entry_points
+
+    from lm_eval.api.registry import get_model, model_registry
+
+    assert get_model("s3dsl") is S3DSLLM and "hf" in model_registry  # built-ins kept
+    (point,) = [e for e in entry_points(group="lm_eval.models") if e.name == "s3dsl"]
+    assert point.load() is S3DSLLM
+
+
 def test_stop_sequences_and_unsupported_requests():
     assert cut_at_stops("7*4=28#28\nQuestion", ["\n", "Question"]) == "7*4=28#28"
     assert cut_at_stops("abc", []) == "abc"
