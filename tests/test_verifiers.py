@@ -181,7 +181,8 @@ def test_oracle_default_and_custom_extractor() -> None:
 
 
 def test_registry_names_are_normalized() -> None:
-    assert set(VERIFIERS) == {"arith-heuristic", "sudoku-constraints", "confidence", "oracle"}
+    assert set(VERIFIERS) == {"arith-heuristic", "sudoku-constraints", "confidence", "oracle",
+                              "math-heuristic"}
     assert isinstance(get_verifier("Arith_Heuristic"), ArithHeuristic)
     assert isinstance(get_verifier("sudoku_constraints"), SudokuConstraints)
     assert get_verifier("arith-heuristic", structure=0.0, confidence=1).weights[:3] == (
