@@ -158,3 +158,5 @@ def test_chat_template_comes_from_the_checkpoint(tmp_path):
     assert lm.chat_template(True) == tok.chat_template and lm.chat_template(False) is None
     with pytest.raises(S3DSLError, match="has no chat template"):
         S3DSLLM(strategy="single", model="tiny-random").apply_chat_template(chat)
+    with pytest.raises(S3DSLError):  # checkpoint options are for real checkpoints
+        S3DSLLM(strategy="single", model="tiny-random", chat=False)

@@ -285,6 +285,6 @@ def test_cli_errors_for_packs(tmp_path):
     assert set(PACKS) == set(packs())
     assert "LLaDA-8B-Instruct" in (result.exception.hint or "")
     listing = runner.invoke(app, ["list", "models"])
-    assert listing.exit_code == 0 and "--model ~/models/LLaDA-8B-Instruct" in listing.output
+    assert listing.exit_code == 0 and "~/models/LLaDA-8B-Instruct" in listing.output
     tasks = runner.invoke(app, ["list", "tasks"])
     assert all(name in tasks.output for name in ("gsm8k", "math500", "arc_challenge"))

@@ -8,7 +8,9 @@ and scores the answer. `model_args` keys: `strategy` (file or built-in name), `m
 `s3dsl run --model`), `verifier` (what `task-default` means in the strategy; default
 `math-heuristic`), `extractor` (the answer particles vote on), `gen_length` (default: the task's
 `max_gen_toks`), `seed`, `opt_level`, `device`, `threads`, `trust_remote_code`, `stats` (a JSONL
-file of per-request statistics); every other key is a strategy param, as with `--set`.
+file of per-request statistics), the checkpoint options of `s3dsl run` (`chat`, `system`,
+`dtype`, `mask_id`: use `chat=false` with lm-eval's `--apply_chat_template`, so the template is
+applied once); every other key is a strategy param, as with `--set`.
 Forwards and search statistics are logged and returned by `get_model_info`, which lm-eval writes
 into the results' `config`. Sampling options in `gen_kwargs` (temperature, do_sample) are not
 used: the strategy file decides how to sample.
@@ -70,6 +72,19 @@ def _batch_size(value: Any) -> int:
         return 8
 
 
+def _loader_options(loader: Callable, options: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint options given (chat=false, dtype=bf16, ...), as `s3dsl run` takes them;
+    one the model loader does not know is the user's error."""
+    import inspect
+
+    given = {k: v for k, v in options.items() if v is not None}
+    known = inspect.signature(loader).parameters
+    for key in given:
+        if key not in known:
+            raise S3DSLError(f"model_args: '{key}' is not supported by this s3dsl's model loader")
+    return given
+
+
 def _device(device: str | None) -> str:
     """lm-eval's `--device` defaults to cuda; without one, run on the CPU (and say so)."""
     import torch
@@ -99,11 +114,17 @@ class S3DSLLM(LM):
         trust_remote_code: bool = False,
         stats: str | None = None,
         max_batch_size: int | None = None,
+        chat: bool | None = None,
+        system: str | None = None,
+        dtype: str | None = None,
+        mask_id: int | None = None,
         **params: Any,
     ):
         super().__init__()
         from s3dsl.catalog import resolve_strategy
         from s3dsl.cli.app import load_any_model, set_threads
+
+        checkpoint = {"chat": chat, "system": system, "dtype": dtype, "mask_id": mask_id}
 
         set_threads(threads)
         self.strategy_path = resolve_strategy(str(strategy))
@@ -114,7 +135,8 @@ class S3DSLLM(LM):
         self.batch = _batch_size(batch_size)
         self.overrides = {k: str(v) for k, v in params.items()}
         self.stats_path = Path(stats) if stats else None
-        self.lm = load_any_model(str(model), _device(device), bool(trust_remote_code))
+        self.lm = load_any_model(str(model), _device(device), bool(trust_remote_code),
+                                 **_loader_options(load_any_model, checkpoint))
         self.model_label = str(model)
         self.totals: dict[str, Any] = {"requests": 0, "forwards": 0, "wall_s": 0.0,
                                        "resamples": 0, "accepted": 0, "proposed": 0,
