@@ -159,4 +159,4 @@ def test_chat_template_comes_from_the_checkpoint(tmp_path):
     with pytest.raises(S3DSLError, match="has no chat template"):
         S3DSLLM(strategy="single", model="tiny-random").apply_chat_template(chat)
     with pytest.raises(S3DSLError):  # checkpoint options are for real checkpoints
-        S3DSLLM(strategy="single", model="tiny-random", chat=False)
+        S3DSLLM(strategy="single", model="tiny-random", system="be brief")
