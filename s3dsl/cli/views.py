@@ -213,7 +213,7 @@ def listing(what: str) -> Table | Group:
                         title="task packs (problems from your --data file; --model required)")
     for pack in packs().values():
         table_packs.add_row(pack.name, str(pack.gen_length), pack.default_verifier,
-                            ", ".join(pack.fields))
+                            pack.reads or ", ".join(pack.fields))
     return Group(table, *examples, note, table_packs)
 
 

@@ -41,4 +41,5 @@ MATH500 = Pack(
     match=math_equal,
     gen_length=512,
     detect=lambda f: "problem" in f and ("answer" in f or "solution" in f),
+    reads="problem, answer (or solution)",
 )

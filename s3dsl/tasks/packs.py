@@ -41,6 +41,7 @@ class Pack:
     gen_length: int
     default_verifier: str = "math-heuristic"
     detect: Callable[[dict], bool] | None = None
+    reads: str = ""  # the record fields, as `s3dsl list tasks` shows them (default: `fields`)
 
     def matches(self, fields: dict) -> bool:
         return self.detect(fields) if self.detect else all(f in fields for f in self.fields)
