@@ -33,10 +33,20 @@ class ModelConfig:
     # Off in the LLaDA layout; the shipped models turn both on (see `transformer.py`).
     abs_positions: bool = False
     isolate_prompt: bool = False
+    # Real checkpoints (LLaDA, Dream; see `checkpoint.py`): grouped-query attention (None = one
+    # key/value head per query head), biases on the q/k/v projections (Qwen2/Dream).
+    n_kv_heads: int | None = None
+    qkv_bias: bool = False
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads or self.n_heads
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
             raise ValueError("d_model / n_heads must be an even integer (rotary embeddings)")
+        if self.n_heads % self.kv_heads:
+            raise ValueError("n_heads must be a multiple of n_kv_heads")
         if self.vocab_size < len(SPECIALS) + len(self.chars):
             raise ValueError("vocab_size is smaller than the tokenizer")
 

@@ -12,7 +12,8 @@ which makes a prompt's keys/values independent of the answer and so exactly cach
 Parameter names follow LLaDA's `modeling_llada.py` (`transformer.wte`, `blocks.{i}.attn_norm`,
 `q_proj`/`k_proj`/`v_proj`/`attn_out`, `ff_norm`, `ff_proj` (gate) / `up_proj` / `ff_out` (down),
 `transformer.ln_f`, `transformer.ff_out` (LM head)) so that a later mapping from official
-checkpoints is a prefix rename (LLaDA prefixes `model.`); that mapping is not implemented here.
+checkpoints is a prefix rename (LLaDA prefixes `model.`); `checkpoint.py` holds that mapping and
+Dream's (Qwen2 names), which also needs grouped-query attention and q/k/v biases (config options).
 """
 
 from __future__ import annotations
@@ -74,11 +75,12 @@ class Block(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         d = cfg.d_model
-        self.n_heads = cfg.n_heads
+        self.n_heads, self.n_kv = cfg.n_heads, cfg.kv_heads
+        kv_dim = d // cfg.n_heads * cfg.kv_heads
         self.attn_norm = RMSNorm(d, cfg.rms_eps)
-        self.q_proj = nn.Linear(d, d, bias=False)
-        self.k_proj = nn.Linear(d, d, bias=False)
-        self.v_proj = nn.Linear(d, d, bias=False)
+        self.q_proj = nn.Linear(d, d, bias=cfg.qkv_bias)
+        self.k_proj = nn.Linear(d, kv_dim, bias=cfg.qkv_bias)
+        self.v_proj = nn.Linear(d, kv_dim, bias=cfg.qkv_bias)
         self.attn_out = nn.Linear(d, d, bias=False)
         self.ff_norm = RMSNorm(d, cfg.rms_eps)
         self.ff_proj = nn.Linear(d, cfg.d_ff, bias=False)
@@ -99,14 +101,16 @@ class Block(nn.Module):
         """
         b, n, d = x.shape
         h = self.attn_norm(x)
-        q, k, v = (
-            proj(h).view(b, n, self.n_heads, d // self.n_heads).transpose(1, 2)
-            for proj in (self.q_proj, self.k_proj, self.v_proj)
-        )
+        hd = d // self.n_heads
+        q = self.q_proj(h).view(b, n, self.n_heads, hd).transpose(1, 2)
+        k, v = (p(h).view(b, n, self.n_kv, hd).transpose(1, 2) for p in (self.k_proj, self.v_proj))
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         keys, values = (
             (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
         )
+        if self.n_kv != self.n_heads:  # grouped-query attention: each kv head serves a group
+            group = self.n_heads // self.n_kv
+            keys, values = (t.repeat_interleave(group, dim=1) for t in (keys, values))
         att = F.scaled_dot_product_attention(q, keys, values, attn_mask=attn_mask)
         x = x + self.attn_out(att.transpose(1, 2).reshape(b, n, d))
         h = self.ff_norm(x)

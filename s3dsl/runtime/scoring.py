@@ -36,7 +36,8 @@ def clean_prediction(
 def encode_prompt(problem, tokenizer: Tokenizer) -> list[int]:
     """A problem's prompt as ids; a character the model cannot read is the user's error."""
     try:
-        return tokenizer.encode(problem.prompt)
+        # a checkpoint's tokenizer renders the prompt through its chat template (hub_tokenizer.py)
+        return getattr(tokenizer, "encode_prompt", tokenizer.encode)(problem.prompt)
     except (ValueError, KeyError) as err:
         from s3dsl.dsl.errors import S3DSLError
 
