@@ -21,7 +21,21 @@ DECODE_DEFAULTS: dict[str, Any] = {
     "temperature": 0.0,
     "commit": "confidence",
     "threshold": 0.9,
+    # the official samplers' options (see DecodeConfig and runtime/transition.py `Sampler`)
+    "schedule": "even",
+    "eps": 1e-3,
+    "top_p": 1.0,
+    "top_k": 0,
+    "alg_temp": 0.0,
+    "tempered_confidence": False,
+    "cfg_scale": 0.0,
+    "logits_eos_inf": False,
+    "confidence_eos_eot_inf": False,
 }
+# the official samplers' names for commit rules (LLaDA `remasking`, Dream `alg`)
+COMMIT_ALIASES = {"low_confidence": "confidence", "maskgit_plus": "confidence",
+                  "topk_margin": "margin"}
+SCHEDULES = ("even", "linear")
 MAX_PARTICLES = 4096
 
 
@@ -160,17 +174,57 @@ def _resolve_decode(
             spans.get("steps", where),
             f"use a multiple of {gen // block}",
         )
-    commit = values["commit"]
-    if commit not in prims.COMMIT_RULES:
+    commit = COMMIT_ALIASES.get(values["commit"], values["commit"])
+    rules = (*prims.COMMIT_RULES, "origin", *COMMIT_ALIASES)
+    if commit not in (*prims.COMMIT_RULES, "origin"):
         raise S3DSLError(
             f"unknown commit rule '{commit}'",
             spans.get("commit", strategy.span),
-            did_you_mean(str(commit), prims.COMMIT_RULES),
+            did_you_mean(str(commit), rules),
         )
     temperature = float(values["temperature"])
     if temperature < 0:
         raise S3DSLError("temperature must be >= 0", spans.get("temperature", strategy.span))
-    return DecodeConfig(steps, gen, block, temperature, commit, float(values["threshold"]))
+    sampler = _sampler_settings(values, spans, strategy.span)
+    if commit == "origin" and sampler["schedule"] != "linear":
+        raise S3DSLError("commit rule 'origin' needs schedule: linear (Dream's timesteps)",
+                         spans.get("commit", strategy.span), "set decode.schedule: linear")
+    return DecodeConfig(
+        steps, gen, block, temperature, commit, float(values["threshold"]), **sampler
+    )
+
+
+def _sampler_settings(values: dict, spans: dict, where: Span) -> dict[str, Any]:
+    """The official samplers' decode options, checked (each error points at its setting)."""
+
+    def fail(key: str, what: str) -> S3DSLError:
+        return S3DSLError(f"decode.{key} {what}, got {values[key]!r}", spans.get(key, where))
+
+    out: dict[str, Any] = {}
+    if values["schedule"] not in SCHEDULES:
+        raise S3DSLError(f"unknown schedule '{values['schedule']}'", spans.get("schedule", where),
+                         did_you_mean(str(values["schedule"]), SCHEDULES))
+    out["schedule"] = values["schedule"]
+    for key, low, high in (("eps", 0.0, 1.0), ("top_p", 0.0, 1.0)):
+        value = values[key]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not low < value <= high:
+            raise fail(key, f"must be a number in ({low:g}, {high:g}]")
+        out[key] = float(value)
+    for key in ("alg_temp", "cfg_scale"):
+        value = values[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise fail(key, "must be a number >= 0")
+        out[key] = float(value)
+    top_k = values["top_k"]
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+        raise fail("top_k", "must be an integer >= 0 (0 = off)")
+    out["top_k"] = top_k
+    for key in ("tempered_confidence", "logits_eos_inf", "confidence_eos_eot_inf"):
+        if not isinstance(values[key], bool):
+            raise fail(key, "must be true or false")
+        out[key] = values[key]
+    return out
 
 
 def _verifier_spec(v: ast.VerifierDef, env: dict, task_verifier: str) -> VerifierSpec:

@@ -101,6 +101,17 @@ class DecodeConfig:
     temperature: float
     commit: str
     threshold: float
+    # The official samplers' options (runtime/transition.py `Sampler`); the defaults are LLaDA's
+    # generate() defaults, so a strategy that sets none of them decodes as before.
+    schedule: str = "even"  # even (LLaDA) | linear (Dream's eps timesteps)
+    eps: float = 1e-3
+    top_p: float = 1.0  # 1 = off
+    top_k: int = 0  # 0 = off
+    alg_temp: float = 0.0
+    tempered_confidence: bool = False
+    cfg_scale: float = 0.0
+    logits_eos_inf: bool = False
+    confidence_eos_eot_inf: bool = False
 
     @property
     def num_blocks(self) -> int:

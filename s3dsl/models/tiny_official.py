@@ -66,6 +66,7 @@ DREAM_TEMPLATE = (
     "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+END_TOKEN_SCALE = 5.5  # see _end_tokens_compete
 WORDS = ("<unk>", "system", "user", "assistant", "You", "are", "a", "helpful", "assistant.")
 LAYOUTS: dict[str, tuple[Family, dict[str, Any], dict[str, int], str, dict[str, str]]] = {
     "llada": (LLADA, LLADA_CONFIG, LLADA_SPECIALS, LLADA_TEMPLATE,
@@ -80,8 +81,8 @@ LAYOUTS: dict[str, tuple[Family, dict[str, Any], dict[str, int], str, dict[str, 
 def official_weights(layout: str, seed: int = 0) -> dict[str, torch.Tensor]:
     """Every official tensor of the tiny layout, drawn in sorted-name order from one generator.
 
-    Linear weights ~ N(0, 0.02^2) except the LM head ~ N(0, 1) (so logits are not all alike);
-    norm weights 1 + N(0, 0.1^2); biases N(0, 0.02^2).
+    Embedding and LM head ~ N(0, 1); other weights (and biases) ~ N(0, 1 / fan_in), so that
+    positions and context change the logits; norm weights 1 + N(0, 0.1^2).
     """
     family, config, *_ = LAYOUTS[layout]
     cfg = native_config(family, config, layout)
@@ -95,11 +96,29 @@ def official_weights(layout: str, seed: int = 0) -> dict[str, torch.Tensor]:
         noise = torch.randn(shape, generator=gen)
         if official[name].endswith(("norm.weight", "ln_f.weight")):
             out[name] = 1 + 0.1 * noise
-        elif official[name] == "transformer.ff_out.weight":
+        elif official[name] in ("transformer.ff_out.weight", "transformer.wte.weight"):
             out[name] = noise
         else:
-            out[name] = 0.02 * noise
+            out[name] = noise / shape[-1] ** 0.5
+    if layout == "llada":
+        _end_tokens_compete(out, config)
     return out
+
+
+def _end_tokens_compete(weights: dict[str, torch.Tensor], config: dict[str, Any]) -> None:
+    """Point the LM-head rows of EOS and EoT along a masked position's final hidden state.
+
+    With small block weights that state is close to the normalised mask embedding times the final
+    norm's weight, so EOS and EoT come out near the top at masked positions, as in a trained
+    instruct model: that is what makes `logits_eos_inf` and `confidence_eos_eot_inf` change tokens.
+    """
+    mask = weights["model.transformer.wte.weight"][config["mask_token_id"]]
+    direction = mask / mask.pow(2).mean().sqrt() * weights["model.transformer.ln_f.weight"]
+    direction = direction / direction.norm()
+    head = weights["model.transformer.ff_out.weight"]
+    for token, scale in (("<|endoftext|>", END_TOKEN_SCALE), ("<|eot_id|>", END_TOKEN_SCALE - 0.5)):
+        row = LLADA_SPECIALS[token]
+        head[row] = scale * direction + 0.5 * head[row] / head[row].norm()
 
 
 def _tokenizer_files(directory: Path, layout: str, vocab_size: int) -> None:
@@ -139,4 +158,8 @@ def write_checkpoint(directory: Path, layout: str, seed: int = 0, shards: int = 
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
     (directory / INDEX).write_text(json.dumps(index, indent=2))
     _tokenizer_files(directory, layout, config["vocab_size"])
+    if layout == "dream":  # the official Dream code reads its special ids from here
+        ids = {k: config[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
+        generation = {**ids, "mask_token_id": config["mask_token_id"]}
+        (directory / "generation_config.json").write_text(json.dumps(generation, indent=2))
     return directory

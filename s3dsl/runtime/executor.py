@@ -375,6 +375,7 @@ class BatchedExecutor:
             temperature=arg(op, "temperature", d.temperature),
             rule=arg(op, "rule", d.commit),
             threshold=arg(op, "threshold", d.threshold),
+            sampler=transition.sampler_of(d, self.model),
         )
         self.pop.tokens[rows, -self.gen :] = new
         self.pop.commit_logp[rows] = torch.where(commit, x0_logp, self.pop.commit_logp[rows])
@@ -390,6 +391,7 @@ class BatchedExecutor:
             temperature=float(arg(op, "temperature", d.temperature)),
             rule=arg(op, "rule", d.commit),
             threshold=float(arg(op, "threshold", d.threshold)),
+            sampler=transition.sampler_of(d, self.model),
         )
         prompt_len = self._prompt_positions(pop.tokens.shape[1])
         owners = torch.arange(rows, device=self.device) // self.n
@@ -546,7 +548,8 @@ class BatchedExecutor:
         out: list[list[ParticleOutcome]] = [[] for _ in self.batch]
         for r, tok in enumerate(tokens):
             text, _ = completion_text(tok, self.model.tokenizer)
-            out[r // self.n].append(ParticleOutcome(text, self.extract(text), nll[r], scores[r]))
+            outcome = ParticleOutcome(text, self.extract(text), nll[r], scores[r], tok)
+            out[r // self.n].append(outcome)
         return out
 
     def results(self) -> list[ProblemResult]:

@@ -129,6 +129,7 @@ class ReferenceInterpreter:
                 temperature=arg(op, "temperature", d.temperature),
                 rule=arg(op, "rule", d.commit),
                 threshold=arg(op, "threshold", d.threshold),
+                sampler=transition.sampler_of(d, self.model),
             )
             p.ids = torch.cat([p.ids[: -self.gen], gen[0]])
             p.logp = torch.where(commit[0], x0_logp[0], p.logp)
@@ -234,8 +235,10 @@ class ReferenceInterpreter:
     def outcomes(self, s: ProblemState) -> list[ParticleOutcome]:
         out = []
         for p in s.particles:
-            text, _ = completion_text(p.ids[-self.gen :].tolist(), self.model.tokenizer)
-            out.append(ParticleOutcome(text, self.extract(text), -float(p.logp.sum()), p.score))
+            tokens = p.ids[-self.gen :].tolist()
+            text, _ = completion_text(tokens, self.model.tokenizer)
+            nll = -float(p.logp.sum())
+            out.append(ParticleOutcome(text, self.extract(text), nll, p.score, tokens))
         return out
 
     def run(self, problems: Sequence[Problem], progress=None) -> list[ProblemResult]:

@@ -6,7 +6,7 @@ Shared by the reference interpreter and the batched executor: the text-side of a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -102,6 +102,7 @@ class ParticleOutcome:
     answer: str | None
     nll: float
     score: float
+    tokens: list[int] = field(default_factory=list)  # the generated region, as decoded
 
 
 def choose(outcomes: Sequence[ParticleOutcome], by: str) -> int:

@@ -14,6 +14,7 @@ import torch
 from s3dsl.compiler.build import build
 from s3dsl.compiler.ir import Program
 from s3dsl.compiler.passes import DEFAULT_OPT_LEVEL, OPT_IN, Plan, plan
+from s3dsl.runtime.adapters.guidance import with_guidance
 from s3dsl.runtime.executor import BatchedExecutor, Counters
 from s3dsl.runtime.model import MaskedLM
 from s3dsl.runtime.reference import ReferenceInterpreter
@@ -84,6 +85,7 @@ def execute(
 ) -> tuple[list[ProblemResult], Counters | None]:
     """Run a plan on problems: the reference interpreter at opt level 0, else the executor."""
     program = the_plan.program
+    model = with_guidance(model, program.decode.cfg_scale)  # LLaDA's cfg_scale (0 = off)
     with torch.inference_mode():
         if the_plan.reference:
             runner = ReferenceInterpreter(program, model, extract, seed, is_correct)

@@ -32,6 +32,7 @@ class StepSpec:
     temperature: float
     rule: str
     threshold: float
+    sampler: transition.Sampler = transition.DEFAULT_SAMPLER
 
 
 def denoise_step(
@@ -65,6 +66,7 @@ def denoise_step(
         temperature=spec.temperature,
         rule=spec.rule,
         threshold=spec.threshold,
+        sampler=spec.sampler,
     )
     tokens = torch.cat([tokens[:, :-gen], new], dim=1)
     commit_logp = torch.where(commit, x0_logp, commit_logp)

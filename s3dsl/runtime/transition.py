@@ -13,7 +13,9 @@ import torch
 
 from s3dsl.runtime import rng
 
-GUMBEL, RANDOM_RULE = 1, 2  # purposes: each gets its own counter within a step
+GUMBEL, RANDOM_RULE, POSITION_SAMPLING = 1, 2, 3  # purposes: each its own counter in a step
+NO_CONFIDENCE = -1e30  # a proposal whose confidence is removed ranks after every other, yet
+# before the positions that cannot commit (-inf), as a zero probability does in LLaDA's code
 
 
 def counter(step: int | torch.Tensor, purpose: int) -> int | torch.Tensor:
@@ -42,6 +44,90 @@ def reduce_logits(logits: torch.Tensor, gen_start: int, shifted: bool, w0: int, 
     return Reduced(clean_tok, clean_logp, logp[:, w0:w1].contiguous(), w0, w1)
 
 
+@dataclass(frozen=True)
+class Sampler:
+    """The official samplers' options beyond LLaDA's default (every default is "off").
+
+    schedule: `even` spreads a block's masks evenly over its steps (LLaDA); `linear` is Dream's:
+    with timesteps linspace(1, eps, steps_per_block + 1) and (t, s) the step's pair, commit
+    int(masked * (1 - s / t)) positions, all that remain at the block's last step (and the
+    `origin` rule commits each masked position with probability 1 - s / t).
+    top_p / top_k filter the proposal distribution (Dream's order: temperature, top-p, top-k).
+    tempered_confidence: confidence is read from the tempered, filtered distribution (Dream),
+    not from the model's own (LLaDA). alg_temp > 0 samples which positions commit, without
+    replacement, from softmax(confidence / alg_temp) (Gumbel-top-k), instead of the top k.
+    banned_ids are never proposed, the rest renormalised (LLaDA's logits_eos_inf);
+    no_confidence_ids may be proposed but are ranked last (LLaDA's confidence_eos_eot_inf).
+    """
+
+    schedule: str = "even"
+    eps: float = 1e-3
+    steps_per_block: int = 1
+    top_p: float | None = None
+    top_k: int | None = None
+    tempered_confidence: bool = False
+    alg_temp: float = 0.0
+    banned_ids: tuple[int, ...] = ()
+    no_confidence_ids: tuple[int, ...] = ()
+
+
+DEFAULT_SAMPLER = Sampler()
+
+
+def sampler_of(decode, model) -> Sampler:
+    """The `Sampler` a program's decode settings ask for, with the model's EOS / EoT ids."""
+    eos = getattr(model.tokenizer, "eos_id", None)
+    eot = getattr(model, "eot_id", None)
+    ends = tuple(i for i in (eos, eot) if i is not None)
+    return Sampler(
+        schedule=getattr(decode, "schedule", "even"),
+        eps=getattr(decode, "eps", 1e-3),
+        steps_per_block=decode.steps_per_block,
+        top_p=getattr(decode, "top_p", None),
+        top_k=getattr(decode, "top_k", None),
+        tempered_confidence=getattr(decode, "tempered_confidence", False),
+        alg_temp=getattr(decode, "alg_temp", 0.0),
+        banned_ids=ends[:1] if getattr(decode, "logits_eos_inf", False) else (),
+        no_confidence_ids=ends if getattr(decode, "confidence_eos_eot_inf", False) else (),
+    )
+
+
+def filter_logp(logp: torch.Tensor, top_p: float | None, top_k: int | None) -> torch.Tensor:
+    """Dream's top-p then top-k filters on log-probabilities, renormalised (log-softmax).
+
+    top-p keeps the most probable tokens up to cumulative probability top_p (and always the
+    first); top-k keeps the tokens at least as probable as the k-th.
+    """
+    if top_p is not None and top_p < 1:
+        sorted_logp, order = logp.sort(dim=-1, descending=True)
+        drop = sorted_logp.softmax(-1).cumsum(-1) > top_p
+        drop[..., 1:] = drop[..., :-1].clone()
+        drop[..., 0] = False
+        logp = logp.masked_fill(torch.zeros_like(drop).scatter_(-1, order, drop), -math.inf)
+    if top_k is not None and top_k > 0:
+        kth = logp.topk(min(top_k, logp.shape[-1]), dim=-1).values[..., -1:]
+        logp = logp.masked_fill(logp < kth, -math.inf)
+    return torch.log_softmax(logp, dim=-1)
+
+
+def _without(logp: torch.Tensor, ids: tuple[int, ...]) -> torch.Tensor:
+    out = logp.clone()
+    out[..., list(ids)] = -math.inf
+    return torch.log_softmax(out, dim=-1)
+
+
+def _linear_fraction(
+    steps_left: int | torch.Tensor, sampler: Sampler, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dream's 1 - s/t at this step of the block (float32, as its code computes it), and whether
+    this is the block's last step."""
+    spb = sampler.steps_per_block
+    times = torch.linspace(1, sampler.eps, spb + 1)
+    i = torch.as_tensor(spb - steps_left).long().cpu()
+    fraction = (1 - times[i + 1] / times[i]).to(device)
+    return fraction, (i >= spb - 1).to(device)
+
+
 def commit_counts(masked_in_region: torch.Tensor, steps_left: int | torch.Tensor) -> torch.Tensor:
     """LLaDA's per-step budget: the region's masks spread evenly over the steps left, remainder
     first. ceil(m / steps_left) at every step reproduces LLaDA's precomputed schedule exactly
@@ -62,46 +148,67 @@ def propose_and_commit(
     temperature: float,
     rule: str,
     threshold: float,
+    sampler: Sampler = DEFAULT_SAMPLER,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One denoising step on rows: (new gen tokens, commit mask [R, G], x0 log-probs [R, G]).
 
     Proposal x0 = argmax(logp + temperature * Gumbel), never the mask token itself (a trained
     model gives it ~0 probability; an untrained one may not, and committing it would leave the
     position masked); positions eligible are the masked ones left of block_end; the `rule`
-    ranks them and the top k (per-row k, as a rank threshold) commit.
+    ranks them and the top k (per-row k, as a rank threshold) commit. `sampler` adds the official
+    samplers' options (see `Sampler`); x0 log-probs are always the model's own.
     """
     logp = window_logp  # exactly positions [w0, block_end)
     rows, width, vocab = logp.shape
     region = gen_tokens[:, w0:block_end] == mask_id
+    dist = logp if not sampler.banned_ids else _without(logp, sampler.banned_ids)
+    tempered = sampler.tempered_confidence and temperature > 0
+    if tempered:
+        dist = torch.log_softmax(dist / temperature, dim=-1)
+    if sampler.top_p is not None or sampler.top_k is not None:
+        dist = filter_logp(dist, sampler.top_p, sampler.top_k)
     if temperature > 0:
         noise = rng.gumbel(keys, counter(step, GUMBEL), (width, vocab), offset=w0 * vocab)
-        scores = logp.double() + temperature * noise
+        scores = dist.double() + (1.0 if tempered else temperature) * noise
         scores[..., mask_id] = -math.inf  # a fresh tensor: no copy to exclude the mask token
         x0 = scores.argmax(dim=-1)
     else:  # the best non-mask token, without a [rows, width, vocab] copy of logp
-        best2 = logp.topk(2, dim=-1).indices
+        best2 = dist.topk(2, dim=-1).indices
         x0 = torch.where(best2[..., 0] == mask_id, best2[..., 1], best2[..., 0])
     x0_logp = logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+    conf_dist = dist if not sampler.no_confidence_ids else _without(dist, sampler.no_confidence_ids)
     if rule in ("confidence", "threshold"):
-        conf = x0_logp
+        conf = x0_logp if conf_dist is logp else conf_dist.gather(-1, x0[..., None]).squeeze(-1)
     elif rule == "margin":
-        top2 = logp.exp().topk(2, dim=-1).values
+        top2 = conf_dist.exp().topk(2, dim=-1).values
         conf = top2[..., 0] - top2[..., 1]
-    elif rule == "entropy":
-        conf = (logp.exp() * logp).sum(-1)  # = -entropy: low entropy first
-    elif rule == "random":
+    elif rule == "entropy":  # = -entropy: low entropy first (a filtered-out token adds 0)
+        conf = torch.where(conf_dist > -math.inf, conf_dist.exp() * conf_dist, 0.0).sum(-1)
+    elif rule in ("random", "origin"):
         conf = rng.uniform(keys, counter(step, RANDOM_RULE), (width,), offset=w0)
     else:  # pragma: no cover - the compiler rejects other rules
         raise ValueError(rule)
-    k = commit_counts(region.sum(dim=1), steps_left)
+    masked = region.sum(dim=1)
+    if sampler.schedule == "linear":
+        fraction, last = _linear_fraction(steps_left, sampler, masked.device)
+        k = torch.where(last, masked, (masked.float() * fraction).long())
+    else:
+        k = commit_counts(masked, steps_left)
     if rule == "threshold":
         above = (region & (x0_logp > math.log(threshold))).sum(dim=1)
         k = torch.maximum(k, above)
-    conf = conf.double().masked_fill(~region, -math.inf)
-    order = conf.argsort(dim=1, descending=True, stable=True)
-    positions = torch.arange(width, device=order.device).expand_as(order)
-    ranks = torch.empty_like(order).scatter_(1, order, positions)
-    commit = region & (ranks < k.unsqueeze(1))
+    if rule == "origin":  # each masked position independently, with probability 1 - s/t
+        fraction, last = _linear_fraction(steps_left, sampler, masked.device)
+        commit = region & ((conf < fraction) | last)
+    else:
+        conf = conf.double().clamp(min=NO_CONFIDENCE).masked_fill(~region, -math.inf)
+        if sampler.alg_temp > 0 and rule not in ("random", "threshold"):
+            g = rng.gumbel(keys, counter(step, POSITION_SAMPLING), (width,), offset=w0)
+            conf = (conf / sampler.alg_temp + g).masked_fill(~region, -math.inf)
+        order = conf.argsort(dim=1, descending=True, stable=True)
+        positions = torch.arange(width, device=order.device).expand_as(order)
+        ranks = torch.empty_like(order).scatter_(1, order, positions)
+        commit = region & (ranks < k.unsqueeze(1))
     new = gen_tokens.clone()
     new[:, w0:block_end] = torch.where(commit, x0, gen_tokens[:, w0:block_end])
     full_commit = torch.zeros_like(gen_tokens, dtype=torch.bool)
