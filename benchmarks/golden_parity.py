@@ -50,7 +50,10 @@ LLADA_SETTINGS = [  # generate() keyword arguments (temperature 0, low_confidenc
     {"steps": 16, "gen_length": 32, "block_length": 8, "confidence_eos_eot_inf": True},
     {"steps": 16, "gen_length": 32, "block_length": 32, "cfg_scale": 0.5,
      "logits_eos_inf": True, "confidence_eos_eot_inf": True},
+    {"steps": 32, "gen_length": 32, "block_length": 32, "confidence_eos_eot_inf": True},
+    {"steps": 32, "gen_length": 32, "block_length": 32, "logits_eos_inf": True},
 ]
+PADDED_PROMPTS = ("w10 w11 w12", "w901 w17 w1200 w30 w31 w3 w44 w45", "w7 w8 w9 w100 w5")
 DREAM_SETTINGS = [  # diffusion_generate() keyword arguments (temperature 0)
     {"steps": 16, "max_new_tokens": 32, "alg": "maskgit_plus"},
     {"steps": 16, "max_new_tokens": 32, "alg": "topk_margin"},
@@ -161,7 +164,7 @@ def dream(args, workdir: Path) -> None:
     with torch.no_grad():
         logits = model(x, "full", None).logits.float()  # the call diffusion_generate makes
     tensors = {"canvas": x, "logits": logits.contiguous()}
-    runs = []
+    runs = [dream_padded(model, directory)]
     for style, ids in prompts.items():
         for setting in DREAM_SETTINGS if style == "plain" else DREAM_SETTINGS[:1]:
             prompt = torch.tensor(ids)
@@ -176,6 +179,23 @@ def dream(args, workdir: Path) -> None:
     record("dream", directory, prompts, tensors, runs, args)
 
 
+def dream_padded(model, directory: Path) -> dict:
+    """Prompts of different lengths, left-padded with an attention mask (Dream honours it)."""
+    tok = load_fast_tokenizer(directory)
+    ids = [tok.encode(p, add_special_tokens=False) for p in PADDED_PROMPTS]
+    width = max(map(len, ids))
+    pad = LAYOUTS["dream"][1]["pad_token_id"]
+    batch = torch.tensor([[pad] * (width - len(i)) + i for i in ids])
+    mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
+    setting = DREAM_SETTINGS[0]
+    options = {"temperature": 0.0, "eps": 1e-3, "top_p": None, "top_k": None, **setting}
+    out = model.diffusion_generate(batch, attention_mask=mask, **options)
+    print("dream padded", setting, "->", out[0, width:][:12].tolist())
+    return {"prompts": "padded", "texts": list(PADDED_PROMPTS), "options": setting,
+            "effective": {k: options.get(k) for k in ("steps", "eps", "alg", "temperature")},
+            "tokens": out[:, width:].tolist()}
+
+
 def record(layout, directory, prompts, tensors, runs, args) -> None:
     import transformers
 
@@ -187,6 +207,7 @@ def record(layout, directory, prompts, tensors, runs, args) -> None:
         "transformers": transformers.__version__,
         "torch": torch.__version__,
         "official_code": args.provenance.get(layout, ""),
+        "texts": list(PROMPTS),
         "prompts": prompts,
         "runs": runs,
     }

@@ -86,20 +86,84 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def load_any_model(name: str, device: str, trust_remote_code: bool = False):
-    """`arith`, `sudoku`, `tiny-random`, a checkpoint folder, or `hf:PATH` for transformers."""
-    if device == "cuda":
+def check_device(device: str) -> None:
+    """cpu, cuda or cuda:N; a CUDA device must exist."""
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda") or (kind == "cpu" and index) or (index and not index.isdigit()):
+        raise S3DSLError(f"--device {device}: expected cpu, cuda or cuda:N")
+    if kind == "cuda":
         import torch
 
         if not torch.cuda.is_available():
-            raise S3DSLError("--device cuda: no CUDA device is available", None, "use --device cpu")
+            raise S3DSLError(f"--device {device}: no CUDA device is available", None,
+                             "use --device cpu")
+        if index and int(index) >= torch.cuda.device_count():
+            raise S3DSLError(f"--device {device}: only {torch.cuda.device_count()} CUDA devices")
+
+
+DTYPES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
+          "fp16": "float16", "float16": "float16"}
+
+
+def parse_dtype(dtype: str | None):
+    """A --dtype name as a torch dtype; None = the model's default (bf16 on a GPU for a real
+    checkpoint, float32 on CPU)."""
+    if dtype is None or dtype == "auto":
+        return None
+    if dtype.lower() not in DTYPES:
+        from s3dsl.dsl.errors import did_you_mean
+
+        raise S3DSLError(f"--dtype {dtype}: unknown", None, did_you_mean(dtype, DTYPES))
+    import torch
+
+    return getattr(torch, DTYPES[dtype.lower()])
+
+
+def load_any_model(
+    name: str,
+    device: str,
+    trust_remote_code: bool = False,
+    *,
+    dtype: str | None = None,
+    mask_id: int | None = None,
+    shifted_logits: bool | None = None,
+    chat: bool | None = None,
+    system: str | None = None,
+):
+    """`arith`, `sudoku`, `tiny-random`, a checkpoint folder (the shipped format, or an official
+    LLaDA / Dream directory, loaded natively), or `hf:PATH` for transformers."""
+    check_device(device)
+    torch_dtype = parse_dtype(dtype)
     if name.startswith("hf:"):
         from s3dsl.runtime.adapters.hf import load_hf_model
 
-        return load_hf_model(name[3:], device=device, trust_remote_code=trust_remote_code)
+        return load_hf_model(name[3:], device=device, dtype=torch_dtype,
+                             trust_remote_code=trust_remote_code, mask_id=mask_id,
+                             shifted_logits=bool(shifted_logits))
+    from s3dsl.models.checkpoint import is_official_checkpoint, load_checkpoint
+
+    if Path(name).expanduser().is_dir() and is_official_checkpoint(Path(name).expanduser()):
+        return load_checkpoint(name, device=device, dtype=torch_dtype, mask_id=mask_id,
+                               shifted_logits=shifted_logits, chat=chat, system=system)
+    if chat or system is not None or mask_id is not None or shifted_logits is not None:
+        raise S3DSLError(
+            f"--chat/--system/--mask-id/--shifted-logits apply to real checkpoints, not '{name}'",
+            hint="pass --model DIR (an official LLaDA / Dream folder) or hf:PATH",
+        )
     from s3dsl.models.registry import load_model
 
-    return load_model(name, device=device)
+    return load_model(name, device=device, dtype=torch_dtype)
+
+
+MaskIdOpt = Annotated[int | None, typer.Option("--mask-id", help="Mask token id (default: "
+                                               "config.json's mask_token_id)")]
+ShiftedOpt = Annotated[bool | None, typer.Option("--shifted-logits/--aligned-logits",
+                                                 help="Logits at i predict token i+1 (Dream)")]
+ChatOpt = Annotated[bool | None, typer.Option(
+    "--chat/--no-chat", help="Prompt through the checkpoint's chat template (default: if any)")]
+SystemOpt = Annotated[str | None, typer.Option("--system", help="System message for --chat")]
+DtypeOpt = Annotated[str | None, typer.Option("--dtype", help="bf16, fp16 or fp32 (default: "
+                                              "bf16 on a GPU, fp32 on CPU)")]
 
 
 def report_warnings(path: Path, program, task: str | None, strict: bool) -> int:
@@ -130,11 +194,16 @@ def run(
     limit: Annotated[int | None, typer.Option(help="First N problems only")] = None,
     seed: Annotated[int, typer.Option(help="Run seed")] = 0,
     sets: SetOpt = [],  # noqa: B006 - typer reads the default
-    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N")] = "cpu",
     opt_level: OptLevel = 2,
     disable_pass: Disable = [],  # noqa: B006
     enable_pass: Enable = [],  # noqa: B006
     batch_size: Annotated[int, typer.Option(help="Problems per batch")] = 8,
+    mask_id: MaskIdOpt = None,
+    shifted_logits: ShiftedOpt = None,
+    chat: ChatOpt = None,
+    system: SystemOpt = None,
+    dtype: DtypeOpt = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write results as JSON")] = None,
     trust_remote_code: Annotated[bool, typer.Option(help="Allow a hub model's own code")] = False,
     db: Annotated[Path, typer.Option(help="Results database (resume, s3dsl runs/report)")] = Path(
@@ -157,8 +226,7 @@ def run(
     from s3dsl.compiler.passes import plan
     from s3dsl.runtime.session import compile_file, summarize
 
-    if device not in ("cpu", "cuda"):
-        raise S3DSLError(f"--device {device}: expected cpu or cuda")
+    check_device(device)
     if limit is not None and limit < 1:
         raise S3DSLError("--limit must be at least 1")
     set_threads(threads)
@@ -171,7 +239,9 @@ def run(
     program = compile_file(path, parse_sets(sets), the_task.gen_length, the_task.default_verifier)
     report_warnings(path, program, None if data is not None else the_task.name, strict)
     the_plan = plan(program, opt_level, tuple(disable_pass), enable=tuple(enable_pass))
-    the_model = load_any_model(model or the_task.default_model, device, trust_remote_code)
+    the_model = load_any_model(model or the_task.default_model, device, trust_remote_code,
+                               dtype=dtype, mask_id=mask_id, shifted_logits=shifted_logits,
+                               chat=chat, system=system)
     problems = the_task.problems(split, limit)
     if not problems:
         raise S3DSLError(f"no problems in split '{split}'")

@@ -17,7 +17,21 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from s3dsl.cli.app import Disable, OptLevel, SetOpt, app, console, load_any_model, load_task
+from s3dsl.cli.app import (
+    ChatOpt,
+    Disable,
+    DtypeOpt,
+    MaskIdOpt,
+    OptLevel,
+    SetOpt,
+    ShiftedOpt,
+    SystemOpt,
+    app,
+    check_device,
+    console,
+    load_any_model,
+    load_task,
+)
 from s3dsl.cli.app import parse_sets as _parse_sets
 from s3dsl.dsl.errors import S3DSLError, did_you_mean
 from s3dsl.store import DEFAULT_DB, MEMORY, RunRecord, Store
@@ -115,12 +129,17 @@ def compare(
     out: Annotated[Path | None, typer.Option(help="Write report.md, report.json, plots")] = None,
     db: DbOpt = DEFAULT_DB,
     no_db: NoDb = False,
-    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N")] = "cpu",
     opt_level: OptLevel = 2,
     disable_pass: Disable = [],  # noqa: B006
     batch_size: Annotated[int, typer.Option(help="Problems per batch")] = 8,
     reference: Annotated[bool, typer.Option(help="Run compute-matched best-of-K")] = True,
     trust_remote_code: Annotated[bool, typer.Option(help="Allow a hub model's own code")] = False,
+    mask_id: MaskIdOpt = None,
+    shifted_logits: ShiftedOpt = None,
+    chat: ChatOpt = None,
+    system: SystemOpt = None,
+    dtype: DtypeOpt = None,
 ) -> None:
     """Run strategies (and sweeps) on the same problems and seeds; report them side by side with
     a compute-matched best-of-K for each."""
@@ -130,11 +149,12 @@ def compare(
         raise S3DSLError("--limit must be at least 1")
     if seeds < 1:
         raise S3DSLError("--seeds must be at least 1")
-    if device not in ("cpu", "cuda"):
-        raise S3DSLError(f"--device {device}: expected cpu or cuda")
+    check_device(device)
     the_task = load_task(task, data, extractor)
     specs, notes = expand_specs(strategies, _parse_sets(sets), parse_sweeps(sweep), the_task)
-    the_model = load_any_model(model or the_task.default_model, device, trust_remote_code)
+    the_model = load_any_model(model or the_task.default_model, device, trust_remote_code,
+                               dtype=dtype, mask_id=mask_id, shifted_logits=shifted_logits,
+                               chat=chat, system=system)
     problems = the_task.problems(split, limit)
     if not problems:
         raise S3DSLError(f"no problems in split '{split}'")

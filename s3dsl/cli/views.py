@@ -187,7 +187,15 @@ def listing(what: str) -> Table | Group:
         table = Table("model", title="models (also: a checkpoint folder, or hf:PATH)")
         for name in MODELS:
             table.add_row(name)
-        return Group(table, Text(REAL_CHECKPOINTS))
+        from s3dsl.models.checkpoint import FAMILIES
+
+        families = ", ".join(f.name for f in FAMILIES)
+        native = (
+            f"Native families (config.json model_type): {families}; loaded without remote code. "
+            "Options: --chat/--no-chat, --system, --dtype, --device cuda:N, --mask-id, "
+            "--shifted-logits."
+        )
+        return Group(table, Text(REAL_CHECKPOINTS), Text(native))
     if what == "passes":
         table = Table("pass", "opt level", "what it does", title="plan passes")
         for p in PASSES:

@@ -53,6 +53,10 @@ def load_model(
     if name_or_path == TINY_RANDOM:
         return build_random_model(TINY_CONFIG, seed=0, device=device, dtype=dtype)
     directory = WEIGHTS_DIR / name_or_path if name_or_path in SHIPPED else Path(name_or_path)
+    from s3dsl.models.checkpoint import is_official_checkpoint, load_checkpoint
+
+    if name_or_path not in SHIPPED and is_official_checkpoint(directory.expanduser()):
+        return load_checkpoint(directory, device=device, dtype=dtype)
     if not (directory / "config.json").is_file() or not (directory / "model.safetensors").is_file():
         if name_or_path in SHIPPED:
             raise S3DSLError(

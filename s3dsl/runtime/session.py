@@ -53,6 +53,7 @@ class RunSummary:
                 "score": r.score,
                 "completion": r.completion,
                 "particle_answers": [p.answer for p in r.particles],
+                "particle_tokens": [p.tokens for p in r.particles],
                 "accepted": r.accepted,
                 "proposed": r.proposed,
             }

@@ -145,6 +145,17 @@ def _dtype(dtype: str | torch.dtype | None) -> torch.dtype | str | None:
     return value
 
 
+def remote_code_error(path: str, err: Exception, version: str) -> S3DSLError:
+    """A checkpoint's own modeling code failing under this transformers: the user's to fix."""
+    first = (str(err).splitlines() or [""])[0]
+    return S3DSLError(
+        f"the model code shipped with '{path}' fails on transformers {version}: "
+        f"{type(err).__name__}: {first}",
+        hint="official LLaDA / Dream checkpoints load natively without it: --model DIR (no hf:); "
+        "otherwise use the transformers version that code was written for",
+    )
+
+
 def load_hf_model(
     path_or_name: str,
     device: str | torch.device = "cpu",
@@ -172,11 +183,16 @@ def load_hf_model(
     try:
         config = transformers.AutoConfig.from_pretrained(path_or_name, **common)
         tokenizer = transformers.AutoTokenizer.from_pretrained(path_or_name, **common)
+    except (ImportError, AttributeError, KeyError, TypeError) as e:  # a hub model's own code
+        if not trust_remote_code:
+            raise
+        raise remote_code_error(path_or_name, e, transformers.__version__) from e
     except (OSError, ValueError) as e:
         raise S3DSLError(
             f"cannot load a local model from '{path_or_name}': {str(e).splitlines()[0]}",
             hint="nothing is downloaded: pass a local directory or a name already in the "
-            "Hugging Face cache; models with custom code also need trust_remote_code",
+            "Hugging Face cache; models with custom code also need trust_remote_code; official "
+            "LLaDA / Dream folders load natively with --model DIR (no hf:)",
         ) from e
 
     auto_map = getattr(config, "auto_map", None) or {}
@@ -202,7 +218,13 @@ def load_hf_model(
             f"cannot load the weights of '{path_or_name}': {str(e).splitlines()[0]}",
             hint="nothing is downloaded: the checkpoint must be complete on disk",
         ) from e
+    except Exception as e:  # noqa: BLE001 - the checkpoint's own code failed, not s3dsl
+        if not (trust_remote_code and auto_map):
+            raise
+        raise remote_code_error(path_or_name, e, transformers.__version__) from e
     model.to(device)
+    if mask_id is None and tokenizer.mask_token_id is None:
+        mask_id = getattr(config, "mask_token_id", None)  # LLaDA declares it only here
     return HFMaskedLM(
         model,
         tokenizer,
