@@ -224,8 +224,12 @@ def read_weights(
     return state
 
 
-class CheckpointLM(DiffusionLM):
-    """An official checkpoint as a `MaskedLM`: the native module plus the checkpoint's facts."""
+class CheckpointLM:
+    """An official checkpoint as a `MaskedLM`: the native module plus the checkpoint's facts.
+
+    No prompt cache is offered for shifted-logit models (the first answer position's logits sit
+    at the last prompt position, which an answer-only pass does not compute).
+    """
 
     def __init__(
         self,
@@ -248,21 +252,40 @@ class CheckpointLM(DiffusionLM):
         self.eos_id = tokenizer.eos_id
         self.eot_id = eot_id
 
+    @torch.inference_mode()
     def forward(
         self, ids: torch.Tensor, attention_mask: torch.Tensor | None, gen_length: int | None = None
     ) -> torch.Tensor:
+        """ids [B, L], attention_mask [B, L] bool (False = padding) -> float32 logits [B, L, V]."""
         if ids.shape[1] > self.config.max_len:
             raise S3DSLError(
                 f"prompt + answer is {ids.shape[1]} tokens; {self.name} takes at most "
                 f"{self.config.max_len}",
                 hint="shorten the prompt or lower gen_length",
             )
-        return super().forward(ids, attention_mask, gen_length)
+        mask = None if attention_mask is None else attention_mask.to(self.device)
+        return self.module(ids.to(self.device), mask).float()
 
     __call__ = forward
 
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
     def __repr__(self) -> str:
         return f"CheckpointLM({self.family}, name={self.name!r}, params={self.num_parameters()})"
+
+
+class CachingCheckpointLM(CheckpointLM):
+    """Position-aligned checkpoints (LLaDA) also offer the prompt cache; it is approximate (the
+    prompt attends to the answer in these models), so it runs only when asked for."""
+
+    exact_prompt_cache = False
+    encode_prompt = DiffusionLM.encode_prompt
+    forward_answer = DiffusionLM.forward_answer
 
 
 def default_dtype(device: str) -> torch.dtype:
@@ -321,4 +344,5 @@ def load_checkpoint(
     if not 0 <= int(mid) < cfg.vocab_size:
         raise S3DSLError(f"mask id {mid} is outside the vocabulary ({cfg.vocab_size})")
     shifted = family.shifted_logits if shifted_logits is None else shifted_logits
-    return CheckpointLM(module, family, tokenizer, int(mid), str(directory), shifted, eot)
+    cls = CheckpointLM if shifted else CachingCheckpointLM
+    return cls(module, family, tokenizer, int(mid), str(directory), shifted, eot)
