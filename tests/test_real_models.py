@@ -239,3 +239,30 @@ def test_cli_prints_a_model_option_error_on_one_line():
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "apply to real checkpoints" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_broken_remote_code_is_a_user_error(checkpoints, tmp_path):
+    """A hub model whose own code fails on this transformers (as LLaDA's and Dream's do on 5.x)
+    is reported as the checkpoint's problem, not as a bug in s3dsl."""
+    import shutil
+
+    from s3dsl.cli.app import load_any_model
+
+    d = tmp_path / "broken"
+    shutil.copytree(checkpoints["dream"], d)
+    (d / "configuration_broken.py").write_text(
+        "from transformers import PretrainedConfig\n\n\n"
+        "class BrokenConfig(PretrainedConfig):\n    model_type = 'brokenlm'\n")
+    (d / "modeling_broken.py").write_text(
+        "from transformers import PreTrainedModel\n\n"
+        "from .configuration_broken import BrokenConfig\n\n\n"
+        "class BrokenModel(PreTrainedModel):\n    config_class = BrokenConfig\n\n"
+        "    def __init__(self, config):\n        raise KeyError('default')\n")
+    (d / "config.json").write_text(json.dumps({"model_type": "brokenlm", "auto_map": {
+        "AutoConfig": "configuration_broken.BrokenConfig",
+        "AutoModel": "modeling_broken.BrokenModel"}}))
+    (d / "tokenizer_config.json").write_text(json.dumps(
+        {**json.loads((d / "tokenizer_config.json").read_text()),
+         "tokenizer_class": "PreTrainedTokenizerFast"}))
+    with pytest.raises(S3DSLError, match="fails on transformers .*KeyError"):
+        load_any_model(f"hf:{d}", "cpu", trust_remote_code=True)

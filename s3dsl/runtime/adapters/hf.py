@@ -91,6 +91,8 @@ class HFMaskedLM:
         params = inspect.signature(model.forward).parameters
         self._takes_position_ids = "position_ids" in params
         self._takes_use_cache = "use_cache" in params
+        # the model class came with the checkpoint (trust_remote_code): its failures are not ours
+        self.remote_code = type(model).__module__.startswith("transformers_modules")
 
     def forward(
         self,
@@ -116,7 +118,14 @@ class HFMaskedLM:
         elif mask is not None:
             kwargs["attention_mask"] = mask.long()
         with torch.no_grad():
-            return self.model(input_ids=ids, **kwargs).logits
+            try:
+                return self.model(input_ids=ids, **kwargs).logits
+            except Exception as e:  # noqa: BLE001 - the checkpoint's own code failed, not s3dsl
+                if not self.remote_code:
+                    raise
+                import transformers
+
+                raise remote_code_error(self.name, e, transformers.__version__) from e
 
     def _full_attention(self, ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Additive [B, 1, L, L] mask: every position sees every real token."""
