@@ -266,3 +266,26 @@ def test_broken_remote_code_is_a_user_error(checkpoints, tmp_path):
          "tokenizer_class": "PreTrainedTokenizerFast"}))
     with pytest.raises(S3DSLError, match="fails on transformers .*KeyError"):
         load_any_model(f"hf:{d}", "cpu", trust_remote_code=True)
+
+
+def test_compile_estimates_an_8b_checkpoint_from_its_config_alone(checkpoints, tmp_path):
+    """`s3dsl compile --model DIR` reads shapes, not weights: LLaDA-8B's config gives 8.0B
+    parameters in bf16 without a single shard on disk."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from s3dsl.cli.app import app
+
+    d = tmp_path / "llada-8b-shaped"
+    d.mkdir()
+    config = json.loads((checkpoints["llada"] / "config.json").read_text())
+    config.update(d_model=4096, n_layers=32, n_heads=32, n_kv_heads=32, mlp_hidden_size=12288)
+    (d / "config.json").write_text(json.dumps(config))
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(checkpoints["llada"] / name, d / name)
+    r = CliRunner().invoke(app, ["compile", "single", "--task", "arith", "--model", str(d)])
+    assert r.exit_code == 0, r.output
+    assert "8,015,581,184 params, vocab 126464" in r.output
+    mb = float(r.output.split("):")[-1].split("MB")[0].replace(",", ""))
+    assert 8_015_581_184 * 2 / 2**20 < mb < 8_015_581_184 * 4 / 2**20  # bf16 weights + chunks

@@ -129,6 +129,7 @@ def load_any_model(
     shifted_logits: bool | None = None,
     chat: bool | None = None,
     system: str | None = None,
+    weights: bool = True,
 ):
     """`arith`, `sudoku`, `tiny-random`, a checkpoint folder (the shipped format, or an official
     LLaDA / Dream directory, loaded natively), or `hf:PATH` for transformers."""
@@ -144,7 +145,8 @@ def load_any_model(
 
     if Path(name).expanduser().is_dir() and is_official_checkpoint(Path(name).expanduser()):
         return load_checkpoint(name, device=device, dtype=torch_dtype, mask_id=mask_id,
-                               shifted_logits=shifted_logits, chat=chat, system=system)
+                               shifted_logits=shifted_logits, chat=chat, system=system,
+                               weights=weights)
     if chat or system is not None or mask_id is not None or shifted_logits is not None:
         raise S3DSLError(
             f"--chat/--system/--mask-id/--shifted-logits apply to real checkpoints, not '{name}'",
@@ -306,6 +308,7 @@ def compile_cmd(
     enable_pass: Enable = [],  # noqa: B006
     explain: Annotated[bool, typer.Option(help="Show the IR and every pass")] = False,
     strict: Strict = False,
+    dtype: DtypeOpt = None,
 ) -> None:
     """Check a strategy and show its plan and predicted cost."""
     from s3dsl.catalog import resolve_strategy
@@ -318,7 +321,9 @@ def compile_cmd(
     program = compile_file(path, parse_sets(sets), the_task.gen_length, the_task.default_verifier)
     report_warnings(path, program, task, strict)
     the_plan = plan(program, opt_level, tuple(disable_pass), enable=tuple(enable_pass))
-    the_model = load_any_model(model or the_task.default_model, "cpu")
+    # a real checkpoint is read for its shapes only (no weights, bf16 unless --dtype says else):
+    # estimating an 8B model needs no 32 GB of RAM
+    the_model = load_any_model(model or the_task.default_model, "cpu", weights=False, dtype=dtype)
     views.print_plan(console, the_plan, the_model, explain)
 
 

@@ -288,6 +288,23 @@ class CachingCheckpointLM(CheckpointLM):
     forward_answer = DiffusionLM.forward_answer
 
 
+def _load_state(
+    module: MaskPredictor, state: dict[str, torch.Tensor], directory: Path, family: Family
+) -> None:
+    expected = set(module.state_dict())
+    missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or extra:
+        raise S3DSLError(
+            f"{directory}: the weights do not fit the {family.name} config "
+            f"(missing {missing[:3]}, unexpected {extra[:3]})",
+            hint="check config.json against the shards",
+        )
+    try:
+        module.load_state_dict(state, assign=True)
+    except RuntimeError as e:
+        raise S3DSLError(f"{directory}: {str(e).splitlines()[0]}") from e
+
+
 def default_dtype(device: str) -> torch.dtype:
     """bfloat16 on a GPU (the checkpoints' own precision), float32 on CPU."""
     return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
@@ -301,8 +318,13 @@ def load_checkpoint(
     shifted_logits: bool | None = None,
     chat: bool | None = None,
     system: str | None = None,
+    weights: bool = True,
 ) -> CheckpointLM:
-    """Load an official LLaDA / Dream checkpoint directory natively."""
+    """Load an official LLaDA / Dream checkpoint directory natively.
+
+    `weights=False` reads no tensors: the module stays on the meta device (shapes and dtype
+    only), enough for `s3dsl compile`'s memory estimate of an 8B model on a small machine.
+    """
     directory = Path(directory).expanduser()
     config = read_config(directory)
     family = family_of(config)
@@ -314,23 +336,13 @@ def load_checkpoint(
             hint="other masked LMs load through transformers: --model hf:DIR",
         )
     cfg = native_config(family, config, str(directory))
-    dtype = dtype or default_dtype(device)
+    dtype = dtype or (default_dtype(device) if weights else torch.bfloat16)
     tied = bool(config.get(family.tie_key, False))
-    state = read_weights(directory, family, cfg, tied, device, dtype)
     with torch.device("meta"):
-        module = MaskPredictor(cfg)
-    expected = set(module.state_dict())
-    missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or extra:
-        raise S3DSLError(
-            f"{directory}: the weights do not fit the {family.name} config "
-            f"(missing {missing[:3]}, unexpected {extra[:3]})",
-            hint="check config.json against the shards",
-        )
-    try:
-        module.load_state_dict(state, assign=True)
-    except RuntimeError as e:
-        raise S3DSLError(f"{directory}: {str(e).splitlines()[0]}") from e
+        module = MaskPredictor(cfg).to(dtype)
+    state = read_weights(directory, family, cfg, tied, device, dtype) if weights else None
+    if state is not None:
+        _load_state(module, state, directory, family)
     tok = load_fast_tokenizer(directory)
     eos = config.get("eos_token_id", tok.eos_token_id)
     eos = eos[0] if isinstance(eos, list) else eos
