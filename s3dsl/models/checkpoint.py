@@ -356,5 +356,9 @@ def load_checkpoint(
     if not 0 <= int(mid) < cfg.vocab_size:
         raise S3DSLError(f"mask id {mid} is outside the vocabulary ({cfg.vocab_size})")
     shifted = family.shifted_logits if shifted_logits is None else shifted_logits
+    # the prompt format is part of the name, so stored results of one never resume the other
+    mode = "chat" if tokenizer.chat else "no chat"
+    if tokenizer.chat and system:
+        mode += f", system {json.dumps(system)}"
     cls = CheckpointLM if shifted else CachingCheckpointLM
-    return cls(module, family, tokenizer, int(mid), str(directory), shifted, eot)
+    return cls(module, family, tokenizer, int(mid), f"{directory} ({mode})", shifted, eot)
