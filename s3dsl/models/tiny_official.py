@@ -78,13 +78,16 @@ LAYOUTS: dict[str, tuple[Family, dict[str, Any], dict[str, int], str, dict[str, 
 }
 
 
-def official_weights(layout: str, seed: int = 0) -> dict[str, torch.Tensor]:
+def official_weights(
+    layout: str, seed: int = 0, shape: dict[str, Any] | None = None
+) -> dict[str, torch.Tensor]:
     """Every official tensor of the tiny layout, drawn in sorted-name order from one generator.
 
     Embedding and LM head ~ N(0, 1); other weights (and biases) ~ N(0, 1 / fan_in), so that
     positions and context change the logits; norm weights 1 + N(0, 0.1^2).
     """
     family, config, *_ = LAYOUTS[layout]
+    config = {**config, **(shape or {})}
     cfg = native_config(family, config, layout)
     with torch.device("meta"):
         shapes = {k: tuple(v.shape) for k, v in MaskPredictor(cfg).state_dict().items()}
@@ -138,23 +141,36 @@ def _tokenizer_files(directory: Path, layout: str, vocab_size: int) -> None:
     (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
 
 
-def write_checkpoint(directory: Path, layout: str, seed: int = 0, shards: int = 2) -> Path:
-    """A complete tiny checkpoint directory in the official layout (config, shards, tokenizer)."""
+def write_checkpoint(
+    directory: Path,
+    layout: str,
+    seed: int = 0,
+    shards: int = 2,
+    shape: dict[str, Any] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    """A complete checkpoint directory in the official layout (config, shards, tokenizer).
+
+    `shape` overrides config.json keys (e.g. LLaDA-8B's d_model, n_layers, ...: an 8B-shaped
+    random checkpoint for scale measurements, `benchmarks/real_scale.py`); `dtype` is what the
+    shards store.
+    """
     from safetensors.torch import save_file
 
     family, config, *_ = LAYOUTS[layout]
+    config = {**config, **(shape or {})}
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.json").write_text(json.dumps(config, indent=2))
-    weights = official_weights(layout, seed)
+    weights = official_weights(layout, seed, shape)
     names = sorted(weights)
     per = -(-len(names) // shards)
-    weight_map = {}
+    weight_map, total = {}, 0
     for s in range(shards):
         file = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
-        part = {n: weights[n].contiguous() for n in names[s * per : (s + 1) * per]}
+        part = {n: weights.pop(n).to(dtype).contiguous() for n in names[s * per : (s + 1) * per]}
         save_file(part, str(directory / file), metadata={"format": "pt"})
         weight_map.update(dict.fromkeys(part, file))
-    total = sum(t.numel() * t.element_size() for t in weights.values())
+        total += sum(t.numel() * t.element_size() for t in part.values())
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
     (directory / INDEX).write_text(json.dumps(index, indent=2))
     _tokenizer_files(directory, layout, config["vocab_size"])
