@@ -133,8 +133,9 @@ def test_official_sampler_tokens(checkpoints, layout, index):
     if layout == "dream":
         options["max_new_tokens"] = run["options"]["max_new_tokens"]
     sets = overrides(layout, options)
-    first = index == _runs(layout)[0][1]  # all prompts at opt levels 0 and 2; then one, at 2
-    for level in (0, 2) if first else (2,):
+    first = index == _runs(layout)[0][1]  # all prompts at opt levels 0, 2, 3; then one, at 2
+    levels = (0, 2, 3) if first else (0, 2) if "cfg_scale" in options else (2,)
+    for level in levels:
         texts = g["texts"] if first else g["texts"][:1]
         got = decode_tokens(model, layout, sets, texts, level)
         assert got == run["tokens"][: len(texts)], f"{layout} {run['options']} opt level {level}"
