@@ -290,3 +290,17 @@ def test_compile_estimates_an_8b_checkpoint_from_its_config_alone(checkpoints, t
     assert "8,015,581,184 params, vocab 126464" in r.output
     mb = float(r.output.split("):")[-1].split("MB")[0].replace(",", ""))
     assert 8_015_581_184 * 2 / 2**20 < mb < 8_015_581_184 * 4 / 2**20  # bf16 weights + chunks
+
+
+@pytest.mark.parametrize("remove,message", [
+    ("model-00002-of-00002.safetensors", "shards listed in .* are missing"),
+    ("tokenizer.json", "has no tokenizer"),
+])
+def test_incomplete_checkpoint_is_a_user_error(checkpoints, tmp_path, remove, message):
+    import shutil
+
+    d = tmp_path / "incomplete"
+    shutil.copytree(checkpoints["dream"], d)
+    (d / remove).unlink()
+    with pytest.raises(S3DSLError, match=message):
+        load_checkpoint(d)
