@@ -20,7 +20,9 @@ RUN = ["s3dsl", "run", "s3", "--task", "arith", "--threads", "1", "--batch-size"
 def _run(args: list[str], cwd: Path, procs: int = 1) -> subprocess.CompletedProcess:
     launcher = [sys.executable, "-m"]
     if procs > 1:
-        launcher += ["torch.distributed.run", "--nproc-per-node", str(procs), "-m"]
+        # --standalone: a rendezvous on a free local port (parallel runs never collide on 29500)
+        launcher += ["torch.distributed.run", "--standalone", "--nproc-per-node", str(procs),
+                     "-m"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([*launcher, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300, env=env)
