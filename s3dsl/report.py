@@ -1,9 +1,10 @@
-"""Comparison reports: stored runs -> variants -> metric rows -> rich, Markdown and JSON.
+"""Comparison reports: stored runs -> variants -> metric rows -> matched comparisons -> JSON.
 
 A *variant* is a configuration run on the same problems for one or more seeds (runs that differ
 only by seed are pooled). Everything here is computed from stored results, so `s3dsl report`
-re-renders a comparison without running a model. The compute-matched reference of a variant is
-the best-of-K run whose K = round(its forward passes per problem / those of one decode).
+re-renders a comparison without running a model. Each variant is compared with the best-of-K
+curve at its *measured* forwards per problem and with the first variant (s3dsl.matching);
+renderings for people are in s3dsl.report_view.
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Group
-from rich.table import Table
-from rich.text import Text
-
+from s3dsl.matching import Matched, Point, match
 from s3dsl.metrics import distinct_answers, maj_at_k, pass_at_k, powers_of_two, wilson
+from s3dsl.stats import Estimate
 from s3dsl.store import RunRecord, Store, StoredResult
 
 REFERENCE = "best_of_k"
@@ -48,7 +47,8 @@ class Variant:
 
 @dataclass
 class Row:
-    """The metrics of one variant (None where a metric does not apply)."""
+    """The metrics of one variant (None where a metric does not apply). Per-problem values are
+    means over a problem's final samples or seeds; totals say so in their name."""
 
     label: str
     strategy: str
@@ -61,35 +61,36 @@ class Row:
     accuracy: float
     ci: tuple[float, float]
     nfe_per_problem: float
+    predicted_nfe_per_problem: int | None
     single_nfe: int
-    matched_k: int
     tokens_per_s: float
     wall_s: float
     peak_mb: float
     pass_at_k: dict[int, float]
     maj_at_k: dict[int, float]
     mean_score: float | None
+    verifier: str  # what `mean score` is measured with: scores of different verifiers differ
     diversity: float
     ess: float | None
     acceptance: float | None
     samples: int = 0  # final samples per problem (the fewest, where they differ)
-    reference: bool = False
+    reference: bool = False  # a best-of-K run that some variant is matched against
+    problems: list[dict] = field(default_factory=list)
     outcomes: dict[tuple[int, str], bool] = field(default_factory=dict, repr=False)
 
-
-@dataclass
-class Match:
-    variant: str
-    reference: str | None
-    k: int
+    def point(self) -> Point:
+        k = int(self.params.get("k", 0)) if self.strategy == REFERENCE else 0
+        return Point(self.label, self.nfe_per_problem,
+                     {key: float(v) for key, v in self.outcomes.items()}, k)
 
 
 @dataclass
 class Report:
     title: str
     rows: list[Row]
-    matches: list[Match]
+    matches: list[Matched]
     notes: list[str] = field(default_factory=list)
+    context: dict = field(default_factory=dict)  # task / data file, model, split, problems, seeds
 
     def row(self, label: str) -> Row:
         return next(r for r in self.rows if r.label == label)
@@ -144,9 +145,29 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def _problem_rows(v: Variant) -> list[dict]:
+    """One row per problem: gold, the chosen answers (per seed), mean correctness and forwards."""
+    by_id: dict[str, list[tuple[int, StoredResult]]] = defaultdict(list)
+    for seed, s in v.trials:
+        by_id[s.result.id].append((seed, s))
+    rows = []
+    for pid, items in by_id.items():
+        r0 = items[0][1].result
+        rows.append({
+            "id": pid, "gold": r0.answer,
+            "predictions": {str(seed): s.result.prediction for seed, s in items},
+            "correct": sum(s.result.correct for _, s in items) / len(items),
+            "forwards": sum(s.result.nfe for _, s in items) / len(items),
+            "score": _mean([s.result.score for _, s in items if s.result.score is not None
+                            and math.isfinite(s.result.score)]),
+        })
+    return rows
+
+
 def row_of(v: Variant) -> Row:
     results = [s for _, s in v.trials]
     n = len(results)
+    n_problems = len(v.first.problem_keys)
     correct = sum(s.result.correct for s in results)
     nfe = sum(s.result.nfe for s in results) / max(n, 1)
     single = int(v.first.meta.get("single_nfe") or v.first.config["decode"]["steps"])
@@ -161,223 +182,116 @@ def row_of(v: Variant) -> Row:
     scores = [p.score for s in results for p in s.result.particles
               if p.score is not None and math.isfinite(p.score)]
     proposed = sum(s.result.proposed for s in results)
+    verifiers = v.first.config.get("verifiers", {})
     return Row(
         label=v.label, strategy=v.strategy, params=v.params, runs=[r.short for r in v.runs],
-        seeds=sorted({r.seed for r in v.runs}), n_problems=len(v.first.problem_keys), trials=n,
+        seeds=sorted({r.seed for r in v.runs}), n_problems=n_problems, trials=n,
         correct=correct, accuracy=correct / max(n, 1),
         # seeds of one problem are not independent trials: n is the number of problems
-        ci=wilson(correct / max(n, 1) * len(v.first.problem_keys), len(v.first.problem_keys)),
-        nfe_per_problem=nfe, single_nfe=single, matched_k=max(1, round(nfe / single)),
-        tokens_per_s=n * gen / wall if wall > 0 else 0.0, wall_s=wall,
+        ci=wilson(correct / max(n, 1) * n_problems, n_problems),
+        nfe_per_problem=nfe, predicted_nfe_per_problem=v.first.meta.get("predicted_nfe"),
+        single_nfe=single, tokens_per_s=n * gen / wall if wall > 0 else 0.0, wall_s=wall,
         peak_mb=max((s.peak_mb for s in results), default=0.0), pass_at_k=pak, maj_at_k=mak,
         mean_score=_mean(scores),
+        verifier=" ; ".join(f"{k}={d}" for k, d in sorted(verifiers.items())) or "-",
         diversity=_mean([float(distinct_answers(s.result.particles)) for s in results]) or 0.0,
         ess=_mean([s.result.min_ess for s in results if s.result.min_ess is not None]),
         acceptance=sum(s.result.accepted for s in results) / proposed if proposed else None,
-        samples=min(sizes, default=0),
+        samples=min(sizes, default=0), problems=_problem_rows(v),
         outcomes={(seed, s.result.id): bool(s.result.correct) for seed, s in v.trials},
     )
 
 
-def _comparable(a: Variant, b: Variant) -> bool:
-    ca, cb = a.first.config, b.first.config
+def comparable(a: RunRecord, b: RunRecord, seeds_a: set[int], seeds_b: set[int]) -> bool:
+    """Same task, problems, model, plan level and decode schedule: runs whose outcomes pair."""
+    ca, cb = a.config, b.config
     same = ("task", "opt_level", "extractor")
     return (all(ca.get(k) == cb.get(k) for k in same)
-            and ca["model"] == cb["model"] and a.first.data_hash == b.first.data_hash
-            and {r.seed for r in a.runs} == {r.seed for r in b.runs}
+            and ca["model"] == cb["model"] and a.data_hash == b.data_hash
+            and seeds_a == seeds_b
             and all(ca["decode"][k] == cb["decode"][k]
                     for k in ("gen_length", "steps", "block_length")))
 
 
-def build_report(title: str, variants: list[Variant], notes: list[str] | None = None) -> Report:
-    """Metric rows, and for every non-reference variant its compute-matched best-of-K."""
+def _reference_points(v: Variant, variants: list[Variant], rows: list[Row]) -> list[Row]:
+    """The best-of-K rows comparable with `v`; ones at v's temperature first (curve keeps the
+    first per K)."""
+    seeds = {r.seed for r in v.runs}
+    refs = [r for w, r in zip(variants, rows) if w.strategy == REFERENCE
+            and comparable(v.first, w.first, seeds, {x.seed for x in w.runs})]
+    temperature = v.first.config["decode"].get("temperature")
+    return sorted(refs, key=lambda r: r.params.get("temperature", temperature) != temperature)
+
+
+def build_report(title: str, variants: list[Variant], notes: list[str] | None = None,
+                 context: dict | None = None) -> Report:
+    """Metric rows; every variant against the best-of-K curve at its measured forwards (not
+    best-of-K variants: they are the curve) and against the first variant."""
     rows = [row_of(v) for v in variants]
     matches = []
-    for v, row in zip(variants, rows):
+    first = rows[0].point() if rows else None
+    for i, (v, row) in enumerate(zip(variants, rows)):
+        refs = [] if v.strategy == REFERENCE else _reference_points(v, variants, rows)
+        m = match(row.point(), [r.point() for r in refs], first if i else None)
         if v.strategy == REFERENCE:
-            continue
-        candidates = [(w, r) for w, r in zip(variants, rows) if w.strategy == REFERENCE
-                      and int(w.params.get("k", -1)) == row.matched_k and _comparable(v, w)]
-        same_t = [c for c in candidates
-                  if c[0].params.get("temperature") == v.params.get("temperature")]
-        pick = (same_t or candidates or [None])[0]
-        if pick is not None:
-            pick[1].reference = True
-        matches.append(Match(row.label, pick[1].label if pick else None, row.matched_k))
-    return Report(title, rows, matches, list(notes or []))
+            m = Matched(m.variant, m.forwards, "reference", vs_first=m.vs_first)
+        for r in refs:
+            r.reference = r.reference or int(r.params.get("k", 0)) in (m.k_lo, m.k_hi)
+        matches.append(m)
+    return Report(title, rows, matches, list(notes or []), dict(context or {}))
 
 
-# -- best-in-column ---------------------------------------------------------------------------
-def _columns(report: Report) -> list[tuple[str, Any, int]]:
-    """(name, getter, direction): +1 higher is better, -1 lower is better."""
-    cols: list[tuple[str, Any, int]] = [
+# -- JSON -------------------------------------------------------------------------------------
+def best_marks(report: Report) -> dict[str, set[str]]:
+    """For each column, the labels of the rows holding its best value (ties share the mark);
+    no mark where fewer than two rows have a value. `mean score` is compared only between rows
+    scored by the same verifier."""
+    getters: list[tuple[str, Any, int]] = [
         ("accuracy", lambda r: r.accuracy, 1),
-        ("forward passes / problem", lambda r: r.nfe_per_problem, -1),
+        ("forwards / problem", lambda r: r.nfe_per_problem, -1),
         ("tokens/s", lambda r: r.tokens_per_s, 1),
-        ("wall", lambda r: r.wall_s, -1),
+        ("wall (total)", lambda r: r.wall_s, -1),
         ("peak memory", lambda r: r.peak_mb, -1),
-        ("mean score", lambda r: r.mean_score, 1),
         ("distinct answers", lambda r: r.diversity, 1),
         ("ESS", lambda r: r.ess, 1),
         ("acceptance", lambda r: r.acceptance, 1),
     ]
-    return cols
-
-
-def _ks(report: Report) -> list[int]:
-    return sorted({k for r in report.rows for k in r.pass_at_k})
-
-
-def best_marks(report: Report) -> dict[str, set[str]]:
-    """For each column, the labels of the rows holding its best value (ties share the mark);
-    no mark where fewer than two rows have a value."""
-    getters = _columns(report)
-    for k in _ks(report):
+    for k in sorted({k for r in report.rows for k in r.pass_at_k}):
         getters.append((f"pass@{k}", lambda r, k=k: r.pass_at_k.get(k), 1))
         getters.append((f"maj@{k}", lambda r, k=k: r.maj_at_k.get(k), 1))
     marks: dict[str, set[str]] = {}
     for name, get, sign in getters:
-        values = [(r.label, get(r)) for r in report.rows if get(r) is not None]
-        if len(values) < 2:
-            marks[name] = set()
-            continue
-        best = max(sign * round(v, 9) for _, v in values)
-        winners = {lab for lab, v in values if sign * round(v, 9) == best}
-        marks[name] = winners if len(winners) < len(values) else set()
+        marks[name] = _winners([(r.label, get(r)) for r in report.rows], sign)
+    by_verifier: dict[str, list[tuple[str, float | None]]] = defaultdict(list)
+    for r in report.rows:
+        by_verifier[r.verifier].append((r.label, r.mean_score))
+    marks["mean score"] = set().union(*[_winners(v, 1) for v in by_verifier.values()])
     return marks
 
 
-# -- cells ------------------------------------------------------------------------------------
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
+def _winners(values: list[tuple[str, float | None]], sign: int) -> set[str]:
+    have = [(lab, v) for lab, v in values if v is not None]
+    if len(have) < 2:
+        return set()
+    best = max(sign * round(v, 9) for _, v in have)
+    winners = {lab for lab, v in have if sign * round(v, 9) == best}
+    return winners if len(winners) < len(have) else set()
 
 
-def _num(x: float | None, fmt: str = ".2f") -> str:
-    return "-" if x is None else format(x, fmt)
-
-
-def _acc(r: Row) -> str:
-    return f"{100 * r.accuracy:.1f}% [{100 * r.ci[0]:.1f}, {100 * r.ci[1]:.1f}]"
-
-
-def main_cells(r: Row) -> dict[str, str]:
-    return {
-        "variant": r.label + (" (ref)" if r.reference else ""),
-        "n": f"{r.n_problems}x{len(r.seeds)}" if len(r.seeds) > 1 else str(r.trials),
-        "accuracy": f"{100 * r.accuracy:.1f}%",
-        "95% CI": f"{100 * r.ci[0]:.1f}-{100 * r.ci[1]:.1f}",
-        "forward passes / problem": f"{r.nfe_per_problem:,.1f}",
-        "≈K": str(r.matched_k),
-        "tokens/s": f"{r.tokens_per_s:,.1f}",
-        "wall": f"{r.wall_s:.1f}s",
-        "peak memory": f"{r.peak_mb:,.0f} MB",
-    }
-
-
-def search_cells(r: Row) -> dict[str, str]:
-    return {
-        "variant": r.label,
-        "mean score": _num(r.mean_score, ".3f"),
-        "distinct answers": _num(r.diversity, ".2f"),
-        "ESS": _num(r.ess, ".2f"),
-        "acceptance": _pct(r.acceptance),
-    }
-
-
-def k_cells(report: Report, r: Row) -> dict[str, str]:
-    cells = {"variant": r.label}
-    for k in _ks(report):
-        cells[f"pass@{k}"] = _pct(r.pass_at_k.get(k))
-    for k in _ks(report):
-        cells[f"maj@{k}"] = _pct(r.maj_at_k.get(k))
-    return cells
-
-
-def match_cells(report: Report, m: Match) -> dict[str, str]:
-    v = report.row(m.variant)
-    if m.reference is None:
-        return {"variant": v.label, "forward passes / problem": f"{v.nfe_per_problem:,.1f}",
-                "accuracy": _acc(v), "best-of-K": f"K={m.k}: not run", "its forward passes": "-",
-                "its accuracy": "-", "Δ accuracy": "-", "wins / losses": "-"}
-    ref = report.row(m.reference)
-    keys = v.outcomes.keys() & ref.outcomes.keys()
-    wins = sum(v.outcomes[k] and not ref.outcomes[k] for k in keys)
-    losses = sum(ref.outcomes[k] and not v.outcomes[k] for k in keys)
-    return {
-        "variant": v.label, "forward passes / problem": f"{v.nfe_per_problem:,.1f}",
-        "accuracy": _acc(v), "best-of-K": f"K={m.k}", "its forward passes":
-        f"{ref.nfe_per_problem:,.1f}", "its accuracy": _acc(ref),
-        "Δ accuracy": f"{100 * (v.accuracy - ref.accuracy):+.1f} pts",
-        "wins / losses": f"{wins} / {losses}",
-    }
-
-
-def _tables(report: Report) -> list[tuple[str, list[dict[str, str]], list[str | None]]]:
-    """(title, rows of cells, the label of each row for best-marking or None)."""
-    labels = [r.label for r in report.rows]
-    out = [("variants", [main_cells(r) for r in report.rows], labels),
-           ("search diagnostics (per problem, over its final samples)",
-            [search_cells(r) for r in report.rows], labels)]
-    if _ks(report):
-        out.append(("pass@k and maj@k (per problem, over its final samples)",
-                    [k_cells(report, r) for r in report.rows], [r.label for r in report.rows]))
-    if report.matches:
-        out.append(("compute-matched: each variant vs best-of-K at its forward passes",
-                    [match_cells(report, m) for m in report.matches],
-                    [None] * len(report.matches)))
-    return out
-
-
-# -- renderings -------------------------------------------------------------------------------
-def to_rich(report: Report) -> Group:
-    marks = best_marks(report)
-    parts: list[Any] = [Text(report.title, style="bold")]
-    for title, rows, labels in _tables(report):
-        table = Table(title=title)
-        for i, col in enumerate(rows[0]):
-            table.add_column(col, justify="left" if i == 0 else "right")
-        for cells, label in zip(rows, labels):
-            table.add_row(*[
-                Text(v, style="bold green") if label in marks.get(c, ()) else Text(v)
-                for c, v in cells.items()
-            ])
-        parts.append(table)
-    parts.append(Text("bold green: best in its column (no mark when all tie); 95% CI: Wilson, over "
-                      "problems (seeds averaged per problem); ≈K: forward passes in units of one "
-                      "decode", style="dim"))
-    parts.extend(Text(f"note: {n}", style="yellow") for n in report.notes)
-    return Group(*parts)
-
-
-def to_markdown(report: Report) -> str:
-    marks = best_marks(report)
-    lines = [f"# {report.title}", ""]
-    for title, rows, labels in _tables(report):
-        lines += [f"## {title}", ""]
-        cols = list(rows[0])
-        lines.append("| " + " | ".join(cols) + " |")
-        lines.append("|" + "|".join(["---"] + ["---:"] * (len(cols) - 1)) + "|")
-        for cells, label in zip(rows, labels):
-            vals = [f"**{v}**" if label in marks.get(c, ()) else v for c, v in cells.items()]
-            lines.append("| " + " | ".join(v.replace("|", "\\|") for v in vals) + " |")
-        lines.append("")
-    lines.append("Bold: best in its column (no mark when all tie). 95% CI: Wilson interval over "
-                 "problems (seeds averaged per problem). "
-                 "≈K: forward passes per problem in units of one decode.")
-    lines += [""] + [f"- note: {n}" for n in report.notes]
-    return "\n".join(lines).rstrip() + "\n"
+def accuracy_estimate(r: Row) -> Estimate:
+    return Estimate(r.accuracy, r.ci[0], r.ci[1])
 
 
 def to_json(report: Report) -> dict[str, Any]:
+    """Numbers as numbers: accuracies and differences as {value, lo, hi, p}."""
     marks = best_marks(report)
     rows = []
     for r in report.rows:
-        d = {k: v for k, v in r.__dict__.items() if k != "outcomes"}
-        d["ci"] = list(r.ci)
+        d = {k: v for k, v in r.__dict__.items() if k not in ("outcomes", "ci", "accuracy")}
+        d["accuracy"] = accuracy_estimate(r).to_json()
         d["pass_at_k"] = {str(k): v for k, v in r.pass_at_k.items()}
         d["maj_at_k"] = {str(k): v for k, v in r.maj_at_k.items()}
         d["best_in"] = sorted(c for c, labels in marks.items() if r.label in labels)
         rows.append(d)
-    matches = [dict(m.__dict__, **{"cells": match_cells(report, m)}) for m in report.matches]
-    return {"title": report.title, "variants": rows, "compute_matched": matches,
-            "notes": report.notes}
+    return {"title": report.title, "context": report.context, "variants": rows,
+            "compute_matched": [m.to_json() for m in report.matches], "notes": report.notes}

@@ -213,6 +213,20 @@ class Store:
     def count_done(self, run: RunRecord) -> int:
         return len(self.finished(run.config_key, run.problem_keys))
 
+    def delete_runs(self, runs: Sequence[RunRecord]) -> int:
+        """Delete runs; their results go too unless another run of the same configuration keeps
+        them. The number of result rows deleted."""
+        removed = 0
+        with self.db:
+            for run in runs:
+                self.db.execute("DELETE FROM runs WHERE key=?", (run.key,))
+                others = self.db.execute("SELECT COUNT(*) FROM runs WHERE config_key=?",
+                                         (run.config_key,)).fetchone()[0]
+                if not others:
+                    removed += self.db.execute("DELETE FROM results WHERE config_key=?",
+                                               (run.config_key,)).rowcount
+        return removed
+
 
 _RUN_COLS = ("id, key, config_key, strategy, task, model, seed, opt_level, data_hash, config,"
              " problem_keys, meta, created")
@@ -222,3 +236,4 @@ def _run(row: tuple) -> RunRecord:
     (id_, key, ck, strategy, task, model, seed, opt, dh, config, pkeys, meta, created) = row
     return RunRecord(id_, key, ck, strategy, task, model, seed, opt, dh, json.loads(config),
                      json.loads(pkeys), json.loads(meta), created)
+

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import sys
 
+from s3dsl.cli import compare as _compare  # noqa: F401  (registers compare on app)
+from s3dsl.cli import stored as _stored  # noqa: F401  (registers runs and report on app)
 from s3dsl.cli.app import app
 
 

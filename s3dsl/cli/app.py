@@ -391,6 +391,3 @@ def schema() -> None:
     from s3dsl.compiler.signatures import compiler_schema
 
     typer.echo(json.dumps(compiler_schema(), indent=2))
-
-
-from s3dsl.cli import compare as _compare  # noqa: E402,F401  (registers commands)

@@ -1,4 +1,4 @@
-"""The commands `compare`, `runs` and `report`: strategy variants side by side, from the store.
+"""The command `compare`: strategy variants side by side, each matched against best-of-K.
 
 Every run goes through the results store, so a comparison that is interrupted or extended (one
 more strategy, one more seed) only computes what is missing, and `report` re-renders any runs
@@ -10,12 +10,10 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from s3dsl.cli.app import (
     ChatOpt,
@@ -31,9 +29,12 @@ from s3dsl.cli.app import (
     console,
     load_any_model,
     load_task,
+    set_threads,
 )
 from s3dsl.cli.app import parse_sets as _parse_sets
 from s3dsl.dsl.errors import S3DSLError, did_you_mean
+from s3dsl.matching import MAX_K, ks_to_run
+from s3dsl.report import REFERENCE
 from s3dsl.store import DEFAULT_DB, MEMORY, RunRecord, Store
 
 DbOpt = Annotated[Path, typer.Option(help="Results database")]
@@ -133,7 +134,9 @@ def compare(
     opt_level: OptLevel = 2,
     disable_pass: Disable = [],  # noqa: B006
     batch_size: Annotated[int, typer.Option(help="Problems per batch")] = 8,
-    reference: Annotated[bool, typer.Option(help="Run compute-matched best-of-K")] = True,
+    reference: Annotated[bool, typer.Option(help="Run the best-of-K curve to match")] = True,
+    max_k: Annotated[int, typer.Option(help="Largest K the best-of-K curve may run")] = MAX_K,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
     trust_remote_code: Annotated[bool, typer.Option(help="Allow a hub model's own code")] = False,
     mask_id: MaskIdOpt = None,
     shifted_logits: ShiftedOpt = None,
@@ -141,15 +144,19 @@ def compare(
     system: SystemOpt = None,
     dtype: DtypeOpt = None,
 ) -> None:
-    """Run strategies (and sweeps) on the same problems and seeds; report them side by side with
-    a compute-matched best-of-K for each."""
-    from s3dsl.report import build_report, row_of, variants_from_runs
+    """Run strategies (and sweeps) on the same problems and seeds; report them side by side, each
+    against best-of-K at its measured forwards (K = 1, 2, 4, ... run until the curve reaches
+    every strategy's cost) and against the first strategy, with paired tests."""
+    from s3dsl.report import build_report, variants_from_runs
 
     if limit is not None and limit < 1:
         raise S3DSLError("--limit must be at least 1")
     if seeds < 1:
         raise S3DSLError("--seeds must be at least 1")
+    if max_k < 1:
+        raise S3DSLError("--max-k must be at least 1")
     check_device(device)
+    set_threads(threads)
     the_task = load_task(task, data, extractor)
     specs, notes = expand_specs(strategies, _parse_sets(sets), parse_sweeps(sweep), the_task)
     the_model = load_any_model(model or the_task.default_model, device, trust_remote_code,
@@ -164,18 +171,64 @@ def compare(
     with Store(MEMORY if no_db else db) as store:
         per_spec = runner.run_all(specs, store)
         if reference:
-            refs: dict[tuple, Spec] = {}
-            for spec, spec_runs in zip(specs, per_spec):
-                if spec.name != "best_of_k":
-                    k = row_of(variants_from_runs(store, spec_runs)[0]).matched_k
-                    ref = reference_spec(spec, k, the_task)
-                    refs.setdefault(tuple(sorted(ref.overrides.items())), ref)
-            per_spec += runner.run_all(list(refs.values()), store)
+            per_spec += run_curves(runner, store, specs, per_spec, the_task, max_k, notes)
         unique = list({r.key: r for runs in per_spec for r in runs}.values())
-        title = (f"{the_task.name} ({split}, {len(problems)} problems, seeds "
-                 f"{','.join(map(str, seed_list))}) on {the_model.name}")
-        report = build_report(title, variants_from_runs(store, unique), notes)
+        context = describe_context(the_task, data, split, the_model.name, len(problems),
+                                   seed_list)
+        report = build_report(context_title(context), variants_from_runs(store, unique), notes,
+                              context)
     _emit(report, out)
+
+
+def measured_forwards(store: Store, runs: list[RunRecord]) -> float:
+    """Forward passes per problem, measured, over the finished problems of these runs."""
+    done = [s for run in runs for s in store.run_results(run)]
+    return sum(s.result.nfe for s in done) / max(len(done), 1)
+
+
+def run_curves(runner: _Runner, store: Store, specs: list[Spec], per_spec: list[list[RunRecord]],
+               task, max_k: int, notes: list[str]) -> list[list[RunRecord]]:
+    """Best-of-K at K = 1, 2, 4, ... (per set of decode settings) until its measured forwards
+    reach those of every strategy sharing the settings, or K would pass `max_k`."""
+    targets: dict[tuple, tuple[Spec, float]] = {}
+    for spec, spec_runs in zip(specs, per_spec):
+        if spec.name == REFERENCE:
+            continue
+        ref = reference_spec(spec, 1, task)
+        key = tuple(sorted((k, v) for k, v in ref.overrides.items() if k != "k"))
+        need = measured_forwards(store, spec_runs)
+        old = targets.get(key)
+        targets[key] = (ref, max(need, old[1] if old else 0.0))
+    out: list[list[RunRecord]] = []
+    for base, need in targets.values():
+        have: dict[int, float] = {}
+        while (k := ks_to_run(need, have, max_k)) is not None:
+            spec = Spec(REFERENCE, base.path, {**base.overrides, "k": str(k)})
+            (runs,) = runner.run_all([spec], store)
+            have[k] = measured_forwards(store, runs)
+            out.append(runs)
+        if have and max(have.values()) < need:
+            notes.append(f"best-of-K reaches {max(have.values()):,.1f} forwards per problem at "
+                         f"K={max(have)} (--max-k {max_k}); strategies above that are compared "
+                         "with a cheaper best-of-K")
+    return out
+
+
+def describe_context(task, data: Path | None, split: str, model: str, n: int,
+                     seeds: list[int]) -> dict:
+    """What was compared, with each part named: the task or data file, the model, the split
+    (a data file has none), the problem count and the seeds."""
+    return {"task": None if data is not None else task.name,
+            "data_file": str(data) if data is not None else None,
+            "model": model, "split": None if data is not None else split,
+            "problems": n, "seeds": seeds}
+
+
+def context_title(c: dict) -> str:
+    what = f"data file {c['data_file']}" if c.get("data_file") else f"task {c['task']}"
+    split = f"{c['split']} split, " if c.get("split") else ""
+    seeds = ",".join(map(str, c["seeds"]))
+    return f"{what}, model {c['model']}: {split}{c['problems']} problems, seeds {seeds}"
 
 
 class _Runner:
@@ -214,7 +267,8 @@ class _Runner:
 
 def _emit(report, out: Path | None) -> None:
     from s3dsl.plots import SKIPPED, have_matplotlib, write_plots
-    from s3dsl.report import to_json, to_markdown, to_rich
+    from s3dsl.report import to_json
+    from s3dsl.report_view import to_markdown, to_rich
 
     if out is not None:
         if have_matplotlib():
@@ -228,50 +282,3 @@ def _emit(report, out: Path | None) -> None:
     console.print(to_rich(report))
     if out is not None:
         console.print(f"wrote {out / 'report.md'} and {out / 'report.json'}")
-
-
-@app.command("runs")
-def runs_cmd(db: DbOpt = DEFAULT_DB) -> None:
-    """List the runs in the results database."""
-    if not db.is_file():
-        raise S3DSLError(f"no results database at {db}", hint=_STORED_BY)
-    with Store(db) as store:
-        table = Table(title=f"runs in {db}")
-        for col in ("#", "key", "strategy", "task", "model", "seed", "-O", "done", "accuracy",
-                    "created", "params"):
-            table.add_column(col, justify="right" if col in ("#", "seed", "-O") else "left",
-                             no_wrap=col != "params", overflow="fold")
-        for run in store.runs():
-            results = store.run_results(run)
-            acc = (f"{100 * sum(s.result.correct for s in results) / len(results):.1f}%"
-                   if results else "-")
-            params = " ".join(f"{k}={v}" for k, v in run.config.get("params", {}).items())
-            table.add_row(str(run.id), run.short, run.strategy, run.task, run.model,
-                          str(run.seed), str(run.opt_level),
-                          f"{len(results)}/{len(run.problem_keys)}", acc,
-                          datetime.fromtimestamp(run.created).strftime("%m-%d %H:%M"), params)
-        console.print(table)
-
-
-@app.command("report")
-def report_cmd(
-    runs: Annotated[list[str], typer.Argument(help="Run numbers or key prefixes (s3dsl runs)")],
-    db: DbOpt = DEFAULT_DB,
-    out: Annotated[Path | None, typer.Option(help="Write report.md, report.json, plots")] = None,
-) -> None:
-    """Re-render the report of stored runs, without running anything."""
-    from s3dsl.report import build_report, variants_from_runs
-
-    if not db.is_file():
-        raise S3DSLError(f"no results database at {db}", hint=_STORED_BY)
-    with Store(db) as store:
-        records = list({r.key: r for r in (store.get_run(ref) for ref in runs)}.values())
-        tasks = sorted({r.task for r in records})
-        title = f"stored runs {', '.join(r.short for r in records)} ({', '.join(tasks)})"
-        report = build_report(title, variants_from_runs(store, records))
-        for r in records:
-            done = store.count_done(r)
-            if done < len(r.problem_keys):
-                report.notes.append(f"run {r.short} is unfinished: {done} of "
-                                    f"{len(r.problem_keys)} problems")
-    _emit(report, out)
