@@ -4,29 +4,33 @@ S3 (arXiv 2604.06260) claims that moving compute *into* denoising beats best-of-
 passes. IMH (arXiv 2604.00375) claims a better Pass@1 vs Pass@k frontier than low-confidence
 remasking (best-of-K's samples, and single decoding) and random remasking.
 
-Protocol (nothing is tuned; every strategy keeps its shipped defaults except the budget):
-- held-out `test` split of each shipped task (arith, sudoku), the first N problems, seed 0;
-- every search strategy gets about `--budget` decodes of compute per problem (forward passes =
-  budget x steps): S3 with 4 particles x budget/4 candidates, IMH with 4 chains x budget/4
-  proposals per block, random remasking with `budget` samples (majority vote), best-of-K with
-  K = budget; single decoding (temperature 0, low confidence) is the 1-decode baseline;
-- the compute-matched best-of-K of each strategy is run at K = round(its measured forward passes
-  per problem / steps), so a gain is a gain at equal compute (usually K = budget);
-- pass@k (unbiased estimator over each problem's final samples) for k = 1, 2, 4, ... gives the
-  frontier; 95% Wilson intervals; McNemar's exact test on the paired per-problem outcomes.
+Protocol (every number comes from s3dsl.report / s3dsl.matching, the code `s3dsl compare` uses):
+1. Tuning on a *validation* split: problems drawn like the test split but from another seed
+   (`--val-seed`), minus any test prompt. Every strategy gets the same search budget: the first
+   `--grid` configurations of its grid below (all near `--budget` decodes per problem), run on
+   `--val-n` problems with seed 0; the most accurate is kept (ties: fewer forwards, then grid
+   order). Single decoding has nothing to tune.
+2. Test: the chosen configuration on the first `--n` problems of the held-out test split, for
+   `--seeds` run seeds.
+3. The best-of-K curve (K = 1, 2, 4, ..., at best-of-K's tuned temperature) is run until its
+   measured forwards reach every strategy's, up to `--max-k`; each strategy is compared with the
+   curve interpolated at its measured forwards (paired bootstrap 95% CI of the difference,
+   McNemar exact p) and with single decoding.
+4. Stability: the difference per run seed is listed next to the pooled one.
 
-    python benchmarks/replication.py [--tasks arith sudoku] [--n 40] [--budget 8] [--quick]
-        [--model NAME] [--set steps=32] [--out benchmarks/results] [--db PATH]
+    python benchmarks/replication.py [--tasks arith sudoku] [--n 200] [--seeds 3] [--val-n 50]
+        [--grid 4] [--budget 8] [--strategies ...] [--threads 1] [--quick] [--out DIR] [--db PATH]
 
 Results are stored as they finish (`--db`, resumable: re-running skips finished problems);
 writes `replication.md` and per-task `report.md`/`report.json` and PNG plots into `--out`.
-`--quick` is a smoke run (2 problems, budget 4, gen_length 16) meant for `--model tiny-random`.
+`--quick` is a smoke run (2 problems, budget 4, gen_length 16, grid 1) for `--model tiny-random`.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import dataclasses
+import json
 import sys
 import tempfile
 import time
@@ -35,30 +39,277 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from s3dsl.catalog import resolve_strategy
+from s3dsl.catalog import builtin_strategies, resolve_strategy
 from s3dsl.compiler.passes import plan
+from s3dsl.matching import ks_to_run
 from s3dsl.models.registry import load_model
 from s3dsl.plots import SKIPPED, have_matplotlib, write_plots
-from s3dsl.report import Report, Row, build_report, to_json, to_markdown, variants_from_runs
+from s3dsl.report import REFERENCE, Report, build_report, to_json, variants_from_runs
+from s3dsl.report_view import to_markdown
 from s3dsl.resume import run_stored
 from s3dsl.runtime.session import compile_file
+from s3dsl.stats import mcnemar_exact
 from s3dsl.store import RunRecord, Store
 from s3dsl.tasks.registry import get_task
 
 ROOT = Path(__file__).resolve().parent
 console = Console(stderr=True, highlight=False)
+DEFAULT_STRATEGIES = ["single", "s3", "imh", "smc", "random_remask", "fk", "best_of_k"]
+mcnemar_p = mcnemar_exact  # kept for callers of the old name
 
 
-def strategies(budget: int) -> list[tuple[str, dict[str, str]]]:
-    """The compared strategies at `budget` decodes per problem (best-of-K is added by matching)."""
+def grid(name: str, budget: int) -> list[dict[str, str]]:
+    """Each strategy's hyperparameter grid, most promising first; every entry spends about
+    `budget` decodes per problem. `--grid G` evaluates the first G of each (equal budget)."""
     per = max(1, budget // 4)
-    return [
-        ("single", {}),
-        ("s3", {"particles": "4", "candidates": str(per)}),
-        ("imh", {"chains": "4", "proposals": str(per)}),
-        ("random_remask", {"samples": str(budget)}),
-        ("best_of_k", {"k": str(budget)}),
-    ]
+    half = max(1, budget // 2)
+    temps = ["1.0", "0.7", "1.3", "0.5"]
+    grids: dict[str, list[dict[str, str]]] = {
+        "single": [{}],
+        "s3": [{"particles": "4", "candidates": str(per), "beta": b} for b in ("0.5", "2.0")]
+        + [{"particles": "2", "candidates": str(half), "beta": b} for b in ("0.5", "2.0")],
+        "imh": [{"chains": "4", "proposals": str(per), "alpha": a} for a in ("4.0", "2.0")]
+        + [{"chains": "2", "proposals": str(half), "alpha": a} for a in ("4.0", "2.0")],
+        "smc": [{"particles": str(budget), "temperature": t} for t in temps],
+        "fk": [{"particles": str(budget), "temperature": t} for t in temps],
+        "random_remask": [{"samples": str(budget), "temperature": t} for t in temps],
+        "best_of_k": [{"k": str(budget), "temperature": t} for t in temps],
+    }
+    return grids.get(name, [{}])
+
+
+def validation_task(task, seed: int):
+    """The task with its test split drawn from another seed: a validation split for tuning."""
+    return dataclasses.replace(task, test_seed=seed)
+
+
+def validation_problems(task, seed: int, n: int) -> list:
+    test = {p.prompt for p in task.problems("test")}
+    return [p for p in validation_task(task, seed).problems("test") if p.prompt not in test][:n]
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, store: Store):
+        self.args, self.store = args, store
+
+    def run(self, task, model, problems, name: str, overrides: dict[str, str], seed: int,
+            split: str, bar: Progress) -> RunRecord:
+        sets = {**self.args.sets, **overrides}
+        path = resolve_strategy(name)
+        known = set(compile_file(path, None, task.gen_length, task.default_verifier).params)
+        from s3dsl.compiler.build import DECODE_DEFAULTS
+
+        sets = {k: v for k, v in sets.items() if k in known | set(DECODE_DEFAULTS)}
+        program = compile_file(path, sets, task.gen_length, task.default_verifier)
+        shown = " ".join(f"{k}={v}" for k, v in overrides.items())
+        job = bar.add_task(f"{task.name} {split}: {name} {shown} seed {seed}".strip(),
+                           total=len(problems))
+        stored = run_stored(plan(program), model, task, problems, seed, self.args.batch_size,
+                            self.store, split, advance=lambda k: bar.advance(job, k))
+        return stored.run
+
+    def accuracy(self, run: RunRecord) -> tuple[float, float]:
+        done = self.store.run_results(run)
+        n = max(len(done), 1)
+        return (sum(s.result.correct for s in done) / n, sum(s.result.nfe for s in done) / n)
+
+    def tune(self, task, model, name: str, bar: Progress) -> tuple[dict[str, str], list[str]]:
+        """The grid entry with the best validation accuracy, and one log line per entry."""
+        args = self.args
+        entries = grid(name, args.budget)[: args.grid]
+        if len(entries) == 1:
+            return entries[0], []
+        problems = validation_problems(task, args.val_seed, args.val_n)
+        scored = []
+        for i, overrides in enumerate(entries):
+            run = self.run(task, model, problems, name, overrides, 0, "validation", bar)
+            acc, fwd = self.accuracy(run)
+            scored.append((-acc, fwd, i, overrides))
+        chosen = min(scored)[3]
+        log = [f"{name} {' '.join(f'{k}={v}' for k, v in o.items())}: {100 * -a:.1f}% "
+               f"at {f:,.0f} forwards{' (chosen)' if o is chosen else ''}"
+               for a, f, _, o in scored]
+        return chosen, log
+
+    def task_report(self, task_name: str) -> tuple[Report, list[str]]:
+        args = self.args
+        task = get_task(task_name)
+        model = load_model(args.model or task.default_model)
+        problems = task.problems("test", args.n.get(task_name, args.n["*"]))
+        seeds = list(range(args.seed, args.seed + args.seeds))
+        runs: list[RunRecord] = []
+        tuning: list[str] = []
+        with _progress() as bar:
+            chosen: dict[str, dict[str, str]] = {}
+            for name in args.strategies:
+                chosen[name], log = self.tune(task, model, name, bar)
+                tuning += log
+            for name in args.strategies:
+                if name != REFERENCE:
+                    runs += [self.run(task, model, problems, name, chosen[name], s, "test", bar)
+                             for s in seeds]
+            need = max((self.accuracy(r)[1] for r in runs), default=0.0)
+            base = {k: v for k, v in chosen.get(REFERENCE, {}).items() if k != "k"}
+            have: dict[int, float] = {}
+            while (k := ks_to_run(need, have, args.max_k)) is not None:
+                ref_runs = [self.run(task, model, problems, REFERENCE, {**base, "k": str(k)}, s,
+                                     "test", bar) for s in seeds]
+                have[k] = sum(self.accuracy(r)[1] for r in ref_runs) / len(ref_runs)
+                runs += ref_runs
+        title = (f"task {task.name}, model {model.name}: test split, first {len(problems)} "
+                 f"problems, seeds {','.join(map(str, seeds))}")
+        notes = [f"sets: {args.sets}"] if args.sets else []
+        if have and max(have.values()) < need:
+            notes.append(f"best-of-K stops at K={max(have)} ({max(have.values()):,.0f} forwards,"
+                         f" --max-k {args.max_k}): dearer strategies meet a cheaper best-of-K")
+        context = {"task": task.name, "model": model.name, "split": "test",
+                   "problems": len(problems), "seeds": seeds, "chosen": chosen}
+        return build_report(title, variants_from_runs(self.store, runs), notes, context), tuning
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def _ci(e) -> str:
+    return f"{100 * e.value:+.1f} [{100 * e.lo:+.1f}, {100 * e.hi:+.1f}]"
+
+
+def _p(p: float | None) -> str:
+    return "-" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def per_seed_deltas(report: Report, variant: str) -> list[float]:
+    """The strategy minus the best-of-K curve at its forwards, one value per run seed."""
+    from s3dsl.matching import Point, match
+
+    row = report.row(variant)
+    refs = [r for r in report.rows if r.strategy == REFERENCE]
+    out = []
+    for seed in row.seeds:
+        def only(r, seed=seed) -> Point:
+            outs = {k: float(v) for k, v in r.outcomes.items() if k[0] == seed}
+            fwd = [p["forwards"] for p in r.problems]  # per problem means over seeds
+            k = int(r.params.get("k", 0)) if r.strategy == REFERENCE else 0
+            return Point(r.label, sum(fwd) / max(len(fwd), 1), outs, k)
+
+        m = match(only(row), [only(r) for r in refs])
+        if m.vs_curve is not None:
+            out.append(m.vs_curve.difference.value)
+    return out
+
+
+def s3_table(report: Report) -> list[str]:
+    """Each strategy vs the best-of-K curve at its measured forwards, and vs the first."""
+    first = report.rows[0].label
+    lines = ["| strategy (tuned) | forwards / problem | accuracy % [95% CI] | best-of-K: K range "
+             "| best-of-K accuracy % there | Δ pts [95% CI] | p | Δ per seed | "
+             f"Δ vs {first} [95% CI] | p vs {first} |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for m in report.matches:
+        v = report.row(m.variant)
+        if v.strategy == REFERENCE and m.position == "reference" and v.reference:
+            continue
+        acc = f"{_pct(v.accuracy)} [{_pct(v.ci[0])}, {_pct(v.ci[1])}]"
+        c = m.vs_curve
+        seeds = ", ".join(f"{100 * d:+.1f}" for d in per_seed_deltas(report, v.label)) \
+            if c is not None and len(v.seeds) > 1 else "-"
+        cells = [v.label, f"{v.nfe_per_problem:,.0f}", acc,
+                 m.k_range if m.position not in ("reference", "none") else m.position,
+                 _pct(m.reference_accuracy), _ci(c.difference) if c else "-",
+                 _p(c.difference.p) if c else "-", seeds,
+                 _ci(m.vs_first.difference) if m.vs_first else "-",
+                 _p(m.vs_first.difference.p) if m.vs_first else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def frontier_table(report: Report) -> list[str]:
+    ks = sorted({k for r in report.rows for k in r.pass_at_k})
+    lines = ["| strategy | samples | forwards / problem | "
+             + " | ".join(f"pass@{k} %" for k in ks) + " | distinct answers |",
+             "|---|---:|---:|" + "---:|" * len(ks) + "---:|"]
+    for r in report.rows:
+        cells = " | ".join(_pct(r.pass_at_k.get(k)) for k in ks)
+        lines.append(f"| {r.label} | {r.samples} | {r.nfe_per_problem:,.0f} | {cells} | "
+                     f"{r.diversity:.2f} |")
+    return lines
+
+
+def verdicts(report: Report) -> list[str]:
+    """Plain statements of what the numbers say, with how stable they are across seeds."""
+    out = []
+    for m in report.matches:
+        v = report.row(m.variant)
+        c = m.vs_curve
+        if c is None or v.strategy in (REFERENCE, "single"):
+            continue
+        e = c.difference
+        word = "ahead of" if e.value > 0 else "behind" if e.value < 0 else "level with"
+        sig = "significant at 5%" if e.p is not None and e.p < 0.05 else "not significant at 5%"
+        deltas = per_seed_deltas(report, v.label) if len(v.seeds) > 1 else []
+        same = (all(d > 0 for d in deltas) or all(d < 0 for d in deltas)) if deltas else None
+        stable = "" if same is None else (" The sign is the same for every seed." if same else
+                                          " The sign changes between seeds: not stable.")
+        interval = "excludes" if e.lo is not None and (e.lo > 0 or e.hi < 0) else "includes"
+        out.append(f"{v.label} is {word} best-of-K at its measured forwards (K {m.k_range}): "
+                   f"{_pct(v.accuracy)}% vs {_pct(m.reference_accuracy)}%, Δ {_ci(e)} pts "
+                   f"(the 95% CI {interval} 0; McNemar p={_p(e.p)}, {sig}).{stable}")
+    return out
+
+
+def frontier_plot(report: Report, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.2, 4.4))
+    for r in report.rows:
+        if not r.pass_at_k:
+            continue
+        k_hi = max(r.pass_at_k)
+        ax.plot([100 * r.pass_at_k[1]], [100 * r.pass_at_k[k_hi]], "o", label=f"{r.label} "
+                f"(k={k_hi})")
+    ax.set_xlabel("pass@1 (%)")
+    ax.set_ylabel("pass@k (%), k = samples drawn")
+    ax.set_title(report.title, fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_task(report: Report, tuning: list[str], out: Path, task: str) -> list[str]:
+    folder = out / task
+    folder.mkdir(parents=True, exist_ok=True)
+    plots: list[str] = []
+    if have_matplotlib():
+        plots = [p.name for p in write_plots(report, folder)]
+        frontier_plot(report, folder / "frontier.png")
+        plots.append("frontier.png")
+    else:
+        report.notes.append(SKIPPED)
+    (folder / "report.md").write_text(to_markdown(report))
+    (folder / "report.json").write_text(json.dumps(to_json(report), indent=2))
+    import torch
+
+    compute = sum(r.wall_s for r in report.rows)
+    lines = [f"## {task}", "", f"*{report.title}; {compute / 60:,.1f} min of measured compute "
+             f"over the test runs (torch threads in this invocation: {torch.get_num_threads()})*",
+             "", "### Tuning on the validation split", ""]
+    lines += [f"- {t}" for t in tuning] or ["- nothing tuned (grid of 1)"]
+    lines += ["", "### Accuracy at equal measured compute (S3 paper's claim)", "",
+              *s3_table(report), "", "### Pass@k frontier (IMH paper's claim)", "",
+              *frontier_table(report), "", "### What the numbers say", "",
+              *[f"- {v}" for v in verdicts(report)], ""]
+    lines += [f"![{p}]({task}/{p})" for p in plots] + [""]
+    return lines
 
 
 def parse_n(items: list[str], default: int) -> dict[str, int]:
@@ -74,200 +325,20 @@ def describe_n(n: dict[str, int], tasks: list[str]) -> str:
     return ", ".join(f"{n.get(t, n['*'])} ({t})" for t in tasks)
 
 
-def mcnemar_p(wins: int, losses: int) -> float:
-    """Two-sided exact McNemar (sign) test on the discordant pairs."""
-    n = wins + losses
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / 2**n
-    return min(1.0, 2 * tail)
-
-
-def paired(a: Row, b: Row) -> tuple[int, int]:
-    keys = a.outcomes.keys() & b.outcomes.keys()
-    return (sum(a.outcomes[k] and not b.outcomes[k] for k in keys),
-            sum(b.outcomes[k] and not a.outcomes[k] for k in keys))
-
-
-class Bench:
-    def __init__(self, args: argparse.Namespace, store: Store):
-        self.args, self.store = args, store
-
-    def run(self, task, model, problems, name: str, overrides: dict[str, str],
-            bar: Progress) -> RunRecord:
-        sets = {**self.args.sets, **overrides}
-        program = compile_file(resolve_strategy(name), sets, task.gen_length,
-                               task.default_verifier)
-        the_plan = plan(program)
-        shown = " ".join(f"{k}={v}" for k, v in overrides.items())
-        job = bar.add_task(f"{task.name}: {name} {shown}".strip(), total=len(problems))
-        stored = run_stored(the_plan, model, task, problems, self.args.seed, self.args.batch_size,
-                            self.store, "test", advance=lambda k: bar.advance(job, k))
-        return stored.run
-
-    def task_report(self, task_name: str) -> Report:
-        args = self.args
-        task = get_task(task_name)
-        model = load_model(args.model or task.default_model)
-        problems = task.problems("test", args.n.get(task_name, args.n["*"]))
-        runs: list[RunRecord] = []
-        with _progress() as bar:
-            for name, overrides in strategies(args.budget):
-                runs.append(self.run(task, model, problems, name, overrides, bar))
-            steps = max(1, runs[0].config["decode"]["steps"])
-            have = {int(r.config["params"]["k"]) for r in runs if r.strategy == "best_of_k"}
-            for r in runs:
-                if r.strategy == "best_of_k":
-                    continue
-                done = self.store.run_results(r)
-                k = max(1, round(sum(s.result.nfe for s in done) / max(len(done), 1) / steps))
-                if k not in have:
-                    have.add(k)
-                    runs.append(self.run(task, model, problems, "best_of_k", {"k": str(k)}, bar))
-        title = (f"{task.name}: test split, first {len(problems)} problems, seed {args.seed}, "
-                 f"model {model.name}, budget {args.budget} decodes")
-        notes = [f"sets: {args.sets}"] if args.sets else []
-        return build_report(title, variants_from_runs(self.store, runs), notes)
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console)
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}"
-
-
-def s3_table(report: Report) -> list[str]:
-    """Each strategy vs its compute-matched best-of-K."""
-    lines = ["| strategy | forward passes / problem | accuracy % [95% CI] | best-of-K at equal "
-             "compute | its accuracy % | Δ pts | wins / losses | McNemar p |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for m in report.matches:
-        v = report.row(m.variant)
-        acc = f"{_pct(v.accuracy)} [{_pct(v.ci[0])}, {_pct(v.ci[1])}]"
-        if m.reference is None:
-            lines.append(f"| {v.label} | {v.nfe_per_problem:,.0f} | {acc} | K={m.k} (not run) "
-                         "| - | - | - | - |")
-            continue
-        ref = report.row(m.reference)
-        w, lo = paired(v, ref)
-        lines.append(
-            f"| {v.label} | {v.nfe_per_problem:,.0f} | {acc} | K={m.k} ({ref.nfe_per_problem:,.0f}"
-            f" fwd) | {_pct(ref.accuracy)} | {100 * (v.accuracy - ref.accuracy):+.1f} | {w} / {lo}"
-            f" | {mcnemar_p(w, lo):.2f} |")
-    return lines
-
-
-def frontier_table(report: Report) -> list[str]:
-    ks = sorted({k for r in report.rows for k in r.pass_at_k})
-    lines = ["| strategy | samples | forward passes / problem | "
-             + " | ".join(f"pass@{k} %" for k in ks) + " | distinct answers |",
-             "|---|---:|---:|" + "---:|" * len(ks) + "---:|"]
-    for r in report.rows:
-        samples = r.samples
-        cells = " | ".join(_pct(r.pass_at_k.get(k)) for k in ks)
-        lines.append(f"| {r.label} | {samples} | {r.nfe_per_problem:,.0f} | {cells} | "
-                     f"{r.diversity:.2f} |")
-    return lines
-
-
-def verdicts(report: Report) -> list[str]:
-    """Plain statements of what the numbers say (no interpretation beyond the test)."""
-    out = []
-    for m in report.matches:
-        if m.reference is None or not m.variant.startswith(("s3", "imh", "random_remask")):
-            continue
-        v, ref = report.row(m.variant), report.row(m.reference)
-        w, lo = paired(v, ref)
-        p = mcnemar_p(w, lo)
-        word = ("is ahead of" if v.accuracy > ref.accuracy else
-                "is behind" if v.accuracy < ref.accuracy else "ties")
-        sig = "significant at 5%" if p < 0.05 else "not significant at 5%"
-        out.append(f"{v.label} {word} best-of-K (K={m.k}) at equal compute: "
-                   f"{_pct(v.accuracy)}% vs {_pct(ref.accuracy)}% (McNemar p={p:.2f}, {sig}).")
-    rows: dict[str, Row] = {}
-    for r in report.rows:  # per strategy, the run with the most samples
-        if r.pass_at_k and max(r.pass_at_k) > max(rows.get(r.strategy, r).pass_at_k or {0: 0}):
-            rows[r.strategy] = r
-        rows.setdefault(r.strategy, r)
-    imh = rows.get("imh")
-    if imh is not None and imh.pass_at_k:
-        k_hi = max(imh.pass_at_k)
-        for other in ("best_of_k", "random_remask", "single"):
-            r = rows.get(other)
-            if r is None or not r.pass_at_k:
-                continue
-            # a temperature-0 decode draws the same sample every time: pass@k = pass@1
-            flat = r.strategy == "single"
-            kk = k_hi if flat else min(k_hi, max(r.pass_at_k))
-            a1, b1 = imh.pass_at_k[1], r.pass_at_k[1]
-            ak, bk = imh.pass_at_k[kk], r.pass_at_k[1 if flat else kk]
-            dominates = a1 >= b1 and ak >= bk and (a1, ak) != (b1, bk)
-            dominated = a1 <= b1 and ak <= bk and (a1, ak) != (b1, bk)
-            rel = ("dominates" if dominates else "is dominated by" if dominated
-                   else "ties" if (a1, ak) == (b1, bk) else "trades off against")
-            out.append(f"IMH {rel} {r.label} on (pass@1, pass@{kk}): "
-                       f"({_pct(a1)}, {_pct(ak)}) vs ({_pct(b1)}, {_pct(bk)}).")
-    return out
-
-
-def frontier_plot(report: Report, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.6, 4.4))
-    for r in report.rows:
-        if not r.pass_at_k:
-            continue
-        k_hi = max(r.pass_at_k)
-        ax.plot([100 * r.pass_at_k[1]], [100 * r.pass_at_k[k_hi]], "o")
-        ax.annotate(f"{r.label} (k={k_hi})", (100 * r.pass_at_k[1], 100 * r.pass_at_k[k_hi]),
-                    fontsize=7, xytext=(4, 4), textcoords="offset points")
-    ax.set_xlabel("pass@1 (%)")
-    ax.set_ylabel("pass@k (%), k = samples drawn")
-    ax.set_title(report.title, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def write_task(report: Report, out: Path, task: str) -> list[str]:
-    folder = out / task
-    folder.mkdir(parents=True, exist_ok=True)
-    plots: list[str] = []
-    if have_matplotlib():
-        plots = [p.name for p in write_plots(report, folder)]
-        frontier_plot(report, folder / "frontier.png")
-        plots.append("frontier.png")
-    else:
-        report.notes.append(SKIPPED)
-    (folder / "report.md").write_text(to_markdown(report))
-    import json
-
-    (folder / "report.json").write_text(json.dumps(to_json(report), indent=2))
-    import torch
-
-    compute = sum(r.wall_s for r in report.rows)
-    lines = [f"## {task}", "", f"*{report.title}; {compute / 60:,.1f} min of measured compute "
-             f"over all runs (torch threads in this invocation: {torch.get_num_threads()})*", "",
-             "### Accuracy at equal compute (S3 paper's claim)", "", *s3_table(report), "",
-             "### Pass@k frontier (IMH paper's claim)", "", *frontier_table(report), "",
-             "### What the numbers say", "", *[f"- {v}" for v in verdicts(report)], ""]
-    lines += [f"![{p}]({task}/{p})" for p in plots] + [""]
-    return lines
-
-
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", nargs="+", default=["arith", "sudoku"])
+    ap.add_argument("--strategies", nargs="+", default=None,
+                    help=f"default: those of {DEFAULT_STRATEGIES} that are built in")
     ap.add_argument("--n", action="append", default=[],
-                    help="test problems per task: 40, or TASK=N for one task (repeatable)")
+                    help="test problems per task: 200, or TASK=N for one task (repeatable)")
+    ap.add_argument("--seeds", type=int, default=3, help="run seeds per test configuration")
+    ap.add_argument("--seed", type=int, default=0, help="first run seed")
+    ap.add_argument("--val-n", type=int, default=50, help="validation problems for tuning")
+    ap.add_argument("--val-seed", type=int, default=7, help="seed of the validation draw")
+    ap.add_argument("--grid", type=int, default=4, help="configurations tried per strategy")
     ap.add_argument("--budget", type=int, default=None, help="decodes per problem (default 8)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-k", type=int, default=64, help="largest best-of-K on the curve")
     ap.add_argument("--model", default=None, help="one model for every task (tiny-random)")
     ap.add_argument("--set", dest="sets", action="append", default=[],
                     help="decode override for every strategy, e.g. steps=32")
@@ -281,38 +352,47 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    args.n = parse_n(args.n, 2 if args.quick else 40)
+    builtins = builtin_strategies()
+    args.strategies = args.strategies or [s for s in DEFAULT_STRATEGIES if s in builtins]
+    args.n = parse_n(args.n, 2 if args.quick else 200)
     args.budget = args.budget or (4 if args.quick else 8)
     sets = dict(s.split("=", 1) for s in args.sets)
     if args.quick:
         sets = {"gen_length": "16", "steps": "16", **sets}
+        args.grid, args.val_n, args.seeds, args.max_k = min(args.grid, 2), 2, 1, 4
     args.sets = sets
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     start = time.perf_counter()
     sections = []
     with Store(args.db) as store:
         bench = Bench(args, store)
         for task in args.tasks:
-            report = bench.task_report(task)
-            sections += write_task(report, args.out, task)
+            report, tuning = bench.task_report(task)
+            sections += write_task(report, tuning, args.out, task)
+    command = " ".join(["python benchmarks/replication.py", *(argv or sys.argv[1:])])
     head = [
         "# Replication: S3 and IMH claims on the shipped models", "",
-        f"Test split, first {describe_n(args.n, args.tasks)} problems, seed {args.seed}, "
-        f"budget {args.budget} "
-        f"decodes per problem for every search strategy; strategy params are the shipped "
-        f"defaults except the budget (nothing tuned, on train or test). "
+        f"Test split, first {describe_n(args.n, args.tasks)} problems, run seeds "
+        f"{args.seed}..{args.seed + args.seeds - 1}, budget {args.budget} decodes per problem "
+        f"for every search strategy. Hyperparameters: each strategy's first {args.grid} grid "
+        f"configurations (benchmarks/replication.py `grid`) tried on {args.val_n} validation "
+        f"problems (drawn with seed {args.val_seed}, test prompts removed), the most accurate "
+        f"kept: the same search budget for every strategy. "
         f"{'QUICK SMOKE RUN. ' if args.quick else ''}"
-        f"Generated by `python {' '.join(['benchmarks/replication.py', *(argv or sys.argv[1:])])}`"
-        f" ({time.perf_counter() - start:,.0f}s for this invocation; stored results are reused, "
-        "the per-task compute below is what the runs measured).", "",
-        "Δ, wins/losses and McNemar p compare each strategy with best-of-K at its own measured "
-        "forward passes, on the same problems (paired). pass@k is the unbiased estimator over "
-        "each problem's final samples (S3's particles after resampling are not independent "
-        "samples; IMH's are its chains). Forward passes are *measured*, after the plan's passes: "
-        "identical sample states are computed once (dedup) and a scoring forward is reused for "
-        "the next step, so a confident model's best-of-K and S3 cost less than K x steps, while "
-        "random-order commits (IMH, random remasking) rarely coincide and pay nearly in full. "
-        "K is matched to the measured count, as the protocol says; read the forward-pass "
-        "columns too.", "",
+        f"Generated by `{command}` ({time.perf_counter() - start:,.0f}s for this invocation; "
+        "stored results are reused, the per-task compute below is what the runs measured).", "",
+        "Each strategy is compared with the best-of-K curve (K = 1, 2, 4, ... at best-of-K's "
+        "tuned temperature) interpolated at its own *measured* forward passes per problem, on "
+        "the same problems and seeds (paired): Δ's 95% CI is a paired bootstrap over problems, "
+        "p is McNemar's exact test against the bracketing best-of-K run that spent at least as "
+        "much (strategy ahead) or at most as much (behind). Forward passes are measured after "
+        "the plan's passes (dedup merges identical sample states, so a confident model's "
+        "best-of-K and S3 cost less than K x steps). pass@k is the unbiased estimator over each "
+        "problem's final samples (S3's particles after resampling are not independent).", "",
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "replication.md").write_text("\n".join(head + sections))

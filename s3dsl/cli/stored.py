@@ -50,21 +50,22 @@ def runs_cmd(
             removed = store.delete_runs(runs)
             console.print(f"deleted {len(runs)} run(s) and {removed} stored result(s) from {db}")
             return
-        table = Table(title=f"runs in {db}")
-        for col in ("#", "key", "strategy", "source", "task", "model", "seed", "-O", "done",
-                    "accuracy", "created", "params"):
-            table.add_column(col, justify="right" if col in ("#", "seed", "-O") else "left",
-                             no_wrap=col != "params", overflow="fold")
+        table = Table(title=f"runs in {db}", show_lines=True)
+        for col in ("#", "run key / strategy / source hash", "task / model / seed, -O",
+                    "done / accuracy", "created", "params"):
+            table.add_column(col, justify="right" if col == "#" else "left",
+                             overflow="fold")
         for run in runs:
             results = store.run_results(run)
             acc = (f"{100 * sum(s.result.correct for s in results) / len(results):.1f}%"
                    if results else "-")
-            params = " ".join(f"{k}={v}" for k, v in run.config.get("params", {}).items())
-            table.add_row(str(run.id), run.short, run.strategy,
-                          str(run.config.get("source_hash", "-"))[:8], run.task, run.model,
-                          str(run.seed), str(run.opt_level),
-                          f"{len(results)}/{len(run.problem_keys)}", acc, _when(run.created),
-                          params)
+            params = "\n".join(f"{k}={v}" for k, v in run.config.get("params", {}).items())
+            source = str(run.config.get("source_hash", "-"))[:8]
+            day, clock = _when(run.created).split(" ")
+            table.add_row(str(run.id), f"{run.short}\n{run.strategy}\nsource {source}",
+                          f"{run.task}\n{run.model}\nseed {run.seed}, -O {run.opt_level}",
+                          f"{len(results)}/{len(run.problem_keys)}\n{acc}", f"{day}\n{clock}",
+                          params or "-")
         console.print(table)
 
 
