@@ -142,17 +142,25 @@ def run_stored(
     advance: Callable[[int], None] | None = None,
     on_open: Callable[[int, int], None] | None = None,
     world: World = SINGLE,
+    trace: bool = False,
 ) -> StoredRun:
     """Run the plan on the problems not yet in the store, committing after every batch.
     `on_open(done, total)` is told what was already finished before any compute starts.
     Under torchrun (`world.size > 1`) the pending problems are sharded over ranks and only rank
-    0's `store` is read and written; the other ranks return an empty `StoredRun`."""
+    0's `store` is read and written; the other ranks return an empty `StoredRun`. With `trace`,
+    every problem's search trace is stored too (problems finished without one are run again:
+    tracing does not change results, so they come out the same)."""
     config = run_config(the_plan, model, task, seed, disable)
     keys = [problem_key(p) for p in problems]
     run, done, pending_idx = None, {}, []
     if world.is_main:
         run = store.open_run(config, problems, run_meta(the_plan, task, split, len(problems)))
         done = store.finished(run.config_key, keys)
+        if trace:
+            from s3dsl.trace import load_traces
+
+            traced = load_traces(store, run)
+            done = {k: v for k, v in done.items() if k in traced}
         pending_idx = [i for i, k in enumerate(keys) if k not in done]
     pending_idx = world.broadcast(pending_idx)
     resumed = len(problems) - len(pending_idx)
@@ -164,15 +172,20 @@ def run_stored(
     counters: dict[str, int] = {}
     for r in range(world.rounds(len(pending_idx), batch_size)):
         batch = mine[r * batch_size : (r + 1) * batch_size]
-        shares = world.gather(_run_batch(the_plan, model, task, batch, seed, batch_size))
+        shares = world.gather(_run_batch(the_plan, model, task, batch, seed, batch_size, trace))
         if not world.is_main:
             continue
-        items = [item for share, _ in shares for item in share]
-        for _, c in shares:
+        items = [item for share, _, _ in shares for item in share]
+        for _, c, _ in shares:
             for k, v in c.items():
                 counters[k] = counters.get(k, 0) + v
         if items:
             store.add(run.config_key, items)
+        if trace and items:
+            from s3dsl.trace import save_traces
+
+            traces = {pid: t for _, _, share in shares for pid, t in share.items()}
+            save_traces(store, run.config_key, [(p, traces.get(p.id, [])) for p, _ in items])
         done.update({problem_key(p): s for p, s in items})
         if advance is not None:
             advance(len(items))
@@ -183,16 +196,25 @@ def run_stored(
 
 def _run_batch(
     the_plan: Plan, model: MaskedLM, task: Task, batch: Sequence[Problem], seed: int,
-    batch_size: int,
-) -> tuple[list[tuple[Problem, StoredResult]], dict[str, int]]:
-    """One batch, executed and paired with what the store keeps of each problem."""
+    batch_size: int, trace: bool = False,
+) -> tuple[list[tuple[Problem, StoredResult]], dict[str, int], dict[str, list]]:
+    """One batch, executed and paired with what the store keeps of each problem (and, with
+    `trace`, each problem's search trace by problem id)."""
     if not batch:
-        return [], {}
+        return [], {}, {}
     _reset_peak(model.device)
     t0 = time.perf_counter()
-    results, c = execute(
-        the_plan, model, batch, task.extract_answer, task.is_correct, seed, batch_size
-    )
+    traces: dict[str, list] = {}
+    if trace:
+        from s3dsl.trace import execute_traced
+
+        results, c, traces = execute_traced(
+            the_plan, model, batch, task.extract_answer, task.is_correct, seed, batch_size
+        )
+    else:
+        results, c = execute(
+            the_plan, model, batch, task.extract_answer, task.is_correct, seed, batch_size
+        )
     wall = time.perf_counter() - t0
     peak = _read_peak(model.device)
     items = []
@@ -201,4 +223,4 @@ def _run_batch(
             raise RuntimeError(f"result for {r.id} where {p.id} was expected")
         flags = [bool(task.is_correct(o.answer, r.answer)) for o in r.particles]
         items.append((p, StoredResult(r, flags, wall / len(batch), peak)))
-    return items, dict(c.__dict__) if c else {}
+    return items, dict(c.__dict__) if c else {}, traces

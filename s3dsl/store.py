@@ -225,7 +225,14 @@ class Store:
                 if not others:
                     removed += self.db.execute("DELETE FROM results WHERE config_key=?",
                                                (run.config_key,)).rowcount
+                    if self._has_table("traces"):  # s3dsl.trace's table, once used
+                        self.db.execute("DELETE FROM traces WHERE config_key=?",
+                                        (run.config_key,))
         return removed
+
+    def _has_table(self, name: str) -> bool:
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
+                               (name,)).fetchone() is not None
 
 
 _RUN_COLS = ("id, key, config_key, strategy, task, model, seed, opt_level, data_hash, config,"

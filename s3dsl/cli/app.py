@@ -214,6 +214,8 @@ def run(
     no_db: Annotated[bool, typer.Option("--no-db", help="Do not use the database")] = False,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
     strict: Strict = False,
+    trace: Annotated[Path | None, typer.Option(help="Record the search per step; write "
+                                               "trace.json, PNGs and index.html here")] = None,
 ) -> None:
     """Run a strategy on a task and print a report (finished problems are kept in --db, so an
     interrupted run resumes where it stopped).
@@ -271,7 +273,13 @@ def run(
             advance=lambda k: bar.advance(job, k),
             on_open=opened,
             world=world,
+            trace=trace is not None,
         )
+        page = None
+        if trace is not None and world.is_main:
+            from s3dsl.trace_view import write_traces
+
+            page = write_traces(store, [stored.run], trace, f"{program.name} on {the_task.name}")
     if not world.is_main:
         return
     results = [s.result for s in stored.results]
@@ -282,6 +290,8 @@ def run(
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(summary.to_json(), indent=2))
         console.print(f"wrote {json_path}")
+    if page is not None:
+        console.print(f"wrote the trace: {page}")
 
 
 def _progress(show: bool = True) -> Progress:

@@ -137,6 +137,8 @@ def compare(
     reference: Annotated[bool, typer.Option(help="Run the best-of-K curve to match")] = True,
     max_k: Annotated[int, typer.Option(help="Largest K the best-of-K curve may run")] = MAX_K,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
+    trace: Annotated[Path | None, typer.Option(help="Record every search per step; write "
+                                               "trace.json, PNGs and index.html here")] = None,
     trust_remote_code: Annotated[bool, typer.Option(help="Allow a hub model's own code")] = False,
     mask_id: MaskIdOpt = None,
     shifted_logits: ShiftedOpt = None,
@@ -167,7 +169,7 @@ def compare(
         raise S3DSLError(f"no problems in split '{split}'")
     seed_list = list(range(seed, seed + seeds))
     runner = _Runner(the_task, the_model, problems, split, seed_list, opt_level,
-                     tuple(disable_pass), batch_size)
+                     tuple(disable_pass), batch_size, trace is not None)
     with Store(MEMORY if no_db else db) as store:
         per_spec = runner.run_all(specs, store)
         if reference:
@@ -177,6 +179,9 @@ def compare(
                                    seed_list)
         report = build_report(context_title(context), variants_from_runs(store, unique), notes,
                               context)
+        if trace is not None:
+            page = write_compare_traces(store, report, unique, trace)
+            report.notes.append(f"trace: {page}")
     _emit(report, out)
 
 
@@ -231,13 +236,36 @@ def context_title(c: dict) -> str:
     return f"{what}, model {c['model']}: {split}{c['problems']} problems, seeds {seeds}"
 
 
+def write_compare_traces(store: Store, report, runs: list[RunRecord], out: Path) -> Path:
+    """The trace page of the first seed: every variant that is not only part of the best-of-K
+    curve, and the best-of-K run its McNemar test used (win / loss per problem against it)."""
+    from s3dsl.trace_view import write_traces
+
+    by_short = {r.short: r for r in runs}
+    shown: list[RunRecord] = []
+    reference: dict[str, str] = {}
+    for m in report.matches:
+        row = report.row(m.variant)
+        if m.position == "reference" and row.reference:
+            continue
+        own = by_short[row.runs[0]]
+        shown.append(own)
+        if m.mcnemar_run is not None:
+            ref = by_short[report.row(m.mcnemar_run).runs[0]]
+            reference[own.short] = ref.short
+            if ref not in shown:
+                shown.append(ref)
+    return write_traces(store, shown, out, report.title, reference)
+
+
 class _Runner:
     """Runs specs x seeds through the store with one progress display."""
 
-    def __init__(self, task, model, problems, split, seeds, opt_level, disable, batch_size):
+    def __init__(self, task, model, problems, split, seeds, opt_level, disable, batch_size,
+                 trace: bool = False):
         self.task, self.model, self.problems, self.split = task, model, problems, split
         self.seeds, self.opt_level, self.disable = seeds, opt_level, disable
-        self.batch_size = batch_size
+        self.batch_size, self.trace = batch_size, trace
 
     def run_all(self, specs: list[Spec], store: Store) -> list[list[RunRecord]]:
         """The runs of each spec, one per seed, in spec order (variants keep the order given)."""
@@ -260,6 +288,7 @@ class _Runner:
                     stored = run_stored(
                         the_plan, self.model, self.task, self.problems, s, self.batch_size,
                         store, self.split, self.disable, advance=lambda k, j=job: bar.advance(j, k),
+                        trace=self.trace,
                     )
                     runs[-1].append(stored.run)
         return runs

@@ -157,6 +157,8 @@ class BatchedExecutor:
         self.accepted, self.proposed, self.resamples = [0] * B, [0] * B, [0] * B
         self.min_ess: list[float | None] = [None] * B
         self.chosen = [0] * B
+        self.last_ess: list[float | None] = [None] * B  # of the latest resample (for traces)
+        self.remasks = [0] * B  # remask applications (for traces)
 
     @property
     def uses_prompt_cache(self) -> bool:
@@ -479,6 +481,7 @@ class BatchedExecutor:
             self.resamples[b] += 1
             ess = resampling.ess(weights)
             self.min_ess[b] = ess if self.min_ess[b] is None else min(self.min_ess[b], ess)
+            self.last_ess[b] = ess
             u = problem_uniforms(int(self.root[b]), op, ctx, 2 * n_in + n_out + 2)
             strata = self.pop.stratum[sl].cpu() if op.args["within"] == "strata" else None
             ancestors = resampling.resample(weights, n_out, op.args["method"], u, strata)
@@ -523,6 +526,8 @@ class BatchedExecutor:
         gen = self.gen_tokens()
         committed = (gen != self.mask_id) & self.active_rows(active).unsqueeze(1)
         chosen = remask_positions(committed, pop.commit_logp, pop.key, op, ctx)
+        for b in self._active_problems(active):
+            self.remasks[b] += 1
         pop.tokens[:, -self.gen :] = torch.where(chosen, self.mask_id, gen)
         pop.commit_logp = torch.where(chosen, torch.zeros_like(pop.commit_logp), pop.commit_logp)
         pop.slot[chosen.any(dim=1)] = -1
@@ -566,3 +571,13 @@ class BatchedExecutor:
             )
             for b, outs in enumerate(self.outcomes())
         ]
+
+    def snapshot(self) -> list[dict]:
+        """Per problem, where the search stands now (s3dsl.trace records it after each step)."""
+        from s3dsl.runtime.semantics import search_snapshot
+
+        scores, n = self.pop.score.tolist(), self.n
+        return [search_snapshot(p.id, scores[b * n : (b + 1) * n],
+                                self.pop.answers[b * n : (b + 1) * n], self.last_ess[b],
+                                self.resamples[b], self.remasks[b], self.accepted[b],
+                                self.proposed[b], self.nfe[b]) for b, p in enumerate(self.batch)]

@@ -71,6 +71,8 @@ class ProblemState:
     resamples: int = 0
     min_ess: float | None = None
     chosen: int = 0
+    last_ess: float | None = None  # of the latest resample (for traces)
+    remasks: int = 0  # remask applications (for traces)
 
 
 class ReferenceInterpreter:
@@ -182,6 +184,7 @@ class ReferenceInterpreter:
         s.resamples += 1
         ess = resampling.ess(weights)
         s.min_ess = ess if s.min_ess is None else min(s.min_ess, ess)
+        s.last_ess = ess
         u = problem_uniforms(s.key, op, ctx, 2 * len(s.particles) + op.args["n"] + 2)
         strata = None
         if op.args["within"] == "strata":
@@ -219,6 +222,7 @@ class ReferenceInterpreter:
         s.particles = survivors
 
     def remask(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
+        s.remasks += 1
         for p in s.particles:
             committed = ~self.masked(p)
             chosen = remask_positions(
@@ -282,3 +286,11 @@ class ReferenceInterpreter:
             s.resamples,
             s.min_ess,
         )
+
+    def snapshot(self) -> list[dict]:
+        """Per problem, where the search stands now (s3dsl.trace records it after each step)."""
+        from s3dsl.runtime.semantics import search_snapshot
+
+        return [search_snapshot(s.problem.id, [p.score for p in s.particles],
+                                [p.answer for p in s.particles], s.last_ess, s.resamples,
+                                s.remasks, s.accepted, s.proposed, s.nfe) for s in self.states]

@@ -115,3 +115,20 @@ def condition_env(logw: Sequence[float], scores: Sequence[float], ctx: StepConte
         "max_score": max(scores) if scores else NAN,
         "mean_score": sum(scores) / len(scores) if scores else NAN,
     }
+
+
+def search_snapshot(problem_id: str, scores: list[float], answers: list, ess: float | None,
+                    resamples: int, remasks: int, accepted: int, proposed: int,
+                    forwards: int) -> dict:
+    """One problem's search state, the same fields from both backends: particle count, scores
+    (finite ones), the latest resample's ESS, cumulative event counts, distinct answers."""
+    finite = [x for x in scores if x == x and abs(x) != math.inf]
+    return {
+        "id": problem_id, "particles": len(scores),
+        "score_min": min(finite) if finite else None,
+        "score_mean": sum(finite) / len(finite) if finite else None,
+        "score_max": max(finite) if finite else None,
+        "ess": ess, "resamples": resamples, "remasks": remasks, "accepted": accepted,
+        "proposed": proposed, "distinct_answers": len({a for a in answers if a is not None}),
+        "forwards": forwards,
+    }
