@@ -96,7 +96,7 @@ def stored_title(records: list[RunRecord]) -> tuple[str, dict]:
     data_file = any(r.config.get("extractor") for r in records)
     what = f"data file {context['task']}" if data_file else f"task {context['task']}"
     split = "" if data_file else f"{context['split']} split, "
-    return (f"stored runs {', '.join(context['runs'])}: {what}, model {context['model']}: "
+    return (f"{len(records)} stored runs: {what}, model {context['model']}: "
             f"{split}seeds {','.join(map(str, context['seeds']))}", context)
 
 
