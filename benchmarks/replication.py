@@ -119,7 +119,8 @@ class Bench:
         entries = grid(name, args.budget)[: args.grid]
         if len(entries) == 1:
             return entries[0], []
-        problems = validation_problems(task, args.val_seed, args.val_n)
+        problems = validation_problems(task, args.val_seed,
+                                       args.val_n.get(task.name, args.val_n["*"]))
         scored = []
         for i, overrides in enumerate(entries):
             run = self.run(task, model, problems, name, overrides, 0, "validation", bar)
@@ -138,6 +139,7 @@ class Bench:
         problems = task.problems("test", args.n.get(task_name, args.n["*"]))
         seeds = list(range(args.seed, args.seed + args.seeds))
         runs: list[RunRecord] = []
+        added: set[str] = set()
         tuning: list[str] = []
         with _progress() as bar:
             chosen: dict[str, dict[str, str]] = {}
@@ -156,6 +158,7 @@ class Bench:
                                      "test", bar) for s in seeds]
                 have[k] = sum(self.accuracy(r)[1] for r in ref_runs) / len(ref_runs)
                 runs += ref_runs
+                added |= {r.key for r in ref_runs}
         title = (f"task {task.name}, model {model.name}: test split, first {len(problems)} "
                  f"problems, seeds {','.join(map(str, seeds))}")
         notes = [f"sets: {args.sets}"] if args.sets else []
@@ -164,7 +167,8 @@ class Bench:
                          f" --max-k {args.max_k}): dearer strategies meet a cheaper best-of-K")
         context = {"task": task.name, "model": model.name, "split": "test",
                    "problems": len(problems), "seeds": seeds, "chosen": chosen}
-        return build_report(title, variants_from_runs(self.store, runs), notes, context), tuning
+        report = build_report(title, variants_from_runs(self.store, runs), notes, context, added)
+        return report, tuning
 
 
 def _progress() -> Progress:
@@ -213,7 +217,7 @@ def s3_table(report: Report) -> list[str]:
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in report.matches:
         v = report.row(m.variant)
-        if v.strategy == REFERENCE and m.position == "reference" and v.reference:
+        if v.curve_only:
             continue
         acc = f"{_pct(v.accuracy)} [{_pct(v.ci[0])}, {_pct(v.ci[1])}]"
         c = m.vs_curve
@@ -334,7 +338,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="test problems per task: 200, or TASK=N for one task (repeatable)")
     ap.add_argument("--seeds", type=int, default=3, help="run seeds per test configuration")
     ap.add_argument("--seed", type=int, default=0, help="first run seed")
-    ap.add_argument("--val-n", type=int, default=50, help="validation problems for tuning")
+    ap.add_argument("--val-n", action="append", default=[],
+                    help="validation problems for tuning: 50, or TASK=N (repeatable)")
     ap.add_argument("--val-seed", type=int, default=7, help="seed of the validation draw")
     ap.add_argument("--grid", type=int, default=4, help="configurations tried per strategy")
     ap.add_argument("--budget", type=int, default=None, help="decodes per problem (default 8)")
@@ -355,11 +360,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     builtins = builtin_strategies()
     args.strategies = args.strategies or [s for s in DEFAULT_STRATEGIES if s in builtins]
     args.n = parse_n(args.n, 2 if args.quick else 200)
+    args.val_n = parse_n(args.val_n, 2 if args.quick else 50)
     args.budget = args.budget or (4 if args.quick else 8)
     sets = dict(s.split("=", 1) for s in args.sets)
     if args.quick:
         sets = {"gen_length": "16", "steps": "16", **sets}
-        args.grid, args.val_n, args.seeds, args.max_k = min(args.grid, 2), 2, 1, 4
+        args.grid, args.seeds, args.max_k = min(args.grid, 2), 1, 4
     args.sets = sets
     return args
 
@@ -379,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Test split, first {describe_n(args.n, args.tasks)} problems, run seeds "
         f"{args.seed}..{args.seed + args.seeds - 1}, budget {args.budget} decodes per problem "
         f"for every search strategy. Hyperparameters: each strategy's first {args.grid} grid "
-        f"configurations (benchmarks/replication.py `grid`) tried on {args.val_n} validation "
+        f"configurations (benchmarks/replication.py `grid`) tried on "
+        f"{describe_n(args.val_n, args.tasks)} validation "
         f"problems (drawn with seed {args.val_seed}, test prompts removed), the most accurate "
         f"kept: the same search budget for every strategy. "
         f"{'QUICK SMOKE RUN. ' if args.quick else ''}"

@@ -75,6 +75,7 @@ class Row:
     acceptance: float | None
     samples: int = 0  # final samples per problem (the fewest, where they differ)
     reference: bool = False  # a best-of-K run that some variant is matched against
+    curve_only: bool = False  # run only as a point of the best-of-K curve (not asked for)
     problems: list[dict] = field(default_factory=list)
     outcomes: dict[tuple[int, str], bool] = field(default_factory=dict, repr=False)
 
@@ -224,10 +225,13 @@ def _reference_points(v: Variant, variants: list[Variant], rows: list[Row]) -> l
 
 
 def build_report(title: str, variants: list[Variant], notes: list[str] | None = None,
-                 context: dict | None = None) -> Report:
+                 context: dict | None = None, added: set[str] | None = None) -> Report:
     """Metric rows; every variant against the best-of-K curve at its measured forwards (not
-    best-of-K variants: they are the curve) and against the first variant."""
+    best-of-K variants: they are the curve) and against the first variant. `added`: keys of
+    runs that are there only as curve points (kept out of the comparison table)."""
     rows = [row_of(v) for v in variants]
+    for v, row in zip(variants, rows):
+        row.curve_only = bool(added) and all(r.key in added for r in v.runs)
     matches = []
     first = rows[0].point() if rows else None
     for i, (v, row) in enumerate(zip(variants, rows)):

@@ -100,8 +100,7 @@ def match_cells(report: Report, m: Matched) -> dict[str, str]:
 
 def shown_matches(report: Report) -> list[Matched]:
     """Every variant's match except best-of-K runs that are only there as the curve."""
-    return [m for m in report.matches
-            if not (m.position == "reference" and report.row(m.variant).reference)]
+    return [m for m in report.matches if not report.row(m.variant).curve_only]
 
 
 def problem_cells(report: Report) -> list[dict[str, str]]:

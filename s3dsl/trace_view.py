@@ -115,10 +115,24 @@ def summary_trace(problems: list[dict]) -> list[dict]:
     return out
 
 
-def _outcome(p: dict | None) -> str:
+def _diff(answer: object, gold: object) -> str:
+    """The answer with the characters that differ from the gold one marked (same lengths)."""
+    a, g = str(answer), str(gold)
+    if answer is None or len(a) != len(g):
+        return html.escape(a)
+    return "".join(html.escape(x) if x == y else f"<b class='off'>{html.escape(x)}</b>"
+                   for x, y in zip(a, g))
+
+
+def _outcome(p: dict | None, short: bool = False) -> str:
     if p is None:
         return "-"
-    return ("✓ " if p["correct"] else "✗ ") + html.escape(str(p["prediction"]))
+    mark = "✓ " if p["correct"] else "✗ "
+    text = str(p["prediction"])
+    if short and len(text) > 14:
+        return mark + f"<span class='mono' title='{html.escape(text)}'>" \
+            f"{html.escape(text[:12])}…</span>"
+    return mark + f"<span class='mono'>{_diff(p['prediction'], p['gold'])}</span>"
 
 
 def _versus(p: dict | None, ref: dict | None) -> str:
@@ -132,14 +146,20 @@ def _versus(p: dict | None, ref: dict | None) -> str:
 
 
 def _particles(p: dict) -> str:
+    gold = p["gold"]
     rows = "".join(
         f"<tr class='{'ok' if q['correct'] else 'bad'}'><td>{i}</td>"
-        f"<td>{html.escape(str(q['answer']))}</td>"
+        f"<td class='mono'>{_diff(q['answer'], gold)}</td>"
         f"<td>{'-' if q['score'] is None else format(q['score'], '.3f')}</td>"
         f"<td>{'✓' if q['correct'] else '✗'}</td></tr>"
         for i, q in enumerate(p["particles"]))
     return ("<table class='particles'><tr><th>#</th><th>answer</th><th>score</th><th>right</th>"
             f"</tr>{rows}</table>")
+
+
+def _short(text: object) -> str:
+    t = str(text)
+    return t if len(t) <= 14 else t[:12] + "…"
 
 
 _CSS = """
@@ -148,7 +168,8 @@ table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;paddin
 th{background:#f2f2f2}.win{color:#067d17;font-weight:bold}.loss{color:#b00020;font-weight:bold}
 tr.ok td{background:#eefbea}tr.bad td{background:#fdeeee}details{margin:6px 0}
 summary{cursor:pointer;font-family:monospace}.cols{display:flex;gap:16px;flex-wrap:wrap}
-.mono{font-family:monospace;word-break:break-all}img{max-width:100%}
+.mono{font-family:monospace;word-break:break-all}img{max-width:100%;width:860px}
+b.off{color:#b00020;background:#ffe0e0}.cols>div{max-width:560px}td.mono{white-space:nowrap}
 """
 
 
@@ -173,12 +194,13 @@ def write_page(doc: dict, out: Path, title: str, reference: dict[str, str] | Non
         cells = []
         for r in runs:
             p = by_run[r["run"]].get(pid)
-            cells.append(f"<td>{_outcome(p)}</td>")
+            cells.append(f"<td>{_outcome(p, short=True)}</td>")
             if r["run"] in reference:
                 ref = by_run.get(reference[r["run"]], {}).get(pid)
                 cells.append(f"<td>{_versus(p, ref)}</td>")
         rows.append(f"<tr><td><a href='#{html.escape(pid)}'>{html.escape(pid)}</a></td>"
-                    f"<td class='mono'>{html.escape(str(first['gold']))}</td>{''.join(cells)}</tr>")
+                    f"<td class='mono'>{html.escape(_short(first['gold']))}</td>"
+                    f"{''.join(cells)}</tr>")
         img = ""
         traced = [(lab, by_run[r["run"]][pid]["trace"]) for lab, r in zip(labels, runs)
                   if pid in by_run[r["run"]] and by_run[r["run"]][pid].get("trace")]
@@ -191,14 +213,16 @@ def write_page(doc: dict, out: Path, title: str, reference: dict[str, str] | Non
             for lab, r in zip(labels, runs))
         details.append(
             f"<details id='{html.escape(pid)}'{' open' if n == 0 else ''}>"
-            f"<summary>{html.escape(pid)} — gold {html.escape(str(first['gold']))}</summary>"
+            f"<summary>{html.escape(pid)} — gold <span class='mono'>"
+            f"{html.escape(str(first['gold']))}</span></summary>"
             f"<p>prompt: <span class='mono'>{html.escape(first['prompt'])}</span></p>"
             f"<div class='cols'>{blocks}</div>{img}</details>")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
             f"</title><style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
             "<p>Mean over problems of each run's search, step by step (particles panel: ▼ "
             "resample, x remask, + accept; best-of-K scores only at the end, so its score panel "
-            "starts at the last step).</p><img src='overview.png' alt='overview'>"
+            "starts at the last step). In the drill-down, characters of an answer that differ "
+            "from the gold answer are marked red.</p><img src='overview.png' alt='overview'>"
             f"<h2>Problems</h2><table><tr><th>problem</th><th>gold</th>{head}</tr>"
             f"{''.join(rows)}</table><h2>Drill-down</h2>{''.join(details)}</body></html>")
     path = out / "index.html"

@@ -172,13 +172,15 @@ def compare(
                      tuple(disable_pass), batch_size, trace is not None)
     with Store(MEMORY if no_db else db) as store:
         per_spec = runner.run_all(specs, store)
+        asked = {r.key for runs in per_spec for r in runs}
         if reference:
             per_spec += run_curves(runner, store, specs, per_spec, the_task, max_k, notes)
         unique = list({r.key: r for runs in per_spec for r in runs}.values())
+        added = {r.key for r in unique} - asked
         context = describe_context(the_task, data, split, the_model.name, len(problems),
                                    seed_list)
         report = build_report(context_title(context), variants_from_runs(store, unique), notes,
-                              context)
+                              context, added)
         if trace is not None:
             page = write_compare_traces(store, report, unique, trace)
             report.notes.append(f"trace: {page}")
@@ -246,7 +248,7 @@ def write_compare_traces(store: Store, report, runs: list[RunRecord], out: Path)
     reference: dict[str, str] = {}
     for m in report.matches:
         row = report.row(m.variant)
-        if m.position == "reference" and row.reference:
+        if row.curve_only:
             continue
         own = by_short[row.runs[0]]
         shown.append(own)

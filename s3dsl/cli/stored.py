@@ -118,7 +118,8 @@ def report_cmd(
         title, context = stored_title(records)
         notes = [f"best-of-K runs found in the store: {', '.join(r.short for r in found)}"] \
             if found else []
-        report = build_report(title, variants_from_runs(store, records + found), notes, context)
+        report = build_report(title, variants_from_runs(store, records + found), notes, context,
+                              {r.key for r in found})
         for r in records:
             done = store.count_done(r)
             if done < len(r.problem_keys):
