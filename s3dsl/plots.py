@@ -90,7 +90,7 @@ def accuracy_plot(report: Report, path: Path) -> None:
                 ax.plot([r.nfe_per_problem] * 2, [100 * r.accuracy, 100 * m.reference_accuracy],
                         ":", color=color, linewidth=1.5, zorder=2)
                 ax.plot([r.nfe_per_problem], [100 * m.reference_accuracy], "o", mfc="white",
-                        mec=color, markersize=6, zorder=4)
+                        mec=color, markersize=9, zorder=2.5)
             if len(rows) > 1:
                 shown = " ".join(f"{k}={v}" for k, v in r.params.items()
                                  if any(o.params.get(k) != v for o in rows))
