@@ -188,6 +188,11 @@ def _p(p: float | None) -> str:
     return "-" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
+def _p_eq(p: float | None) -> str:
+    text = _p(p)
+    return f"p {text}" if text.startswith("<") else f"p={text}"
+
+
 def per_seed_deltas(report: Report, variant: str) -> list[float]:
     """The strategy minus the best-of-K curve at its forwards, one value per run seed."""
     from s3dsl.matching import Point, match
@@ -263,7 +268,7 @@ def verdicts(report: Report) -> list[str]:
         interval = "excludes" if e.lo is not None and (e.lo > 0 or e.hi < 0) else "includes"
         out.append(f"{v.label} is {word} best-of-K at its measured forwards (K {m.k_range}): "
                    f"{_pct(v.accuracy)}% vs {_pct(m.reference_accuracy)}%, Δ {_ci(e)} pts "
-                   f"(the 95% CI {interval} 0; McNemar p={_p(e.p)}, {sig}).{stable}")
+                   f"(the 95% CI {interval} 0; McNemar {_p_eq(e.p)}, {sig}).{stable}")
     return out
 
 

@@ -72,6 +72,10 @@ def accuracy_plot(report: Report, path: Path) -> None:
                 label="best-of-K (measured forwards)")
         ax.fill_between(xs, [100 * r.ci[0] for r in refs], [100 * r.ci[1] for r in refs],
                         color="grey", alpha=0.08, linewidth=0, zorder=0)
+        beyond = [m.forwards for m in report.matches if m.position == "above"]
+        if beyond:  # compared with the dearest run: its level, drawn flat, not a measurement
+            ax.plot([xs[-1], max(beyond)], [ys[-1]] * 2, ":", color="grey", linewidth=1.5,
+                    label=f"best-of-K stopped at K={refs[-1].params.get('k')} (its level)")
         for r in refs:
             ax.annotate(f"K={r.params.get('k')}", (r.nfe_per_problem, 100 * r.accuracy),
                         textcoords="offset points", xytext=(0, -12), ha="center", fontsize=7,
@@ -121,6 +125,11 @@ def pass_at_k_plot(report: Report, path: Path) -> bool:
     from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
     rows = [r for r in report.rows if r.pass_at_k]
+    # best-of-K runs all draw the same i.i.d. samples: the one with the most shows them all
+    refs = [r for r in rows if r.strategy == REFERENCE]
+    if refs:
+        most = max(refs, key=lambda r: r.samples)
+        rows = [r for r in rows if r.strategy != REFERENCE or r is most]
     if not rows:
         return False
     fig, ax = plt.subplots(figsize=(8.4, 4.6))
