@@ -4,10 +4,11 @@ Best-of-K runs at K = 1, 2, 4, ... give points (measured forwards per problem, a
 strategy that spent F forwards per problem is compared with the curve interpolated linearly at F,
 between the two runs that bracket it (K range [K_lo, K_hi]). Per problem the interpolated
 reference is the same mix of the two runs' outcomes, so the paired bootstrap interval of the
-difference is over the same problems. McNemar needs right/wrong pairs, so it is run against one
-bracketing run, chosen so that a significant result cannot be an artefact of the interpolation:
-a strategy ahead of the curve is tested against the run that spent at least as much (K_hi), one
-behind it against the run that spent at most as much (K_lo).
+difference is over the same problems. McNemar needs right/wrong pairs (s3dsl.stats: per problem,
+seed-averaged), so it is run against one bracketing run, chosen so that a significant result
+cannot be an artefact of the interpolation: a strategy ahead of the curve is tested against the
+run that spent at least as much (K_hi), one behind it against the run that spent at most as much
+(K_lo).
 
 This is the one implementation: `s3dsl compare`, `s3dsl report` and benchmarks/replication.py
 all call it. It knows nothing of the store or the CLI.

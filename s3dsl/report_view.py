@@ -15,7 +15,8 @@ LEGEND = ("Bold: best in its column (no mark when all tie; mean score only among
           "same verifier). 95% CI of an accuracy: Wilson, over problems (seeds averaged per "
           "problem). Compute matching: best-of-K interpolated at the strategy's *measured* "
           "forwards per problem, between the K runs that bracket it; Δ's 95% CI: paired "
-          "bootstrap over problems; p: McNemar exact, against the bracketing best-of-K run that "
+          "bootstrap over problems; p: McNemar exact (with several seeds: the exact sign test over "
+          "problems on seed-averaged outcomes), against the bracketing best-of-K run that "
           "spent at least as much when the strategy is ahead, at most as much when behind "
           "(W/L: its discordant pairs). K '< 1': cheaper than one decode; '> K': above the "
           "dearest best-of-K run (compared with it).")

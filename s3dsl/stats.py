@@ -1,9 +1,11 @@
 """Paired significance for comparisons on the same problems: McNemar's exact test and a paired
 bootstrap interval of an accuracy difference.
 
-Outcomes are keyed by (seed, problem id). Seeds of one problem are not independent trials, so the
-bootstrap resamples *problems* (each with the mean of its seeds), and McNemar counts the
-discordant (seed, problem) pairs (with one seed, the textbook test).
+Outcomes are keyed by (seed, problem id). Seeds of one problem are not independent trials, so
+both work on *problems*, each with the mean of its seeds: the bootstrap resamples problems, and
+the exact test counts the problems where one side's mean is higher. With one seed that is
+McNemar's exact test; with several it is the exact sign test on seed-averaged outcomes (counting
+(seed, problem) pairs instead would treat seeds as new problems and overstate significance).
 """
 
 from __future__ import annotations
@@ -40,9 +42,11 @@ def mcnemar_exact(wins: int, losses: int) -> float:
 
 
 def discordant(a: Outcomes, b: Outcomes) -> tuple[int, int]:
-    """(pairs only `a` got right, pairs only `b` got right) over the keys both have."""
-    keys = a.keys() & b.keys()
-    return (sum(a[k] >= 0.5 > b[k] for k in keys), sum(b[k] >= 0.5 > a[k] for k in keys))
+    """(problems where `a` does better, problems where `b` does), over the problems both have,
+    on outcomes averaged over seeds (one seed: the pairs only one side got right)."""
+    pa, pb = per_problem(a), per_problem(b)
+    ids = pa.keys() & pb.keys()
+    return (sum(pa[i] > pb[i] for i in ids), sum(pb[i] > pa[i] for i in ids))
 
 
 def per_problem(outcomes: Outcomes) -> dict[str, float]:

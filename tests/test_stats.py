@@ -32,9 +32,13 @@ def test_discordant_and_bootstrap():
     assert (same.value, same.lo, same.hi) == (0.0, 0.0, 0.0)
 
 
-def test_seeds_are_averaged_per_problem_before_bootstrapping():
+def test_seeds_are_averaged_per_problem_before_testing():
     two = {**outcomes("10"), **outcomes("11", seed=1)}
     assert per_problem(two) == {"p0": 1.0, "p1": 0.5}
+    # three seeds of one problem are one discordant problem, not three
+    a = {**outcomes("1"), **outcomes("1", seed=1), **outcomes("1", seed=2)}
+    b = {**outcomes("0"), **outcomes("0", seed=1), **outcomes("1", seed=2)}
+    assert discordant(a, b) == (1, 0)
 
 
 def test_curve_bracket_and_interpolation_by_hand():
