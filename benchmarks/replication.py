@@ -263,8 +263,9 @@ def verdicts(report: Report) -> list[str]:
         sig = "significant at 5%" if e.p is not None and e.p < 0.05 else "not significant at 5%"
         deltas = per_seed_deltas(report, v.label) if len(v.seeds) > 1 else []
         same = (all(d > 0 for d in deltas) or all(d < 0 for d in deltas)) if deltas else None
-        stable = "" if same is None else (" The sign is the same for every seed." if same else
-                                          " The sign changes between seeds: not stable.")
+        shown = ", ".join(f"{100 * d:+.1f}" for d in deltas)
+        stable = "" if same is None else (f" Every seed has the same sign ({shown})." if same else
+                                          f" The seeds do not share a sign ({shown}).")
         interval = "excludes" if e.lo is not None and (e.lo > 0 or e.hi < 0) else "includes"
         out.append(f"{v.label} is {word} best-of-K at its measured forwards (K {m.k_range}): "
                    f"{_pct(v.accuracy)}% vs {_pct(m.reference_accuracy)}%, Δ {_ci(e)} pts "
