@@ -83,4 +83,4 @@ def paired_test(a: Outcomes, b: Outcomes) -> tuple[Estimate, int, int]:
 
 def mix(a: Outcomes, b: Outcomes, weight_b: float) -> dict[tuple[int, str], float]:
     """The outcomes of a point between two runs: (1 - w) a + w b per (seed, problem)."""
-    return {k: (1 - weight_b) * a[k] + weight_b * b[k] for k in a.keys() & b.keys()}
+    return {k: (1 - weight_b) * a[k] + weight_b * b[k] for k in sorted(a.keys() & b.keys())}
