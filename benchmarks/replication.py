@@ -54,7 +54,8 @@ from s3dsl.tasks.registry import get_task
 
 ROOT = Path(__file__).resolve().parent
 console = Console(stderr=True, highlight=False)
-DEFAULT_STRATEGIES = ["single", "s3", "imh", "smc", "random_remask", "fk", "best_of_k"]
+DEFAULT_STRATEGIES = ["single", "s3", "imh", "smc", "random_remask", "fk", "beam", "remdm",
+                      "prism", "best_of_k"]
 mcnemar_p = mcnemar_exact  # kept for callers of the old name
 
 
@@ -71,8 +72,18 @@ def grid(name: str, budget: int) -> list[dict[str, str]]:
         "imh": [{"chains": "4", "proposals": str(per), "alpha": a} for a in ("4.0", "2.0")]
         + [{"chains": "2", "proposals": str(half), "alpha": a} for a in ("4.0", "2.0")],
         "smc": [{"particles": str(budget), "temperature": t} for t in temps],
-        "fk": [{"particles": str(budget), "temperature": t} for t in temps],
+        "fk": [{"particles": str(budget), "lam": lam} for lam in ("4.0", "1.0", "10.0")]
+        + [{"particles": str(budget), "lam": "4.0", "temperature": "0.7"}],
         "random_remask": [{"samples": str(budget), "temperature": t} for t in temps],
+        "beam": [{"beams": "2", "width": str(half)}, {"beams": str(half), "width": "2"},
+                 {"beams": "2", "width": str(half), "temperature": "0.7"},
+                 {"beams": "1", "width": str(budget)}],
+        "remdm": [{"samples": str(budget), "temperature": t} for t in ("1.0", "0.7")]
+        + [{"samples": str(budget), "temperature": "1.0", "count": "2"},
+           {"samples": str(budget), "temperature": "1.3"}],
+        "prism": [{"width": str(budget), "keep": k} for k in ("2", "4")]
+        + [{"width": str(budget), "keep": "2", "fraction": "0.5"},
+           {"width": str(budget), "keep": "2", "temperature": "0.7"}],
         "best_of_k": [{"k": str(budget), "temperature": t} for t in temps],
     }
     return grids.get(name, [{}])

@@ -69,16 +69,12 @@ def execute_traced(
 ) -> tuple[list[ProblemResult], Any, dict[str, Trace]]:
     """`s3dsl.runtime.session.execute` with a recorder attached: the same results (observing
     reads state, draws no randomness), plus each problem's trace."""
+    from s3dsl.runtime.adapters.guidance import with_guidance
     from s3dsl.runtime.executor import BatchedExecutor
     from s3dsl.runtime.reference import ReferenceInterpreter
 
     program, recorder = the_plan.program, Recorder()
-    try:  # the same model wrapping as session.execute
-        from s3dsl.runtime.adapters.guidance import with_guidance
-    except ImportError:
-        pass
-    else:
-        model = with_guidance(model, program.decode.cfg_scale)
+    model = with_guidance(model, program.decode.cfg_scale)  # as session.execute does
     with torch.inference_mode():
         if the_plan.reference:
             backend: Any = ReferenceInterpreter(program, model, extract, seed, is_correct)
