@@ -257,7 +257,8 @@ def run(
     with Store(MEMORY if no_db or not world.is_main else db) as store, _progress(
         world.is_main
     ) as bar:
-        job = bar.add_task(f"{program.name} on {the_task.name}", total=len(problems))
+        title = views.user_text(f"{program.name} on {the_task.name}")
+        job = bar.add_task(title, total=len(problems))
         stored = run_stored(
             the_plan,
             the_model,
@@ -281,7 +282,7 @@ def run(
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(summary.to_json(), indent=2))
-        console.print(f"wrote {json_path}")
+        console.print(f"wrote {json_path}", markup=False)
 
 
 def _progress(show: bool = True) -> Progress:
@@ -364,7 +365,7 @@ def validate(
             console.print(w.render(), markup=False, style="red" if strict else "yellow")
         failed += bool(strict and warnings)
         suffix = f", {len(warnings)} warning(s)" if warnings else ""
-        console.print(f"[green]ok[/green] {name} ({program.name}{suffix})")
+        console.print(f"[green]ok[/green] {views.user_text(f'{name} ({program.name}{suffix})')}")
     if failed:
         raise typer.Exit(2)
 
