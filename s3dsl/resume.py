@@ -21,7 +21,7 @@ from s3dsl.compiler.ir import Program
 from s3dsl.compiler.passes import OPT_IN, Plan
 from s3dsl.distributed import SINGLE, World
 from s3dsl.runtime.model import MaskedLM
-from s3dsl.runtime.session import execute, peak_memory_mb
+from s3dsl.runtime.session import check_run_options, execute, peak_memory_mb
 from s3dsl.store import RunRecord, Store, StoredResult, problem_key
 from s3dsl.tasks.base import Problem, Task
 
@@ -147,6 +147,7 @@ def run_stored(
     `on_open(done, total)` is told what was already finished before any compute starts.
     Under torchrun (`world.size > 1`) the pending problems are sharded over ranks and only rank
     0's `store` is read and written; the other ranks return an empty `StoredRun`."""
+    check_run_options(seed, batch_size)
     config = run_config(the_plan, model, task, seed, disable)
     keys = [problem_key(p) for p in problems]
     run, done, pending_idx = None, {}, []

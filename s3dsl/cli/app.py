@@ -231,6 +231,10 @@ def run(
     check_device(device)
     if limit is not None and limit < 1:
         raise S3DSLError("--limit must be at least 1")
+    from s3dsl.runtime.session import check_run_limits, check_run_options
+
+    check_run_options(seed, batch_size)
+    check_json_target(json_path)
     set_threads(threads)
     from s3dsl.distributed import current_world
 
@@ -247,6 +251,7 @@ def run(
     problems = the_task.problems(split, limit)
     if not problems:
         raise S3DSLError(f"no problems in split '{split}'")
+    check_run_limits(the_plan, the_model, problems, seed, batch_size)
     from s3dsl.resume import run_stored
     from s3dsl.store import MEMORY, Store
 
@@ -280,9 +285,23 @@ def run(
     summary.peak_memory_mb, summary.counters = stored.peak_mb, stored.counters
     console.print(views.run_table(summary, the_task.is_correct))
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(summary.to_json(), indent=2))
+        try:
+            json_path.write_text(json.dumps(summary.to_json(), indent=2))
+        except OSError as e:
+            raise S3DSLError(f"--json {json_path}: cannot write it ({e.strerror or e})") from None
         console.print(f"wrote {json_path}", markup=False)
+
+
+def check_json_target(path: Path | None) -> None:
+    """`--json PATH` is checked before the run: not a folder, its folder creatable."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise S3DSLError(f"--json {path}: is a directory", None, "give a file name, e.g. out.json")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise S3DSLError(f"--json {path}: cannot create its folder ({e.strerror or e})") from None
 
 
 def _progress(show: bool = True) -> Progress:

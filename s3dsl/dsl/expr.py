@@ -283,7 +283,9 @@ def references(text: str, span: Span | None = None) -> set[str]:
 
 def _number(value: object, what: str, err: Callable[[str], S3DSLError]) -> int | float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise err(f"{what} is {type(value).__name__} {value!r}, not a number")
+        from s3dsl.dsl.printer import describe_value
+
+        raise err(f"{what} is {describe_value(value)}, not a number")
     return value
 
 

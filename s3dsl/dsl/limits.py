@@ -10,9 +10,9 @@ MAX_FILE_CHARS = 200_000  # a strategy file (the built-ins are under 3,000)
 MAX_NESTING = 50  # brackets, parentheses, `not`s, operators: levels of one value or expression
 MAX_ALIAS_NODES = 10_000  # YAML nodes that alias references may add (no "billion laughs")
 MAX_STAGES = 256  # stages in one pipeline (init, step or final)
-MAX_STEPS = 65_536  # decode.steps
-MAX_GEN_LENGTH = 65_536  # decode.gen_length (the model's own maximum is checked before a run)
-MAX_STAGE_RUNS = 100_000  # steps x step stages: the work the compiler walks through
+MAX_STEPS = 16_384  # decode.steps
+MAX_GEN_LENGTH = 16_384  # decode.gen_length (the model's own maximum is checked before a run)
+MAX_STAGE_RUNS = 32_768  # steps x step stages: the work the compiler walks through
 MAX_INT = 2**63 - 1  # integers beyond this fit no setting (and not SQLite's seed column)
 MAX_NUMBER_CHARS = 40  # a number literal longer than this is refused before it is converted
 
