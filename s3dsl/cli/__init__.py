@@ -49,6 +49,8 @@ def main() -> None:
         emit("set S3DSL_DEBUG=1 to see the traceback")
         sys.exit(1)
     if isinstance(code, int) and code:
+        if code == 130:  # typer turns Ctrl-C into a silent Exit(130)
+            emit("interrupted")
         sys.exit(code)
 
 
