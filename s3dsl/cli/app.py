@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -375,8 +376,10 @@ def validate(
             errors = [e]
         if errors:
             failed += 1
+            from s3dsl.cli import emit
+
             for e in errors:
-                console.print(e.render(), markup=False, style="red")
+                emit(e.render(), sys.stdout)  # safe in any encoding; the report goes to stdout
             continue
         program = build(strategy, None, the_task.gen_length, the_task.default_verifier)
         warnings = lint(program, strategy, task)

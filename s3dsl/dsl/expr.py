@@ -54,6 +54,12 @@ class Node:
     height: int = 1  # levels below and including this node (bounded by MAX_NESTING)
 
 
+def _quote(text: str) -> str:
+    """An expression quoted in a message, cut short: a 40 KB expression still gives one short line.
+    """
+    return repr(text) if len(text) <= 60 else repr(text[:57] + "...")
+
+
 def error_span(span: Span | None, text: str, pos: int) -> Span | None:
     """Point inside the expression when the span is known to cover exactly its text."""
     if span is None or span.end_line not in (None, span.line) or span.end_column is None:
@@ -79,7 +85,7 @@ def _tokenize(text: str, span: Span | None) -> list[_Tok]:
         if not match:
             char = text[pos]
             raise S3DSLError(
-                f"unexpected character {char!r} in expression {text!r}",
+                f"unexpected character {char!r} in expression {_quote(text)}",
                 error_span(span, text, pos),
                 "expressions may use numbers, names, + - * / //, (), min(), max()",
             )
@@ -116,7 +122,7 @@ class _Parser:
         tok = self.take()
         if tok.text != text or tok.kind not in ("op", "name"):
             found = "the end" if tok.kind == "end" else repr(tok.text)
-            raise self.error(f"expected '{text}' but found {found} in {self.text!r}", tok.pos)
+            raise self.error(f"expected '{text}' but found {found} in {_quote(self.text)}", tok.pos)
         return tok
 
     def node(self, kind: str, pos: int, value: object = None, children: tuple[Node, ...] = (),
@@ -146,7 +152,7 @@ class _Parser:
         node = self.disjunction() if self.condition else self.sum()
         tok = self.peek()
         if tok.kind != "end":
-            raise self.error(f"unexpected {tok.text!r} in expression {self.text!r}", tok.pos)
+            raise self.error(f"unexpected {tok.text!r} in expression {_quote(self.text)}", tok.pos)
         return node
 
     def disjunction(self) -> Node:
@@ -229,7 +235,7 @@ class _Parser:
             return self.name(tok)
         found = "the end" if tok.kind == "end" else repr(tok.text)
         raise self.error(
-            f"expected a number, a name or '(' but found {found} in {self.text!r}", tok.pos
+            f"expected a number, a name or '(' but found {found} in {_quote(self.text)}", tok.pos
         )
 
     def name(self, tok: _Tok) -> Node:
@@ -312,7 +318,7 @@ def evaluate(text: str, env: Mapping[str, Value], span: Span | None = None) -> V
 
     def err_at(node: Node) -> Callable[[str], S3DSLError]:
         return lambda message: S3DSLError(
-            f"{message} in {text!r}", error_span(span, text, node.pos)
+            f"{message} in {_quote(text)}", error_span(span, text, node.pos)
         )
 
     def run(node: Node) -> Value:
@@ -321,7 +327,7 @@ def evaluate(text: str, env: Mapping[str, Value], span: Span | None = None) -> V
         if node.kind == "name":
             if node.value not in env:
                 raise S3DSLError(
-                    f"unknown param '{node.value}' in {text!r}",
+                    f"unknown param '{node.value}' in {_quote(text)}",
                     error_span(span, text, node.pos),
                     did_you_mean(str(node.value), env),
                 )
@@ -377,7 +383,9 @@ class Condition:
         try:
             return bool(self._fn(env))
         except KeyError as exc:
-            raise S3DSLError(f"condition {self.text!r} needs a value for {exc.args[0]!r}") from None
+            raise S3DSLError(
+                f"condition {_quote(self.text)} needs a value for {exc.args[0]!r}"
+            ) from None
 
     def __repr__(self) -> str:
         return f"Condition({self.text!r})"
@@ -409,7 +417,7 @@ def compile_condition(
             where = error_span(span, text, node.pos)
             if params is None or node.value not in params:
                 raise S3DSLError(
-                    f"unknown param '{node.value}' in condition {text!r}",
+                    f"unknown param '{node.value}' in condition {_quote(text)}",
                     where,
                     did_you_mean(str(node.value), params or {}),
                 )
@@ -421,7 +429,7 @@ def compile_condition(
             name = str(node.value)
             if name not in allowed:
                 raise S3DSLError(
-                    f"unknown name '{name}' in condition {text!r}",
+                    f"unknown name '{name}' in condition {_quote(text)}",
                     error_span(span, text, node.pos),
                     did_you_mean(name, allowed),
                 )

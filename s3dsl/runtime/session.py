@@ -119,7 +119,7 @@ def model_max_length(model: MaskedLM) -> int | None:
     owners = [model, getattr(model, "config", None)]
     inner = getattr(model, "model", None) or getattr(model, "module", None)
     owners.append(getattr(inner, "config", None))
-    names = ("max_len", "max_position_embeddings", "n_positions")
+    names = ("max_len", "max_position_embeddings", "max_sequence_length", "n_positions")
     for owner in owners:
         for name in (("max_length",) if owner is model else ()) + names:
             value = getattr(owner, name, None)
