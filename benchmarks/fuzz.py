@@ -229,6 +229,10 @@ def drive(n: int, seed: int, run_plans: bool = True) -> list[Outcome]:
         @given(any_case())
         def one(case: Case) -> None:
             outcomes.append(runner.run(case))
+            if len(outcomes) % 1000 == 0:
+                internal = sum(o.result == "internal" for o in outcomes)
+                print(f"{len(outcomes):,} cases, {internal} internal", file=sys.stderr,
+                      flush=True)
 
         one()
     if not tracing:

@@ -32,7 +32,7 @@ class Case:
 
 # -- valid strategies -----------------------------------------------------------------------------
 
-small_float = st.sampled_from([0.0, 0.1, 0.5, 1.0, 2.0, -1.0])
+small_float = st.sampled_from([0.0, 0.1, 0.5, 1.0, 2.0, -1.0, 1e6, -1e6, 1e-300, 1e7])
 param_ref = st.sampled_from(["${k}", "${b}", "${k * 2}", "${k // 2}", "${max(k, 1)}"])
 
 
@@ -43,19 +43,20 @@ def _arg(name: str) -> st.SearchStrategy[str]:
         "n": st.one_of(st.integers(1, 8).map(str), st.just("${k}")),
         "rule": st.sampled_from(COMMIT_RULES),
         "temperature": small_float.map(str),
-        "threshold": st.sampled_from(["0.5", "0.9", "1.5"]),
+        "threshold": st.sampled_from(["0.5", "0.9", "1.5", "0", "1e-300"]),
         "verifier": st.sampled_from(VERIFIERS),
         "strata": st.integers(1, 4).map(str),
         "by": st.sampled_from(["score", "answer", "vote", "logprob", "confidence", "random"]),
         "method": st.sampled_from(METHODS),
-        "beta": st.one_of(st.sampled_from(["0.5", "1.0"]), st.just("${b}")),
+        "beta": st.one_of(st.sampled_from(["0.5", "1.0", "1e-9", "1e6"]), st.just("${b}")),
         "weights": st.sampled_from(["auto", "score", "logw"]),
         "within": st.sampled_from(["none", "strata"]),
         "scale": small_float.map(str),
-        "target": st.sampled_from(["power(2.0)", "tilted(v, 0.5)", "power"]),
-        "count": st.integers(0, 3).map(str),
+        "target": st.sampled_from(["power(2.0)", "tilted(v, 0.5)", "power", "power(-1e6)",
+                                   "tilted(v, 1e-9)", "power(1e6)"]),
+        "count": st.sampled_from(["0", "1", "3", "9223372036854775807"]),
         "fraction": st.sampled_from(["0.0", "0.25", "1.0"]),
-        "every": st.integers(1, 3).map(str),
+        "every": st.sampled_from(["1", "2", "3", "9223372036854775807"]),
         "at": st.sampled_from(["block_start", "block_end", "first_step", "last_step"]),
         "when": st.sampled_from(['"ess < 0.5"', '"step >= 2 and max_score > 0"', '"n > 1"']),
     }
@@ -276,5 +277,5 @@ def any_case() -> st.SearchStrategy[Case]:
     """The mix the benchmark draws from: mostly strategy files, valid and mutated."""
     return st.one_of(
         mutated_strategy(), mutated_strategy(), mutated_strategy(), valid_strategy(),
-        valid_strategy(), flags(), run_options(), data_file(), db_file(),
+        valid_strategy(), valid_strategy(), flags(), run_options(), data_file(), db_file(),
     )

@@ -16,6 +16,7 @@ from s3dsl.dsl.errors import S3DSLError
 from s3dsl.dsl.limits import (
     MAX_GEN_LENGTH,
     MAX_INT,
+    MAX_MAGNITUDE,
     MAX_NUMBER_CHARS,
     MAX_STAGE_RUNS,
     MAX_STAGES,
@@ -39,8 +40,11 @@ def number(
     integer: bool = False,
     low: float | None = None,
     high: float | None = None,
+    above: float | None = None,
 ) -> int | float:
-    """A finite number (an integer when `integer`; 2.0 counts as 2) within [low, high]."""
+    """A finite number (an integer when `integer`; 2.0 counts as 2) within [low, high] and over
+    `above`. A real number's magnitude is at most MAX_MAGNITUDE: scales, weights and temperatures
+    beyond it overflow log-weights to inf and nan at run time."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         kind = "an integer" if integer else "a number"
         raise S3DSLError(f"{what} must be {kind}, got {shown(value)}", span)
@@ -52,6 +56,11 @@ def number(
         if abs(value) > MAX_INT:
             raise S3DSLError(f"{what} is too large ({value:g}; the limit is 2**63-1)", span)
         value = int(value)
+    if not integer and abs(value) > MAX_MAGNITUDE:
+        raise S3DSLError(f"{what} must be between -{MAX_MAGNITUDE:g} and {MAX_MAGNITUDE:g}, got "
+                         f"{_num(value)}", span, "larger numbers overflow the run's arithmetic")
+    if above is not None and value <= above:
+        raise S3DSLError(f"{what} must be > {above:g}, got {_num(value)}", span)
     if low is not None and value < low:
         raise S3DSLError(f"{what} must be >= {low:g}, got {_num(value)}", span)
     if high is not None and value > high:
@@ -83,11 +92,16 @@ def override_number(text: str, kind: type, key: str, default: Any) -> int | floa
 # -- primitive arguments ------------------------------------------------------------------------
 
 
+_POSITIVE = {("denoise", "threshold")}  # log(threshold) at run time: 0 is not a threshold
+
+
 def check_arg(prim: prims.Primitive, p: prims.Param, value: Any, span: Span) -> Any:
     """One argument of a stage against its parameter's kind, choices and range."""
     where = f"{prim.name}({p.name}=...)"
     if p.kind in ("int", "float"):
-        return number(value, where, span, integer=p.kind == "int", low=p.low, high=p.high)
+        above = 0.0 if (prim.name, p.name) in _POSITIVE else None
+        return number(value, where, span, integer=p.kind == "int", low=p.low, high=p.high,
+                      above=above)
     if p.kind == "bool":
         if not isinstance(value, bool):
             raise S3DSLError(f"{where} must be true or false, got {shown(value)}", span)
@@ -200,7 +214,7 @@ def decode_settings(
     temperature = float(number(values["temperature"], "decode.temperature", at("temperature"),
                                low=0.0))
     threshold = float(number(values["threshold"], "decode.threshold", at("threshold"),
-                             low=0.0, high=1.0))
+                             above=0.0, high=1.0))
     return steps, gen, block, temperature, threshold
 
 

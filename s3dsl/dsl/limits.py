@@ -13,6 +13,7 @@ MAX_STAGES = 256  # stages in one pipeline (init, step or final)
 MAX_STEPS = 16_384  # decode.steps
 MAX_GEN_LENGTH = 16_384  # decode.gen_length (the model's own maximum is checked before a run)
 MAX_STAGE_RUNS = 32_768  # steps x step stages: the work the compiler walks through
+MAX_MAGNITUDE = 1e6  # real-valued settings (scales, weights, temperatures); log-weights stay finite
 MAX_INT = 2**63 - 1  # integers beyond this fit no setting (and not SQLite's seed column)
 MAX_NUMBER_CHARS = 40  # a number literal longer than this is refused before it is converted
 
