@@ -26,8 +26,9 @@ SMALL = ["--task", "arith", "--model", "tiny-random", "--set", "gen_length=8", "
          "steps=8", "--limit", "1"]
 
 
-def compile_text(text: str, filename: str = "f.yaml", overrides: dict | None = None):
-    return plan(build(parse_strategy(text, filename), overrides, 8, "arith-heuristic"), 2)
+def compile_text(text: str, filename: str = "f.yaml", overrides: dict | None = None,
+                 level: int = 2):
+    return plan(build(parse_strategy(text, filename), overrides, 8, "arith-heuristic"), level)
 
 
 def error_of(text: str, filename: str = "f.yaml", overrides: dict | None = None) -> str:
@@ -64,13 +65,17 @@ def error_of(text: str, filename: str = "f.yaml", overrides: dict | None = None)
         ("decode:\n  steps: 100000000\n" + BASE, "f.yaml:2:10:", "must be <= 16384"),
         ("program:\n  step: " + " | ".join(["denoise"] * 10_000) + "\n", "f.yaml:2:",
          "10,000 stages; the limit is 256"),
-        ("decode:\n  threshold: -1\n  commit: threshold\n" + BASE, "f.yaml:2:", ">= 0, got -1"),
+        ("decode:\n  threshold: -1\n  commit: threshold\n" + BASE, "f.yaml:2:", "> 0, got -1"),
         ("params:\n  b: .nan\nprogram:\n  init: expand(2)\n  step: denoise | score(confidence)"
          " | resample(2, beta=${b})\n", "f.yaml:5:", "resample(beta=...) must be a finite"),
         ("program:\n  init: expand(2)\n  step:\n    - denoise\n    - weight: {scale: .nan}\n"
          "    - resample: 2\n", "f.yaml:5:", "weight(scale=...) must be a finite number"),
         ("verifiers:\n  v: {confidence: .nan}\nprogram:\n  step: denoise | score(v)\n",
          "f.yaml:2:", "must be a finite number, got nan"),
+        ("program:\n  init: expand(2)\n  step: denoise | weight(scale=-1e308) | resample(2)\n",
+         "f.yaml:3:", "weight(scale=...) must be between -1e+06 and 1e+06"),
+        ("program:\n  step: denoise(rule=threshold, threshold=0)\n", "f.yaml:2:",
+         "threshold=...) must be > 0"),
         ("program:\n  step: denoise | score(oracle(extract=1))\n", "f.yaml:2:",
          "must be a verifier name, got oracle(extract=1)"),
         ("verifiers:\n  v: oracle(extract=1)\nprogram:\n  step: denoise | score(v)\n",
@@ -137,6 +142,27 @@ def test_overflowing_when_conditions_run():
         ' * 9223372036854775807 * 9223372036854775807 + ess > 1")\n')
     condition = the_plan.program.step[-1].schedule.when
     assert condition.evaluate({"step": 3, "ess": 0.5}) is True
+
+
+EXTREME_BUT_VALID = [
+    "decode: {temperature: 1.0}\nprogram:\n  init: expand(3)\n  step: denoise | weight(by=logprob,"
+    " scale=-1e6) | resample(3, method=residual)\n",
+    "program:\n  init: expand(2)\n  step: denoise(rule=threshold, threshold=1e-300) | remask("
+    "count=9223372036854775807)\n",
+    "decode: {temperature: 1.0}\nprogram:\n  init: expand(3)\n  step: denoise | score(arith-"
+    "heuristic) | resample(3, beta=1e-9, method=ssp)\n",
+    "decode: {temperature: 1.0}\nprogram:\n  init: expand(2)\n  step: expand(2) | denoise | "
+    "mh-accept(target=power(-1e6))\n",
+]
+
+
+@pytest.mark.parametrize("text", EXTREME_BUT_VALID)
+def test_extreme_values_that_validate_also_run(text, tiny_model):
+    for level in (0, 2):
+        the_plan = compile_text(text, level=level)
+        results, _ = execute(the_plan, tiny_model, [Problem("a", "1+2=", "3")], str,
+                             lambda a, b: False, 0, 2)
+        assert len(results) == 1
 
 
 class CountingModel:

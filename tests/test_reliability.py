@@ -5,7 +5,9 @@ level: tests/test_runtime.py.)"""
 
 from __future__ import annotations
 
+import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,7 +18,21 @@ from s3dsl.catalog import resolve_strategy
 from s3dsl.compiler.passes import plan
 from s3dsl.runtime.session import compile_file, execute
 from s3dsl.tasks.registry import get_task
-from tests.test_store import _done, _results
+
+
+def _done(db) -> int:
+    try:
+        with sqlite3.connect(db, timeout=5) as con:
+            return con.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _results(db) -> dict[str, dict]:
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT problem_id, result FROM results").fetchall()
+    return {pid: json.loads(r) for pid, r in rows}
+
 
 CLI = [sys.executable, "-c", "from s3dsl.cli import main; main()"]
 ARGS = ["run", "s3", "--model", "tiny-random", "--set", "gen_length=8", "--set", "steps=8",
@@ -38,29 +54,30 @@ def test_resume_after_sigint_gives_the_uninterrupted_results(tmp_path):
     resumed = subprocess.run([*CLI, *ARGS, "--db", str(stopped)], capture_output=True,
                              text=True, cwd=tmp_path, timeout=300)
     assert resumed.returncode == 0 and f"resumed: {done} of 8" in resumed.stdout, resumed.stderr
+    from typer.testing import CliRunner
+
+    from s3dsl.cli.app import app
+
     fresh = tmp_path / "fresh.db"
-    whole = subprocess.run([*CLI, *ARGS, "--db", str(fresh)], capture_output=True, text=True,
-                           cwd=tmp_path, timeout=300)
-    assert whole.returncode == 0, whole.stderr
+    whole = CliRunner().invoke(app, [*ARGS, "--db", str(fresh)])
+    assert whole.exit_code == 0, whole.output
     assert _results(stopped) == _results(fresh) and len(_results(fresh)) == 8
 
 
 def test_two_writers_on_one_database_lose_nothing(tmp_path):
     db = tmp_path / "shared.db"
     writers = [subprocess.Popen([*CLI, *ARGS, "--seed", str(seed), "--batch-size", "1",
-                                 "--db", str(db)], stdout=subprocess.DEVNULL,
+                                 "--limit", "5", "--db", str(db)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True, cwd=tmp_path)
                for seed in (1, 2)]
     for proc in writers:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
-    import sqlite3
-
     with sqlite3.connect(db) as con:
         per_config = con.execute(
             "SELECT COUNT(*) FROM results GROUP BY config_key").fetchall()
         runs = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-    assert sorted(n for (n,) in per_config) == [8, 8] and runs == 2
+    assert sorted(n for (n,) in per_config) == [5, 5] and runs == 2
 
 
 def test_same_seed_same_tokens_at_any_thread_count(tiny_model):
