@@ -181,11 +181,11 @@ class Runner:
 
     def _data(self, case: Case) -> bool:
         from s3dsl.runtime.session import check_run_limits
-        from s3dsl.tasks.data import load_data_task
+        from s3dsl.tasks.packs import load_task_file
 
         path = self.workdir / case.filename
         path.write_bytes(case.data)
-        task = load_data_task(path)
+        task = load_task_file(path, None, None)  # what `--data FILE` does
         check_run_limits(self.single, self.model, task.problems())
         return False
 
