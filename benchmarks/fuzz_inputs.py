@@ -107,7 +107,12 @@ def strategy_parts(draw) -> dict:
     if draw(st.booleans()):
         decode["temperature"] = draw(small_float.map(str))
     if draw(st.booleans()):
-        decode["commit"] = draw(st.sampled_from(COMMIT_RULES))
+        decode["commit"] = draw(st.sampled_from(COMMIT_RULES + ("origin", "low_confidence")))
+    if draw(st.integers(0, 3)) == 0:  # the official samplers' options
+        key = draw(st.sampled_from(["schedule", "eps", "top_p", "top_k", "alg_temp", "cfg_scale",
+                                    "tempered_confidence", "logits_eos_inf"]))
+        decode[key] = draw(st.sampled_from(["linear", "even", "0", "1", "0.5", "1e-300", "1e6",
+                                            "-1", "true", "9223372036854775807"]))
     return {
         "name": draw(st.sampled_from(["fz", "s3-like", "x_1"])),
         "params": {"k": str(draw(st.integers(1, 4))), "b": draw(st.sampled_from(["0.5", "1.0"]))},
