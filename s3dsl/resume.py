@@ -21,7 +21,7 @@ from s3dsl.compiler.ir import Program
 from s3dsl.compiler.passes import OPT_IN, Plan
 from s3dsl.distributed import SINGLE, World
 from s3dsl.runtime.model import MaskedLM
-from s3dsl.runtime.session import execute, peak_memory_mb
+from s3dsl.runtime.session import check_run_options, execute, peak_memory_mb
 from s3dsl.store import RunRecord, Store, StoredResult, problem_key
 from s3dsl.tasks.base import Problem, Task
 
@@ -150,6 +150,7 @@ def run_stored(
     0's `store` is read and written; the other ranks return an empty `StoredRun`. With `trace`,
     every problem's search trace is stored too (problems finished without one are run again:
     tracing does not change results, so they come out the same)."""
+    check_run_options(seed, batch_size)
     config = run_config(the_plan, model, task, seed, disable)
     keys = [problem_key(p) for p in problems]
     run, done, pending_idx = None, {}, []

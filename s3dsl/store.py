@@ -15,7 +15,8 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,26 @@ CREATE TABLE IF NOT EXISTS results (
     PRIMARY KEY (config_key, problem_key)
 );
 """
+
+
+_COLUMNS = {
+    "runs": ["id", "key", "config_key", "strategy", "task", "model", "seed", "opt_level",
+             "data_hash", "config", "problem_keys", "meta", "created"],
+    "results": ["config_key", "problem_key", "problem_id", "result", "particle_correct", "wall_s",
+                "peak_mb", "created"],
+}
+
+
+def _check_writable(path: Path, hint: str) -> None:
+    """SQLite opens a read-only file without complaint and fails at the first write (after the
+    run's compute); say so before. WAL mode also writes files next to it."""
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise S3DSLError(f"the results database {path} is read-only", hint=hint)
+    if not os.access(path.parent, os.W_OK):
+        raise S3DSLError(f"the folder of the results database {path} is read-only", hint=hint)
 
 
 def digest(obj: Any) -> str:
@@ -115,16 +136,38 @@ class Store:
 
     def __init__(self, path: Path | str = DEFAULT_DB):
         self.path = str(path)
+        hint = "pass another --db PATH, or --no-db"
         try:
             if self.path != MEMORY:
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                _check_writable(Path(self.path), hint)
             self.db = sqlite3.connect(self.path, timeout=30.0)
             if self.path != MEMORY:
                 self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as e:
+            self._check_schema(hint)
+        except (sqlite3.DatabaseError, OSError) as e:
             raise S3DSLError(f"cannot open the results database {self.path}: {e}",
+                             hint=hint) from None
+
+    def _check_schema(self, hint: str) -> None:
+        """A file of the same name made by another program is refused, not written into."""
+        for table, columns in _COLUMNS.items():
+            found = [row[1] for row in self.db.execute(f"PRAGMA table_info({table})")]
+            if found != columns:
+                raise S3DSLError(
+                    f"{self.path} is not an s3dsl results database (its table '{table}' has "
+                    f"columns {', '.join(found)})", hint=hint)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One transaction; a write the database refuses (locked too long, read-only, full disk)
+        is the user's error with the path, not a crash."""
+        try:
+            with self.db:
+                yield
+        except sqlite3.OperationalError as e:
+            raise S3DSLError(f"cannot write the results database {self.path}: {e}",
                              hint="pass another --db PATH, or --no-db") from None
 
     def close(self) -> None:
@@ -142,7 +185,7 @@ class Store:
         config_key = digest(config)[:32]
         dhash = data_hash(problems)
         key = digest([config_key, dhash])[:32]
-        with self.db:
+        with self._writing():
             if self.db.execute("UPDATE runs SET meta=? WHERE key=?",
                                (json.dumps(meta), key)).rowcount:
                 return self.get_run(key)
@@ -198,7 +241,7 @@ class Store:
     def add(self, config_key: str, items: Sequence[tuple[Problem, StoredResult]]) -> None:
         """Store a batch of finished problems in one transaction (all or nothing)."""
         now = time.time()
-        with self.db:
+        with self._writing():
             self.db.executemany(
                 "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?)",
                 [(config_key, problem_key(p), p.id, json.dumps(s.result.to_json()),

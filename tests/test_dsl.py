@@ -534,7 +534,7 @@ keys = names.filter(lambda n: n not in ("true", "false", "null"))
 EXPRS = ["${a}", "${a}*2", "${a * 2 + 1}", "-${b}", "(${a}+1) // 2", "${min(a, b)}", "${a} x"]
 
 scalars = st.one_of(
-    st.integers(-(10**20), 10**20),
+    st.integers(-(2**63 - 1), 2**63 - 1),  # the language's integer range (dsl/limits.py)
     st.floats(allow_nan=False, allow_infinity=False),
     st.booleans(),
     st.none(),

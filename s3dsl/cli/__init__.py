@@ -5,25 +5,35 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TextIO
 
 from s3dsl.cli import compare as _compare  # noqa: F401  (registers compare on app)
 from s3dsl.cli import stored as _stored  # noqa: F401  (registers runs and report on app)
 from s3dsl.cli.app import app
 
 
-def main() -> None:
-    from rich.console import Console
+def emit(text: str, stream: TextIO | None = None) -> None:
+    """One line to stderr (or `stream`) in whatever encoding it has: characters it cannot encode
+    (and lone surrogates) become backslash escapes instead of raising UnicodeEncodeError."""
+    from s3dsl.dsl.errors import printable
 
+    out = stream or sys.stderr
+    encoding = getattr(out, "encoding", None) or "utf-8"
+    safe = printable(text).encode(encoding, "backslashreplace").decode(encoding, "replace")
+    out.write(safe + "\n")
+    out.flush()
+
+
+def main() -> None:
     from s3dsl.dsl.errors import S3DSLError
 
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         code = app(standalone_mode=False)
     except S3DSLError as e:
-        err.print(e.render(), markup=False)
+        emit(e.render())
         sys.exit(2)
     except KeyboardInterrupt:
-        err.print("interrupted", markup=False)
+        emit("interrupted")
         sys.exit(130)
     except SystemExit:
         raise
@@ -33,15 +43,17 @@ def main() -> None:
             e.show()
             sys.exit(e.exit_code or 2)
         if type(e).__name__ == "Abort":
-            err.print("aborted", markup=False)
+            emit("aborted")
             sys.exit(130)
         if os.environ.get("S3DSL_DEBUG"):
             raise
-        err.print(f"internal error (a bug in s3dsl): {type(e).__name__}: {e}", markup=False)
-        err.print("set S3DSL_DEBUG=1 to see the traceback", markup=False)
+        emit(f"internal error (a bug in s3dsl): {type(e).__name__}: {e}")
+        emit("set S3DSL_DEBUG=1 to see the traceback")
         sys.exit(1)
     if isinstance(code, int) and code:
+        if code == 130:  # typer turns Ctrl-C into a silent Exit(130)
+            emit("interrupted")
         sys.exit(code)
 
 
-__all__ = ["app", "main"]
+__all__ = ["app", "emit", "main"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -233,6 +234,10 @@ def run(
     check_device(device)
     if limit is not None and limit < 1:
         raise S3DSLError("--limit must be at least 1")
+    from s3dsl.runtime.session import check_run_limits, check_run_options
+
+    check_run_options(seed, batch_size)
+    check_json_target(json_path)
     set_threads(threads)
     from s3dsl.distributed import current_world
 
@@ -249,6 +254,7 @@ def run(
     problems = the_task.problems(split, limit)
     if not problems:
         raise S3DSLError(f"no problems in split '{split}'")
+    check_run_limits(the_plan, the_model, problems, seed, batch_size)
     from s3dsl.resume import run_stored
     from s3dsl.store import MEMORY, Store
 
@@ -259,7 +265,8 @@ def run(
     with Store(MEMORY if no_db or not world.is_main else db) as store, _progress(
         world.is_main
     ) as bar:
-        job = bar.add_task(f"{program.name} on {the_task.name}", total=len(problems))
+        title = views.user_text(f"{program.name} on {the_task.name}")
+        job = bar.add_task(title, total=len(problems))
         stored = run_stored(
             the_plan,
             the_model,
@@ -287,11 +294,25 @@ def run(
     summary.peak_memory_mb, summary.counters = stored.peak_mb, stored.counters
     console.print(views.run_table(summary, the_task.is_correct))
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(summary.to_json(), indent=2))
-        console.print(f"wrote {json_path}")
+        try:
+            json_path.write_text(json.dumps(summary.to_json(), indent=2))
+        except OSError as e:
+            raise S3DSLError(f"--json {json_path}: cannot write it ({e.strerror or e})") from None
+        console.print(f"wrote {json_path}", markup=False)
     if page is not None:
-        console.print(f"wrote the trace: {page}")
+        console.print(f"wrote the trace: {page}", markup=False)
+
+
+def check_json_target(path: Path | None) -> None:
+    """`--json PATH` is checked before the run: not a folder, its folder creatable."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise S3DSLError(f"--json {path}: is a directory", None, "give a file name, e.g. out.json")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise S3DSLError(f"--json {path}: cannot create its folder ({e.strerror or e})") from None
 
 
 def _progress(show: bool = True) -> Progress:
@@ -365,8 +386,10 @@ def validate(
             errors = [e]
         if errors:
             failed += 1
+            from s3dsl.cli import emit
+
             for e in errors:
-                console.print(e.render(), markup=False, style="red")
+                emit(e.render(), sys.stdout)  # safe in any encoding; the report goes to stdout
             continue
         program = build(strategy, None, the_task.gen_length, the_task.default_verifier)
         warnings = lint(program, strategy, task)
@@ -374,7 +397,7 @@ def validate(
             console.print(w.render(), markup=False, style="red" if strict else "yellow")
         failed += bool(strict and warnings)
         suffix = f", {len(warnings)} warning(s)" if warnings else ""
-        console.print(f"[green]ok[/green] {name} ({program.name}{suffix})")
+        console.print(f"[green]ok[/green] {views.user_text(f'{name} ({program.name}{suffix})')}")
     if failed:
         raise typer.Exit(2)
 

@@ -11,14 +11,21 @@ from rich.text import Text
 
 from s3dsl.compiler.cost import predict
 from s3dsl.compiler.passes import PASSES, Plan
+from s3dsl.dsl.errors import printable
 from s3dsl.runtime.scoring import Match
 from s3dsl.runtime.session import RunSummary
+
+
+def user_text(text: str) -> str:
+    """User text (names, descriptions, values) made safe for rich markup: `[/]` prints as-is."""
+    return escape(printable(text))
 
 
 def run_table(s: RunSummary, is_correct: Match | None = None) -> Table:
     """One run as metric/value rows: readable in any terminal width. With the task's
     `is_correct`, a run whose problems keep several particles also shows pass@k."""
-    table = Table(title=f"{s.strategy} on {s.task} ({s.model}, opt level {s.opt_level})")
+    title = f"{s.strategy} on {s.task} ({s.model}, opt level {s.opt_level})"
+    table = Table(title=user_text(title))
     table.add_column("metric")
     table.add_column("value", justify="right")
     correct = round(s.accuracy * s.n_problems)
@@ -32,7 +39,7 @@ def run_table(s: RunSummary, is_correct: Match | None = None) -> Table:
     for metric, value in search_rows(s, is_correct):
         table.add_row(metric, value)
     if s.approximate:
-        used = ", ".join(s.approximate)
+        used = escape(", ".join(s.approximate))
         table.add_row("[red]approximate passes[/red]", f"[red]{used} (tokens may differ)[/red]")
     return table
 
@@ -65,16 +72,18 @@ def search_rows(s: RunSummary, is_correct: Match | None = None) -> list[tuple[st
 def print_plan(console: Console, plan: Plan, model, explain: bool) -> None:
     program = plan.program
     d = program.decode
-    console.print(f"[bold]{program.name}[/bold]: {program.description}")
+    console.print(f"[bold]{user_text(program.name)}[/bold]: {user_text(program.description)}")
     console.print(
         f"decode: steps={d.steps} gen_length={d.gen_length} block_length={d.block_length} "
         f"({d.num_blocks} blocks x {d.steps_per_block} steps) temperature={d.temperature:g} "
-        f"commit={d.commit}" + (f" threshold={d.threshold:g}" if d.commit == "threshold" else "")
+        f"commit={user_text(d.commit)}"
+        + (f" threshold={d.threshold:g}" if d.commit == "threshold" else "")
     )
     if program.params:
-        console.print("params: " + ", ".join(f"{k}={v!r}" for k, v in program.params.items()))
+        shown = ", ".join(f"{k}={v!r}" for k, v in program.params.items())
+        console.print("params: " + user_text(shown))
     for name, spec in program.verifiers.items():
-        console.print(f"verifier {name} = {spec.describe()}")
+        console.print(f"verifier {user_text(name)} = {user_text(spec.describe())}")
     if explain:
         console.print(ir_table(plan))
     console.print(pass_table(plan))
@@ -100,7 +109,8 @@ def ir_table(plan: Plan) -> Table:
         after = plan.cost.by_stage.get(key, 0)
         forwards = f"{before:,} -> {after:,}" if op.needs_forward else "-"
         where = f"{Path(op.span.file).name}:{op.span.line}:{op.span.column}" if op.span else ""
-        table.add_row(op.phase, escape(op.describe()), f"{op.n_in} -> {op.n_out}", forwards, where)
+        table.add_row(op.phase, user_text(op.describe()), f"{op.n_in} -> {op.n_out}", forwards,
+                      user_text(where))
     from s3dsl.compiler.lint import particles_per_block
 
     table.caption = "particles per block (first step, peak, after): " + ", ".join(
@@ -140,8 +150,8 @@ def memory_line(plan: Plan, model) -> str:
         length=length, hidden=hidden, chunk_rows=chunk,
         window=plan.program.decode.block_length,
     )
-    return (f"peak memory estimate on {model.name} ({params:,} params, vocab {model.vocab_size}, "
-            f"8 problems a batch): {estimate / 2**20:,.1f} MB")
+    return (f"peak memory estimate on {user_text(model.name)} ({params:,} params, "
+            f"vocab {model.vocab_size}, 8 problems a batch): {estimate / 2**20:,.1f} MB")
 
 
 REAL_CHECKPOINTS = """\
@@ -162,7 +172,8 @@ def listing(what: str) -> Table | Group:
 
         table = Table("name", "description", "file", title="built-in strategies")
         for name, path in builtin_strategies().items():
-            table.add_row(name, load_strategy(path).description, str(path))
+            description = load_strategy(path).description
+            table.add_row(user_text(name), user_text(description), user_text(str(path)))
         return table
     if what == "primitives":
         from s3dsl.compiler.build import _signature

@@ -9,6 +9,7 @@ import hashlib
 from typing import Any
 
 from s3dsl.compiler import primitives as prims
+from s3dsl.compiler import values as checks
 from s3dsl.compiler.ir import DecodeConfig, Op, Program, Schedule, VerifierSpec
 from s3dsl.dsl import ast
 from s3dsl.dsl.errors import S3DSLError, did_you_mean
@@ -54,9 +55,11 @@ def build(
     come from the task: decode expressions may use `${gen_length}`, and a verifier named
     `task-default` is the task's default verifier.
     """
+    checks.strategy_size(strategy)
     params = _resolve_params(strategy, dict(overrides or {}))
     env = dict(params)
     decode = _resolve_decode(strategy, params, overrides or {}, gen_length)
+    checks.plan_size(decode.steps, len(strategy.step.stages), strategy.step.span)
     verifiers = {v.name: _verifier_spec(v, env, task_verifier) for v in strategy.verifiers}
     builder = _OpBuilder(env, verifiers, task_verifier)
     init = [builder.op(c, "init") for c in strategy.init.stages]
@@ -103,10 +106,8 @@ def _parse_override(text: str, default: Any, key: str) -> Any:
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError(text)
             return text.lower() in ("true", "1", "yes")
-        if kind is int:
-            return int(text)
-        if kind is float:
-            return float(text)
+        if kind in (int, float):
+            return checks.override_number(text, kind, key, default)
     except ValueError:
         raise S3DSLError(
             f"--set {key}={text}: expected {kind.__name__}", None, f"the default is {default!r}"
@@ -151,58 +152,38 @@ def _resolve_decode(
         elif key in given:
             values[key] = _literal(given[key].value, env)
         if key == "gen_length":
-            env["gen_length"] = values["gen_length"] or task_gen_length
-    gen = values["gen_length"] or task_gen_length
-    block = values["block_length"] or gen
-    steps = values["steps"] or gen
-    where = spans.get("block_length", spans.get("gen_length", strategy.span))
-    for key, value in (("gen_length", gen), ("block_length", block), ("steps", steps)):
-        if not isinstance(value, int) or value < 1:
-            raise S3DSLError(
-                f"decode.{key} must be a positive integer, got {value!r}",
-                spans.get(key, strategy.span),
-            )
-    if gen % block:
-        raise S3DSLError(
-            f"gen_length {gen} is not a multiple of block_length {block}",
-            where,
-            f"use a block_length that divides {gen}",
-        )
-    if steps % (gen // block):
-        raise S3DSLError(
-            f"steps {steps} cannot be split evenly over {gen // block} blocks",
-            spans.get("steps", where),
-            f"use a multiple of {gen // block}",
-        )
-    commit = COMMIT_ALIASES.get(values["commit"], values["commit"])
+            env["gen_length"] = task_gen_length if values["gen_length"] is None else values[
+                "gen_length"]
+    steps, gen, block, temperature, threshold = checks.decode_settings(
+        values, spans, strategy.span, task_gen_length, set(overrides) - set(params)
+    )
+    raw = values["commit"]
+    commit = COMMIT_ALIASES.get(raw, raw) if isinstance(raw, str) else raw
     rules = (*prims.COMMIT_RULES, "origin", *COMMIT_ALIASES)
-    if commit not in (*prims.COMMIT_RULES, "origin"):
+    if not isinstance(commit, str) or commit not in (*prims.COMMIT_RULES, "origin"):
         raise S3DSLError(
-            f"unknown commit rule '{commit}'",
+            f"unknown commit rule {checks.shown(commit)}",
             spans.get("commit", strategy.span),
             did_you_mean(str(commit), rules),
         )
-    temperature = float(values["temperature"])
-    if temperature < 0:
-        raise S3DSLError("temperature must be >= 0", spans.get("temperature", strategy.span))
     sampler = _sampler_settings(values, spans, strategy.span)
     if commit == "origin" and sampler["schedule"] != "linear":
         raise S3DSLError("commit rule 'origin' needs schedule: linear (Dream's timesteps)",
                          spans.get("commit", strategy.span), "set decode.schedule: linear")
-    return DecodeConfig(
-        steps, gen, block, temperature, commit, float(values["threshold"]), **sampler
-    )
+    return DecodeConfig(steps, gen, block, temperature, commit, threshold, **sampler)
 
 
 def _sampler_settings(values: dict, spans: dict, where: Span) -> dict[str, Any]:
     """The official samplers' decode options, checked (each error points at its setting)."""
 
     def fail(key: str, what: str) -> S3DSLError:
-        return S3DSLError(f"decode.{key} {what}, got {values[key]!r}", spans.get(key, where))
+        return S3DSLError(f"decode.{key} {what}, got {checks.shown(values[key])}",
+                          spans.get(key, where))
 
     out: dict[str, Any] = {}
     if values["schedule"] not in SCHEDULES:
-        raise S3DSLError(f"unknown schedule '{values['schedule']}'", spans.get("schedule", where),
+        raise S3DSLError(f"unknown schedule {checks.shown(values['schedule'])}",
+                         spans.get("schedule", where),
                          did_you_mean(str(values["schedule"]), SCHEDULES))
     out["schedule"] = values["schedule"]
     for key, low, high in (("eps", 0.0, 1.0), ("top_p", 0.0, 1.0)):
@@ -211,11 +192,9 @@ def _sampler_settings(values: dict, spans: dict, where: Span) -> dict[str, Any]:
         if not number or not low < value <= high:
             raise fail(key, f"must be a number in ({low:g}, {high:g}]")
         out[key] = float(value)
-    for key in ("alg_temp", "cfg_scale"):
-        value = values[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise fail(key, "must be a number >= 0")
-        out[key] = float(value)
+    for key in ("alg_temp", "cfg_scale"):  # finite, >= 0, at most 1e6
+        out[key] = float(checks.number(values[key], f"decode.{key}", spans.get(key, where),
+                                       low=0.0))
     top_k = values["top_k"]
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
         raise fail("top_k", "must be an integer >= 0 (0 = off)")
@@ -234,6 +213,7 @@ def _verifier_spec(v: ast.VerifierDef, env: dict, task_verifier: str) -> Verifie
     for term in v.terms:
         builtin = task_verifier if term.builtin == TASK_VERIFIER else term.builtin
         options = tuple((o.name, _literal(o.value, env)) for o in term.options)
+        options = checks.verifier_options(builtin, options, term.span)
         try:
             get_verifier(builtin, **dict(options))
         except S3DSLError as err:
@@ -241,7 +221,8 @@ def _verifier_spec(v: ast.VerifierDef, env: dict, task_verifier: str) -> Verifie
             if "unknown verifier" in err.message:
                 hint = did_you_mean(builtin, [*VERIFIERS, TASK_VERIFIER])
             raise S3DSLError(err.message, term.span, hint) from None
-        terms.append((float(_literal(term.weight, env)), builtin, options))
+        weight = checks.weight(_literal(term.weight, env), builtin, term.weight.span)
+        terms.append((weight, builtin, options))
     return VerifierSpec(v.name, tuple(terms))
 
 
@@ -312,7 +293,7 @@ class _OpBuilder:
             return self._target(arg)
         value = _literal(arg, self.env)
         if p.kind == "verifier":
-            return self._verifier_name(str(value), arg.span)
+            return self._verifier_name(checks.verifier_ref(prim, p, value, arg.span), arg.span)
         return _check_value(prim, p, value, arg.span)
 
     def _verifier_name(self, name: str, span: Span) -> str:
@@ -347,15 +328,13 @@ class _OpBuilder:
         values = [_literal(a, self.env) for a in call.args]
         values += [_literal(a, self.env) for _, a in call.kwargs]
         if call.name == "power":
-            if len(values) != 1 or not isinstance(values[0], (int, float)):
+            if len(values) != 1:
                 raise S3DSLError("power takes one number, alpha", call.span, "e.g. power(4.0)")
-            return ("power", {"alpha": float(values[0])})
-        if len(values) != 2 or not isinstance(values[1], (int, float)) or values[1] <= 0:
+            return ("power", {"alpha": float(checks.number(values[0], "power(alpha)", call.span))})
+        if len(values) != 2 or not isinstance(values[0], str):
             raise S3DSLError("tilted takes a verifier and beta > 0", call.span, "tilted(v, 0.5)")
-        return (
-            "tilted",
-            {"verifier": self._verifier_name(str(values[0]), call.span), "beta": float(values[1])},
-        )
+        beta = float(checks.number(values[1], "tilted(beta)", call.span, low=1e-9))
+        return ("tilted", {"verifier": self._verifier_name(values[0], call.span), "beta": beta})
 
     def _schedule(self, prim: prims.Primitive, bound: dict, call: ast.Call, phase: str) -> Schedule:
         present = {k: bound[k] for k in prims.SCHEDULE_KEYS if k in bound}
@@ -369,20 +348,20 @@ class _OpBuilder:
         at = every = None
         offset = 0
         if "at" in present:
-            at = str(_literal(present["at"], self.env))
-            if at not in prims.AT_CHOICES:
+            at = _literal(present["at"], self.env)
+            if not isinstance(at, str) or at not in prims.AT_CHOICES:
                 raise S3DSLError(
-                    f"unknown schedule point '{at}'",
+                    f"unknown schedule point {checks.shown(at)}",
                     present["at"].span,
-                    did_you_mean(at, prims.AT_CHOICES),
+                    did_you_mean(str(at), prims.AT_CHOICES),
                 )
         if "every" in present:
             every = _literal(present["every"], self.env)
-            if not isinstance(every, int) or every < 1:
+            if isinstance(every, bool) or not isinstance(every, int) or every < 1:
                 raise S3DSLError("every must be a positive integer", present["every"].span)
         if "offset" in present:
             offset = _literal(present["offset"], self.env)
-            if not isinstance(offset, int) or offset < 0:
+            if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
                 raise S3DSLError("offset must be a non-negative integer", present["offset"].span)
             if every is None:
                 raise S3DSLError("offset needs every", present["offset"].span)
@@ -397,7 +376,10 @@ class _OpBuilder:
             from s3dsl.dsl.expr import compile_condition
 
             raw = present["when"].value
-            when_text = raw.text if isinstance(raw, ast.Expr) else str(raw)
+            if not isinstance(raw, (str, ast.Expr)):
+                raise S3DSLError(f"when= must be a condition string, got {checks.shown(raw)}",
+                                 present["when"].span, 'e.g. when="ess < 0.5"')
+            when_text = raw.text if isinstance(raw, ast.Expr) else raw
             when = compile_condition(
                 when_text, prims.CONDITION_NAMES, present["when"].span, params=self.env
             )
@@ -405,30 +387,7 @@ class _OpBuilder:
 
 
 def _check_value(prim: prims.Primitive, p: prims.Param, value: Any, span: Span) -> Any:
-    where = f"{prim.name}({p.name}=...)"
-    if p.kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            else:
-                raise S3DSLError(f"{where} must be an integer, got {value!r}", span)
-    elif p.kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise S3DSLError(f"{where} must be a number, got {value!r}", span)
-        value = float(value)
-    elif p.kind == "bool":
-        if not isinstance(value, bool):
-            raise S3DSLError(f"{where} must be true or false, got {value!r}", span)
-    elif p.kind == "choice":
-        if value not in p.choices:
-            raise S3DSLError(
-                f"{where}: unknown value {value!r}", span, did_you_mean(str(value), p.choices)
-            )
-    if p.low is not None and value < p.low:
-        raise S3DSLError(f"{where} must be >= {p.low:g}, got {value}", span)
-    if p.high is not None and value > p.high:
-        raise S3DSLError(f"{where} must be <= {p.high:g}, got {value}", span)
-    return value
+    return checks.check_arg(prim, p, value, span)
 
 
 def _signature(prim: prims.Primitive) -> str:

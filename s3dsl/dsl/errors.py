@@ -18,12 +18,25 @@ class S3DSLError(Exception):
         self.hint = hint
 
     def render(self) -> str:
+        """`file:line:col: error: message (hint: ...)` on one line, printable in any encoding."""
         where = f"{self.span}: " if self.span is not None else ""
         hint = f" (hint: {self.hint})" if self.hint else ""
-        return f"{where}error: {self.message}{hint}"
+        return printable(f"{where}error: {self.message}{hint}")
 
     def __str__(self) -> str:
         return self.render()
+
+
+def printable(text: str) -> str:
+    """Control characters and lone surrogates (from YAML escapes such as "\\ud800") written as
+    escapes: user text then keeps an error on one line and cannot break the terminal or encoder."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def _escape(char: str) -> str:
+    return char.encode("unicode_escape").decode("ascii")
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str | None:

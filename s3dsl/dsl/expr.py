@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from s3dsl.dsl.errors import S3DSLError, did_you_mean
+from s3dsl.dsl.limits import MAX_INT, MAX_NESTING, number_literal
 from s3dsl.dsl.spans import Span
 
 Value = int | float | bool | str
@@ -50,6 +51,13 @@ class Node:
     value: object = None  # number, name, operator, function name
     children: tuple[Node, ...] = ()
     in_dollar: bool = False  # a name written inside ${...} (a param, not a runtime signal)
+    height: int = 1  # levels below and including this node (bounded by MAX_NESTING)
+
+
+def _quote(text: str) -> str:
+    """An expression quoted in a message, cut short: a 40 KB expression still gives one short line.
+    """
+    return repr(text) if len(text) <= 60 else repr(text[:57] + "...")
 
 
 def error_span(span: Span | None, text: str, pos: int) -> Span | None:
@@ -77,7 +85,7 @@ def _tokenize(text: str, span: Span | None) -> list[_Tok]:
         if not match:
             char = text[pos]
             raise S3DSLError(
-                f"unexpected character {char!r} in expression {text!r}",
+                f"unexpected character {char!r} in expression {_quote(text)}",
                 error_span(span, text, pos),
                 "expressions may use numbers, names, + - * / //, (), min(), max()",
             )
@@ -96,6 +104,7 @@ class _Parser:
         self.tokens = _tokenize(text, span)
         self.i = 0
         self.dollar = 0  # depth of ${...}: bare names are only allowed inside (values mode)
+        self.level = 0  # open parentheses, ${, `not`s and signs: the parser's recursion depth
 
     # -- helpers
     def peek(self) -> _Tok:
@@ -113,8 +122,26 @@ class _Parser:
         tok = self.take()
         if tok.text != text or tok.kind not in ("op", "name"):
             found = "the end" if tok.kind == "end" else repr(tok.text)
-            raise self.error(f"expected '{text}' but found {found} in {self.text!r}", tok.pos)
+            raise self.error(f"expected '{text}' but found {found} in {_quote(self.text)}", tok.pos)
         return tok
+
+    def node(self, kind: str, pos: int, value: object = None, children: tuple[Node, ...] = (),
+             in_dollar: bool = False) -> Node:
+        """A tree node, refused when the tree gets deeper than MAX_NESTING (evaluation recurses
+        once per level, so `1+1+...` or `((((1))))` must stop here, with a position)."""
+        height = 1 + max((c.height for c in children), default=0)
+        if height > MAX_NESTING:
+            raise self.error(
+                f"expression nested deeper than {MAX_NESTING} levels", pos,
+                "parentheses, `not`s and each operator of a chain count one level",
+            )
+        return Node(kind, pos, value, children, in_dollar, height)
+
+    def enter(self, pos: int) -> None:
+        self.level += 1
+        if self.level > MAX_NESTING:
+            raise self.error(f"expression nested deeper than {MAX_NESTING} levels", pos,
+                             "parentheses, `not`s and signs count one level each")
 
     def at(self, *texts: str) -> bool:
         tok = self.peek()
@@ -125,27 +152,30 @@ class _Parser:
         node = self.disjunction() if self.condition else self.sum()
         tok = self.peek()
         if tok.kind != "end":
-            raise self.error(f"unexpected {tok.text!r} in expression {self.text!r}", tok.pos)
+            raise self.error(f"unexpected {tok.text!r} in expression {_quote(self.text)}", tok.pos)
         return node
 
     def disjunction(self) -> Node:
         node = self.conjunction()
         while self.at("or"):
             pos = self.take().pos
-            node = Node("or", pos, children=(node, self.conjunction()))
+            node = self.node("or", pos, children=(node, self.conjunction()))
         return node
 
     def conjunction(self) -> Node:
         node = self.negation()
         while self.at("and"):
             pos = self.take().pos
-            node = Node("and", pos, children=(node, self.negation()))
+            node = self.node("and", pos, children=(node, self.negation()))
         return node
 
     def negation(self) -> Node:
         if self.at("not"):
             pos = self.take().pos
-            return Node("not", pos, children=(self.negation(),))
+            self.enter(pos)
+            inner = self.negation()
+            self.level -= 1
+            return self.node("not", pos, children=(inner,))
         return self.comparison()
 
     def comparison(self) -> Node:
@@ -157,49 +187,55 @@ class _Parser:
             operands.append(self.sum())
         if not ops:
             return first
-        return Node("cmp", first.pos, value=tuple(ops), children=tuple(operands))
+        return self.node("cmp", first.pos, value=tuple(ops), children=tuple(operands))
 
     def sum(self) -> Node:
         node = self.product()
         while self.at("+", "-"):
             tok = self.take()
-            node = Node("bin", tok.pos, tok.text, (node, self.product()))
+            node = self.node("bin", tok.pos, tok.text, (node, self.product()))
         return node
 
     def product(self) -> Node:
         node = self.unary()
         while self.at("*", "/", "//"):
             tok = self.take()
-            node = Node("bin", tok.pos, tok.text, (node, self.unary()))
+            node = self.node("bin", tok.pos, tok.text, (node, self.unary()))
         return node
 
     def unary(self) -> Node:
         if self.at("-", "+"):
             tok = self.take()
+            self.enter(tok.pos)
             inner = self.unary()
-            return inner if tok.text == "+" else Node("neg", tok.pos, children=(inner,))
+            self.level -= 1
+            return inner if tok.text == "+" else self.node("neg", tok.pos, children=(inner,))
         return self.atom()
 
     def atom(self) -> Node:
         tok = self.take()
         if tok.kind == "number":
-            number = int(tok.text) if tok.text.isdigit() else float(tok.text)
-            return Node("num", tok.pos, number)
+            number = number_literal(tok.text, error_span(self.span, self.text, tok.pos))
+            return self.node("num", tok.pos, number)
         if tok.kind == "op" and tok.text == "${":
             self.dollar += 1
+            self.enter(tok.pos)
             inner = self.sum()
             self.expect("}")
             self.dollar -= 1
+            self.level -= 1
             return inner
         if tok.kind == "op" and tok.text == "(":
+            self.enter(tok.pos)
             inner = self.disjunction() if self.condition else self.sum()
             self.expect(")")
+            self.level -= 1
             return inner
         if tok.kind == "name":
             return self.name(tok)
         found = "the end" if tok.kind == "end" else repr(tok.text)
         raise self.error(
-            f"expected a number, a name or '(' but found {found} in {self.text!r}", tok.pos
+            f"expected a number, a name or '(' but found {found} in {_quote(self.text)}", tok.pos
         )
 
     def name(self, tok: _Tok) -> Node:
@@ -209,16 +245,18 @@ class _Parser:
                     f"unknown function '{tok.text}'", tok.pos, did_you_mean(tok.text, FUNCTIONS)
                 )
             self.take()
+            self.enter(tok.pos)
             args = [self.sum()]
             while self.at(","):
                 self.take()
                 args.append(self.sum())
             self.expect(")")
+            self.level -= 1
             if len(args) < 2:
                 raise self.error(f"{tok.text}() needs at least two arguments", tok.pos)
-            return Node("call", tok.pos, tok.text, tuple(args))
+            return self.node("call", tok.pos, tok.text, tuple(args))
         if self.condition and tok.text in ("true", "false"):
-            return Node("num", tok.pos, tok.text == "true")
+            return self.node("num", tok.pos, tok.text == "true")
         if tok.text in _WORDS:
             raise self.error(f"'{tok.text}' is only allowed in conditions", tok.pos)
         if not self.condition and not self.dollar:
@@ -227,7 +265,7 @@ class _Parser:
                 tok.pos,
                 f"write ${{{tok.text}}} to use the param",
             )
-        return Node("name", tok.pos, tok.text, in_dollar=bool(self.dollar))
+        return self.node("name", tok.pos, tok.text, in_dollar=bool(self.dollar))
 
 
 def parse_expression(text: str, span: Span | None = None, condition: bool = False) -> Node:
@@ -251,20 +289,27 @@ def references(text: str, span: Span | None = None) -> set[str]:
 
 def _number(value: object, what: str, err: Callable[[str], S3DSLError]) -> int | float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise err(f"{what} is {type(value).__name__} {value!r}, not a number")
+        from s3dsl.dsl.printer import describe_value
+
+        raise err(f"{what} is {describe_value(value)}, not a number")
     return value
 
 
 def _arith(op: str, a: int | float, b: int | float, err: Callable[[str], S3DSLError]):
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    if b == 0:
+    """One operation; results that are not finite or do not fit 64 bits are the user's error
+    (Python's big integers would otherwise overflow later, in a float or in SQLite)."""
+    if op in ("/", "//") and b == 0:
         raise err("division by zero")
-    return a / b if op == "/" else a // b
+    try:
+        result = {"+": operator.add, "-": operator.sub, "*": operator.mul,
+                  "/": operator.truediv, "//": operator.floordiv}[op](a, b)
+    except OverflowError:
+        raise err("the result is too large for a number") from None
+    if isinstance(result, float) and not math.isfinite(result):
+        raise err(f"the result is {result}, not a finite number")
+    if isinstance(result, int) and abs(result) > MAX_INT:
+        raise err("the result is too large (the limit is 2**63-1)")
+    return result
 
 
 def evaluate(text: str, env: Mapping[str, Value], span: Span | None = None) -> Value:
@@ -273,7 +318,7 @@ def evaluate(text: str, env: Mapping[str, Value], span: Span | None = None) -> V
 
     def err_at(node: Node) -> Callable[[str], S3DSLError]:
         return lambda message: S3DSLError(
-            f"{message} in {text!r}", error_span(span, text, node.pos)
+            f"{message} in {_quote(text)}", error_span(span, text, node.pos)
         )
 
     def run(node: Node) -> Value:
@@ -282,7 +327,7 @@ def evaluate(text: str, env: Mapping[str, Value], span: Span | None = None) -> V
         if node.kind == "name":
             if node.value not in env:
                 raise S3DSLError(
-                    f"unknown param '{node.value}' in {text!r}",
+                    f"unknown param '{node.value}' in {_quote(text)}",
                     error_span(span, text, node.pos),
                     did_you_mean(str(node.value), env),
                 )
@@ -338,7 +383,9 @@ class Condition:
         try:
             return bool(self._fn(env))
         except KeyError as exc:
-            raise S3DSLError(f"condition {self.text!r} needs a value for {exc.args[0]!r}") from None
+            raise S3DSLError(
+                f"condition {_quote(self.text)} needs a value for {exc.args[0]!r}"
+            ) from None
 
     def __repr__(self) -> str:
         return f"Condition({self.text!r})"
@@ -363,30 +410,31 @@ def compile_condition(
 
     def build(node: Node) -> Fn:
         kind = node.kind
-        if kind == "num":
-            constant = node.value
+        if kind == "num":  # runtime arithmetic is in floats: it gives inf, never OverflowError
+            constant = node.value if isinstance(node.value, bool) else float(node.value)
             return lambda env: constant
         if kind == "name" and node.in_dollar:
             where = error_span(span, text, node.pos)
             if params is None or node.value not in params:
                 raise S3DSLError(
-                    f"unknown param '{node.value}' in condition {text!r}",
+                    f"unknown param '{node.value}' in condition {_quote(text)}",
                     where,
                     did_you_mean(str(node.value), params or {}),
                 )
             value = params[str(node.value)]
-            constant = _number(value, f"param '{node.value}'", lambda m: S3DSLError(m, where))
+            number = _number(value, f"param '{node.value}'", lambda m: S3DSLError(m, where))
+            constant = float(number)
             return lambda env: constant
         if kind == "name":
             name = str(node.value)
             if name not in allowed:
                 raise S3DSLError(
-                    f"unknown name '{name}' in condition {text!r}",
+                    f"unknown name '{name}' in condition {_quote(text)}",
                     error_span(span, text, node.pos),
                     did_you_mean(name, allowed),
                 )
             used.add(name)
-            return lambda env: env[name]
+            return lambda env: float(env[name])
         parts = [build(child) for child in node.children]
         if kind == "neg":
             (inner,) = parts

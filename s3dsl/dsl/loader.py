@@ -7,6 +7,7 @@ from pathlib import Path
 
 from s3dsl.dsl.ast import Strategy
 from s3dsl.dsl.errors import S3DSLError
+from s3dsl.dsl.limits import MAX_FILE_CHARS
 from s3dsl.dsl.spans import Span
 from s3dsl.dsl.text import parse_text_strategy
 from s3dsl.dsl.yaml_form import parse_yaml_strategy
@@ -38,6 +39,8 @@ def detect_form(text: str, filename: str) -> str:
 
 def parse_strategy(text: str, filename: str = "<string>", form: str | None = None) -> Strategy:
     """Parse a strategy given as text; `form` ('yaml' or 'text') overrides detection."""
+    if len(text) > MAX_FILE_CHARS:
+        _too_long(len(text), filename)
     chosen = form or detect_form(text, filename)
     if chosen == "yaml":
         return parse_yaml_strategy(text, filename)
@@ -57,9 +60,35 @@ def load_strategy(path: str | Path) -> Strategy:
             "strategy files end in .yaml, .yml (YAML form) or .s3 (text form)",
         )
     try:
-        text = path.read_text(encoding="utf-8-sig")  # tolerate a BOM
+        data = path.read_bytes()
     except FileNotFoundError:
         raise S3DSLError(f"no such strategy file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise S3DSLError(f"cannot read strategy file {path}: {exc}") from None
-    return parse_strategy(text, str(path))
+    except OSError as exc:
+        raise S3DSLError(f"cannot read strategy file {path}: {exc.strerror or exc}") from None
+    return parse_strategy(decode_source(data, str(path)), str(path))
+
+
+def decode_source(data: bytes, filename: str) -> str:
+    """UTF-8 text (a BOM tolerated); a bad byte is reported at its line and column."""
+    if len(data) > 4 * MAX_FILE_CHARS:  # refuse before decoding: no character is over 4 bytes
+        _too_long(len(data), filename)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        start = exc.start
+        line_start = data.rfind(b"\n", 0, start) + 1
+        line = data.count(b"\n", 0, start) + 1
+        column = len(data[line_start:start].decode("utf-8-sig", "replace")) + 1
+        raise S3DSLError(
+            f"the file is not UTF-8 text (byte 0x{data[start]:02x} cannot start a character)",
+            Span(filename, line, column),
+            "save the file as UTF-8",
+        ) from None
+
+
+def _too_long(size: int, filename: str) -> None:
+    raise S3DSLError(
+        f"strategy file too long ({size:,} characters; the limit is {MAX_FILE_CHARS:,})",
+        Span(filename, 1, 1),
+        "a strategy is a few lines: generate long pipelines with params, not text",
+    )

@@ -126,3 +126,17 @@ def format_strategy(strategy: Strategy) -> str:
         if pipe.stages:
             lines.append(f"{section}: {format_pipeline(pipe)}")
     return "\n".join(lines) + "\n"
+
+
+def describe_value(value: object) -> str:
+    """A value for an error message, as the user would write it (never an internal repr such as
+    `Call(name=...)`), cut short when long."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:40] + "...")
+    try:
+        text = format_value(value)
+    except (ValueError, TypeError):
+        text = type(value).__name__
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -41,6 +41,9 @@ class SourceMap:
         return self.span(0, len(self.text))
 
 
+_LOOKAHEAD = 128  # longer than any escape (`\U0001F600`) or usual indentation of a folded line
+
+
 class EmbeddedMap:
     """Offsets of a YAML scalar's *value* -> spans in the file that holds it.
 
@@ -48,7 +51,8 @@ class EmbeddedMap:
     not map to file offsets by a constant shift. We align the value with its source text greedily
     (each value character is matched with the next equal source character). This is exact for plain
     and quoted scalars on one or several lines and for literal block scalars (`|`); for folded
-    block scalars (`>`) and escape sequences it is a close best effort.
+    block scalars (`>`) and escape sequences it is a close best effort. Each character is looked
+    for at most _LOOKAHEAD source characters ahead, so the mapping is linear in the text's length.
     """
 
     def __init__(self, value: str, source: SourceMap, start: int, end: int):
@@ -60,8 +64,8 @@ class EmbeddedMap:
         for c in value:
             q = p
             if not (c.isspace() and q < end and text[q].isspace()):  # folded breaks match as-is
-                while q < end and text[q] != c:
-                    q += 1
+                found = text.find(c, q, min(end, q + _LOOKAHEAD))
+                q = found if found >= 0 else end
             if q >= end:  # not found (an escape): keep the current position
                 q = min(p, max(start, end - 1))
             index.append(q)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 from lark.lexer import PatternStr
 
@@ -27,6 +27,7 @@ from s3dsl.dsl.ast import (
     VerifierTerm,
 )
 from s3dsl.dsl.errors import S3DSLError, did_you_mean
+from s3dsl.dsl.limits import MAX_NESTING, number_literal
 from s3dsl.dsl.source import Locator, SourceMap
 from s3dsl.dsl.spans import Span
 
@@ -88,12 +89,30 @@ def _parse(text: str, start: str, loc: Locator):
         tree = parser().parse(text, start=start)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text, loc) from None
+    _check_depth(tree, loc)  # the transformer recurses once per level
     try:
         return _Builder(text, loc).transform(tree)
     except VisitError as exc:
         if isinstance(exc.orig_exc, S3DSLError):
             raise exc.orig_exc from None
         raise
+
+
+def _check_depth(tree: Tree, loc: Locator) -> None:
+    """Refuse trees deeper than MAX_NESTING (`[[[...`, `((1))`, `1+1+...`), walking without
+    recursion, so a hostile value gets an error at its position instead of a RecursionError."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            meta = node.meta
+            start = getattr(meta, "start_pos", 0) or 0
+            raise S3DSLError(
+                f"value nested deeper than {MAX_NESTING} levels",
+                loc.span(start, start + 1),
+                "brackets, parentheses and each operator of a sum count one level",
+            )
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
 
 
 @dataclass(frozen=True)
@@ -181,8 +200,7 @@ class _Builder(Transformer):
 
     # -- arithmetic values
     def number(self, meta, children):
-        text = str(children[0])
-        return _Arith("num", int(text) if text.isdigit() else float(text))
+        return _Arith("num", number_literal(str(children[0]), self._span(meta)))
 
     def dollar(self, meta, children):
         return _Arith("expr")
@@ -267,8 +285,8 @@ class _Builder(Transformer):
         tok = children[0]
         if tok.type == "DOLLAR":
             return _Val(Expr(str(tok)), meta.start_pos, meta.end_pos)
-        text = str(tok)
-        return _Val(int(text) if text.isdigit() else float(text), meta.start_pos, meta.end_pos)
+        value = number_literal(str(tok), self._span(meta))
+        return _Val(value, meta.start_pos, meta.end_pos)
 
     def vterm(self, meta, children):
         weight: Arg | None = None

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import yaml
+from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from s3dsl.dsl.ast import (
@@ -24,7 +25,14 @@ from s3dsl.dsl.ast import (
     VerifierDef,
     VerifierTerm,
 )
-from s3dsl.dsl.errors import S3DSLError, did_you_mean
+from s3dsl.dsl.errors import S3DSLError, did_you_mean, printable
+from s3dsl.dsl.limits import (
+    MAX_ALIAS_NODES,
+    MAX_NESTING,
+    MAX_NUMBER_CHARS,
+    check_int_range,
+    number_literal,
+)
 from s3dsl.dsl.source import EmbeddedMap, SourceMap
 from s3dsl.dsl.spans import Span
 from s3dsl.dsl.text import IDENTIFIER, NAME, parse_pipeline, parse_verifier
@@ -35,36 +43,101 @@ _TAG = "tag:yaml.org,2002:"
 
 
 class CoreLoader(yaml.SafeLoader):
-    """SafeLoader whose implicit scalar types follow the YAML 1.2 core schema."""
+    """SafeLoader whose implicit scalar types follow the YAML 1.2 core schema, and whose composer
+    refuses nesting deeper than MAX_NESTING, recursive aliases, and aliases that would add more
+    than MAX_ALIAS_NODES nodes (a few hundred bytes of "billion laughs" expand to gigabytes)."""
 
     yaml_implicit_resolvers: dict = {}
 
+    def __init__(self, stream: str, filename: str = "<string>"):
+        super().__init__(stream)
+        self.filename = filename
+        self.depth = 0
+        self.alias_nodes = 0
+        self.composed: set[int] = set()  # ids of nodes whose composition has finished
+        self.measured: dict[int, tuple[int, int]] = {}  # id -> (nodes, height) of a subtree
 
-CoreLoader.add_implicit_resolver(
-    _TAG + "bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-CoreLoader.add_implicit_resolver(
-    _TAG + "int",
-    re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
-    list("-+0123456789"),
-)
-CoreLoader.add_implicit_resolver(
-    _TAG + "float",
-    re.compile(
+    def error(self, message: str, mark, hint: str | None = None) -> S3DSLError:
+        return S3DSLError(message, Span(self.filename, mark.line + 1, mark.column + 1), hint)
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, AliasEvent) and event.anchor in self.anchors:
+            target = self.anchors[event.anchor]
+            if id(target) not in self.composed:
+                raise self.error(f"recursive alias *{event.anchor}", event.start_mark,
+                                 "an alias cannot refer to the node that contains it")
+            nodes, height = self.measure(target)
+            self.alias_nodes += nodes
+            if self.alias_nodes > MAX_ALIAS_NODES:
+                raise self.error(
+                    f"aliases expand to more than {MAX_ALIAS_NODES:,} YAML nodes",
+                    event.start_mark, "write the values out, or use fewer aliases",
+                )
+            if self.depth + height > MAX_NESTING:
+                raise self.error(f"nesting deeper than {MAX_NESTING} levels", event.start_mark)
+            return super().compose_node(parent, index)
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(f"nesting deeper than {MAX_NESTING} levels", event.start_mark,
+                             "a strategy file needs a few levels; check the brackets")
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        self.composed.add(id(node))
+        return node
+
+    def measure(self, node: Node) -> tuple[int, int]:
+        """Nodes and height of a finished subtree, memoized (shared subtrees are counted once
+        per reference, as expanding them would)."""
+        known = self.measured.get(id(node))
+        if known is not None:
+            return known
+        children: list[Node] = []
+        if isinstance(node, SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, MappingNode):
+            children = [n for pair in node.value for n in pair]
+        sizes = [self.measure(child) for child in children]
+        result = (1 + sum(n for n, _ in sizes), 1 + max((h for _, h in sizes), default=0))
+        self.measured[id(node)] = result
+        return result
+
+
+_SCALAR_SYNTAX = {
+    "bool": re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    "int": re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    "float": re.compile(
         r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
         r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
     ),
-    list("-+0123456789."),
-)
-CoreLoader.add_implicit_resolver(
-    _TAG + "null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
-)
+    "null": re.compile(r"^(?:~|null|Null|NULL|)$"),
+}
+_FIRST_CHARS = {
+    "bool": list("tTfF"),
+    "int": list("-+0123456789"),
+    "float": list("-+0123456789."),
+    "null": ["~", "n", "N", ""],
+}
+for _kind, _pattern in _SCALAR_SYNTAX.items():
+    CoreLoader.add_implicit_resolver(_TAG + _kind, _pattern, _FIRST_CHARS[_kind])
 
 
 def compose(text: str, filename: str) -> Node | None:
     """The YAML node tree; YAML syntax errors become S3DSLErrors at the problem mark."""
+    loader: CoreLoader | None = None
     try:
-        return yaml.compose(text, Loader=CoreLoader)
+        loader = CoreLoader(text, filename)  # the reader checks every character here
+        return loader.get_single_node()
+    except yaml.reader.ReaderError as exc:
+        line, column = SourceMap(text, filename).position(exc.position)
+        code = exc.character if isinstance(exc.character, int) else 0
+        raise S3DSLError(
+            f"invalid YAML: control character U+{code:04X} is not allowed",
+            Span(filename, line, column),
+            'remove it, or write it as an escape in a double-quoted string ("\\x07")',
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         span = Span(filename, mark.line + 1, mark.column + 1) if mark else None
@@ -72,6 +145,9 @@ def compose(text: str, filename: str) -> Node | None:
         raise S3DSLError(f"invalid YAML: {problem}", span, exc.context) from None
     except yaml.YAMLError as exc:
         raise S3DSLError(f"invalid YAML: {exc}", Span(filename, 1, 1)) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 def parse_yaml_strategy(text: str, filename: str = "<string>") -> Strategy:
@@ -127,27 +203,38 @@ class _Reader:
 
     # -- values
     def scalar(self, node: ScalarNode):
-        """Core-schema scalar -> Python value; strings mentioning ${ become Expr."""
+        """Core-schema scalar -> Python value; strings mentioning ${ become Expr.
+
+        An explicit tag (`!!int abc`) is checked against its type's syntax, like an implicit one.
+        """
         tag, raw = node.tag, str(node.value)
         if tag == _TAG + "str":
             return Expr(raw) if "${" in raw else raw
-        if tag == _TAG + "null":
+        kind = tag[len(_TAG):] if tag.startswith(_TAG) else ""
+        if kind not in _SCALAR_SYNTAX:
+            raise S3DSLError(
+                f"unsupported YAML tag {printable(tag)}", self.span(node), "write a plain value"
+            )
+        if not _SCALAR_SYNTAX[kind].match(raw):
+            raise S3DSLError(f"'{raw[:40]}' is not a valid !!{kind}", self.span(node))
+        if kind == "null":
             return None
-        if tag == _TAG + "bool":
+        if kind == "bool":
             return raw.lower() == "true"
-        if tag == _TAG + "int":
+        if kind == "int":
             body = raw.lstrip("+")
             if body.startswith(("0o", "0x")):
-                return int(body[2:], 8 if body[1] == "o" else 16)
-            return int(body, 10)
-        if tag == _TAG + "float":
-            lowered = raw.lower()
-            if lowered.endswith(".nan"):
-                return math.nan
-            if lowered.endswith(".inf"):
-                return -math.inf if lowered.startswith("-") else math.inf
-            return float(raw)
-        raise S3DSLError(f"unsupported YAML tag {tag}", self.span(node), "write a plain value")
+                if len(body) > MAX_NUMBER_CHARS:
+                    return number_literal(body, self.span(node))  # refuses it as too long
+                value = int(body[2:], 8 if body[1] == "o" else 16)
+                return check_int_range(value, raw, self.span(node))
+            return number_literal(body, self.span(node))
+        lowered = raw.lower()
+        if lowered.endswith(".nan"):
+            return math.nan
+        if lowered.endswith(".inf"):
+            return -math.inf if lowered.startswith("-") else math.inf
+        return float(number_literal(raw, self.span(node)))
 
     def value(self, node: Node):
         if isinstance(node, ScalarNode):

@@ -14,6 +14,7 @@ import torch
 from s3dsl.compiler.build import build
 from s3dsl.compiler.ir import Program
 from s3dsl.compiler.passes import DEFAULT_OPT_LEVEL, OPT_IN, Plan, plan
+from s3dsl.dsl.errors import S3DSLError
 from s3dsl.runtime.adapters.guidance import with_guidance
 from s3dsl.runtime.executor import BatchedExecutor, Counters
 from s3dsl.runtime.model import MaskedLM
@@ -86,6 +87,7 @@ def execute(
 ) -> tuple[list[ProblemResult], Counters | None]:
     """Run a plan on problems: the reference interpreter at opt level 0, else the executor."""
     program = the_plan.program
+    check_run_limits(the_plan, model, problems, seed, batch_size)
     model = with_guidance(model, program.decode.cfg_scale)  # LLaDA's cfg_scale (0 = off)
     with torch.inference_mode():
         if the_plan.reference:
@@ -97,6 +99,97 @@ def execute(
     for r in results:
         r.correct = bool(is_correct(r.prediction, r.answer))
     return results, counters
+
+
+# -- limits checked before the first forward ------------------------------------------------------
+
+MAX_SEED = 2**63 - 1  # seeds are stored as SQLite integers
+
+
+def check_run_options(seed: int, batch_size: int) -> None:
+    """Flags that would otherwise fail deep in a run (or in the results database)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise S3DSLError(f"--batch-size must be at least 1, got {batch_size}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise S3DSLError(f"--seed must be between 0 and 2**63-1, got {seed}")
+
+
+def model_max_length(model: MaskedLM) -> int | None:
+    """The most positions (prompt and answer) the model takes, when it says."""
+    owners = [model, getattr(model, "config", None)]
+    inner = getattr(model, "model", None) or getattr(model, "module", None)
+    owners.append(getattr(inner, "config", None))
+    names = ("max_len", "max_position_embeddings", "max_sequence_length", "n_positions")
+    for owner in owners:
+        for name in (("max_length",) if owner is model else ()) + names:
+            value = getattr(owner, name, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+    return None
+
+
+def check_run_limits(
+    the_plan: Plan, model: MaskedLM, problems: Sequence[Problem], seed: int = 0,
+    batch_size: int = 8,
+) -> None:
+    """What the file, the data or a flag asks for, against the model and the machine: gen_length
+    and every prompt against the model's length, and the plan's least memory against the
+    device's. Checked once before any forward, so a run never fails after minutes of work."""
+    from s3dsl.runtime.scoring import encode_prompt
+
+    check_run_options(seed, batch_size)
+    gen = the_plan.program.decode.gen_length
+    limit = model_max_length(model)
+    if limit is not None and gen > limit:
+        raise S3DSLError(
+            f"decode.gen_length {gen:,} does not fit model {model.name}, which takes at most "
+            f"{limit:,} positions (prompt included)",
+            None, f"use --set gen_length=N with N < {limit:,}",
+        )
+    longest = 0
+    for problem in problems:
+        n = len(encode_prompt(problem, model.tokenizer))
+        if limit is not None and n + gen > limit:
+            raise S3DSLError(
+                f"problem {problem.id}: its prompt of {n:,} tokens and gen_length {gen:,} make "
+                f"{n + gen:,} positions; model {model.name} takes at most {limit:,}",
+                None, "shorten the prompt or the answer (--set gen_length=N)",
+            )
+        longest = max(longest, n)
+    need = least_memory_bytes(the_plan, model, longest + gen, min(batch_size, len(problems)))
+    have = device_memory_bytes(model.device)
+    if have and need > have:
+        raise S3DSLError(
+            f"the plan needs at least {need / 2**30:,.1f} GiB on {model.device.type} "
+            f"(peak {the_plan.cost.peak_particles:,} particles per problem, "
+            f"{min(batch_size, len(problems))} problems a batch); the device has "
+            f"{have / 2**30:,.1f} GiB",
+            None, "use fewer particles, a smaller --batch-size, or a shorter gen_length",
+        )
+
+
+def least_memory_bytes(the_plan: Plan, model: MaskedLM, length: int, batch: int) -> int:
+    """A lower bound of a run's memory: the weights, and the per-particle state every plan keeps
+    (tokens, and the cached window of log-probs); forwards are chunked, so one row of logits."""
+    program = the_plan.program
+    particles = the_plan.cost.peak_particles * max(batch, 1)
+    vocab = int(model.vocab_size)
+    window = program.decode.block_length
+    weights = int(model.num_parameters()) * 2  # at least 16-bit weights
+    cached = window * vocab * 4 if the_plan.flags.forward_reuse else 0
+    state = particles * (length * 8 + cached)
+    return weights + state + length * vocab * 4
+
+
+def device_memory_bytes(device: torch.device) -> int | None:
+    import os
+
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError, RuntimeError):
+        return None
 
 
 def summarize(

@@ -127,11 +127,36 @@ def _field_error(path: Path, line: int, message: str, hint: str | None = None) -
     return S3DSLError(f"{path}:{line}: {message}", None, hint)
 
 
-def _parse_line(path: Path, line: int, text: str) -> Problem:
+def jsonl_lines(path: Path) -> list[str]:
+    """The lines of a JSONL file. They end at \n only: U+2028, U+0085 and friends are legal
+    inside JSON strings (`splitlines()` would cut records apart). A byte that is not UTF-8 is
+    reported at its line and column."""
     try:
-        record = json.loads(text)
+        data = path.read_bytes()
+    except OSError as e:
+        raise S3DSLError(f"cannot read data file {path}: {e.strerror or e}") from None
+    try:
+        return [line.removesuffix("\r") for line in data.decode("utf-8-sig").split("\n")]
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        start = data.rfind(b"\n", 0, e.start) + 1
+        column = len(data[start : e.start].decode("utf-8-sig", "replace")) + 1
+        raise S3DSLError(f"{path}:{line}:{column}: not UTF-8 text ({e.reason})") from None
+
+
+def json_line(path: Path, line: int, text: str) -> object:
+    """One line's JSON value; bad JSON and nesting too deep for the decoder are line errors."""
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise _field_error(path, line, f"invalid JSON ({e.msg} at column {e.colno})") from None
+    except RecursionError:  # the decoder gives up cleanly on nesting past the recursion limit
+        raise _field_error(path, line, "JSON nested too deeply",
+                           "a record is a flat object of fields") from None
+
+
+def _parse_line(path: Path, line: int, text: str) -> Problem:
+    record = json_line(path, line, text)
     if not isinstance(record, dict):
         raise _field_error(path, line, f"expected a JSON object, got {type(record).__name__}")
     for key in ("prompt", "answer"):
@@ -160,10 +185,7 @@ def load_data_task(path: Path, extractor: str | None = None) -> DataTask:
     get_extractor(extractor)
     if not path.is_file():
         raise S3DSLError(f"no such data file: {path}")
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as e:
-        raise S3DSLError(f"{path}: not UTF-8 text ({e.reason})") from None
+    lines = jsonl_lines(path)
     problems: list[Problem] = []
     seen: dict[str, int] = {}
     for number, text in enumerate(lines, start=1):

@@ -221,6 +221,6 @@ def _first_jsonl_object(path: Path) -> dict | None:
                 if line.strip():
                     value = json.loads(line)
                     return value if isinstance(value, dict) else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, OSError):
         return None  # the full reader reports it with FILE:LINE
     return None

@@ -7,7 +7,6 @@ record is reported where the user can find it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,19 +30,13 @@ def _missing_extra(what: str, module: str) -> S3DSLError:
 
 def read_jsonl(path: Path) -> list[Record]:
     """One JSON object per non-blank line; a bad line stops the load with FILE:LINE."""
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as e:
-        raise S3DSLError(f"{path}: not UTF-8 text ({e.reason})") from None
+    from s3dsl.tasks.data import json_line, jsonl_lines
+
     out: list[Record] = []
-    for number, text in enumerate(lines, start=1):
+    for number, text in enumerate(jsonl_lines(path), start=1):
         if not text.strip():
             continue
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise S3DSLError(f"{path}:{number}: invalid JSON ({e.msg} at column {e.colno})"
-                             ) from None
+        value = json_line(path, number, text)
         if not isinstance(value, dict):
             raise S3DSLError(f"{path}:{number}: expected a JSON object, got "
                              f"{type(value).__name__}")
