@@ -57,6 +57,13 @@ class World:
         torch.distributed.all_gather_object(out, obj)
         return out
 
+    def finish(self) -> None:
+        """Leave the process group together: a rank that exits while another still holds its
+        connections makes gloo abort that other rank."""
+        if self.size > 1 and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+
     def device(self, device: str) -> str:
         """Under torchrun, a plain `cuda` means this process's GPU, `cuda:LOCAL_RANK`."""
         return f"cuda:{self.local_rank}" if self.size > 1 and device == "cuda" else device

@@ -287,6 +287,7 @@ def run(
             from s3dsl.trace_view import write_traces
 
             page = write_traces(store, [stored.run], trace, f"{program.name} on {the_task.name}")
+    world.finish()
     if not world.is_main:
         return
     results = [s.result for s in stored.results]
