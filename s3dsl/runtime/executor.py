@@ -40,12 +40,14 @@ from s3dsl.runtime.scoring import (
 )
 from s3dsl.runtime.semantics import (
     arg,
+    committed_logprob,
     condition_env,
     imh_chain,
     problem_uniforms,
     remask_positions,
     resample_logweights,
     score_strata,
+    sequence_logprob,
     weight_update,
 )
 from s3dsl.tasks.base import Problem
@@ -136,7 +138,7 @@ class BatchedExecutor:
         self.pop = Population(
             tokens=ids.to(dev),
             commit_logp=torch.zeros(B, self.gen, device=dev),
-            step_logp=torch.zeros(B, device=dev),
+            step_logp=torch.zeros(B, dtype=torch.float64, device=dev),
             logw=torch.zeros(B, dtype=torch.float64, device=dev),
             score=nan.clone(),
             prev_score=nan.clone(),
@@ -379,7 +381,7 @@ class BatchedExecutor:
         )
         self.pop.tokens[rows, -self.gen :] = new
         self.pop.commit_logp[rows] = torch.where(commit, x0_logp, self.pop.commit_logp[rows])
-        self.pop.step_logp[rows] = (x0_logp * commit).sum(dim=1)
+        self.pop.step_logp[rows] = committed_logprob(x0_logp, commit)
         self.pop.slot[rows] = -1
 
     def _static_denoise(self, op: Op, ctx: StepContext) -> None:
@@ -505,7 +507,7 @@ class BatchedExecutor:
         if kind == "tilted":
             values = self.score_rows(targs["verifier"], ctx.next_block_end).tolist()
         else:
-            values = self.pop.commit_logp.double().sum(dim=1).tolist()
+            values = sequence_logprob(self.pop.commit_logp).tolist()
         n, k = self.n, op.group
         keep = []
         for b in range(len(self.batch)):
@@ -543,12 +545,13 @@ class BatchedExecutor:
     # -- results ---------------------------------------------------------------------------
     def outcomes(self) -> list[list[ParticleOutcome]]:
         tokens = self.gen_tokens().tolist()
-        nll = (-self.pop.commit_logp.double().sum(dim=1)).tolist()
-        scores = self.pop.score.tolist()
+        nll = (-sequence_logprob(self.pop.commit_logp)).tolist()
+        scores, logw = self.pop.score.tolist(), self.pop.logw.tolist()
         out: list[list[ParticleOutcome]] = [[] for _ in self.batch]
         for r, tok in enumerate(tokens):
             text, _ = completion_text(tok, self.model.tokenizer)
-            outcome = ParticleOutcome(text, self.extract(text), nll[r], scores[r], tok)
+            outcome = ParticleOutcome(text, self.extract(text), nll[r], scores[r], tok,
+                                      logw=logw[r])
             out[r // self.n].append(outcome)
         return out
 

@@ -15,7 +15,7 @@ import torch
 class Population:
     tokens: torch.Tensor  # [P, L] long; prompts left-padded
     commit_logp: torch.Tensor  # [P, G] float32
-    step_logp: torch.Tensor  # [P] float32: log-prob of the tokens the last denoise committed
+    step_logp: torch.Tensor  # [P] float64: log-prob of the tokens the last denoise committed
     logw: torch.Tensor  # [P] float64
     score: torch.Tensor  # [P] float64, nan until scored
     prev_score: torch.Tensor  # [P] float64

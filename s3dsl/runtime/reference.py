@@ -32,12 +32,14 @@ from s3dsl.runtime.scoring import (
 from s3dsl.runtime.semantics import (
     NAN,
     arg,
+    committed_logprob,
     condition_env,
     imh_chain,
     problem_uniforms,
     remask_positions,
     resample_logweights,
     score_strata,
+    sequence_logprob,
     weight_update,
 )
 from s3dsl.tasks.base import Problem
@@ -133,7 +135,7 @@ class ReferenceInterpreter:
             )
             p.ids = torch.cat([p.ids[: -self.gen], gen[0]])
             p.logp = torch.where(commit[0], x0_logp[0], p.logp)
-            p.step_logp = float(x0_logp[0][commit[0]].sum())
+            p.step_logp = float(committed_logprob(x0_logp, commit)[0])
 
     def score_particles(self, s: ProblemState, verifier_name: str) -> list[float]:
         toks, lps, fills = [], [], []
@@ -205,7 +207,7 @@ class ReferenceInterpreter:
         if kind == "tilted":
             values = self.score_particles(s, targs["verifier"])
         else:
-            values = [float(p.logp.sum()) for p in s.particles]
+            values = [float(sequence_logprob(p.logp)) for p in s.particles]
         k = op.group
         u = problem_uniforms(s.key, op, ctx, len(s.particles))
         survivors = []
@@ -237,8 +239,8 @@ class ReferenceInterpreter:
         for p in s.particles:
             tokens = p.ids[-self.gen :].tolist()
             text, _ = completion_text(tokens, self.model.tokenizer)
-            nll = -float(p.logp.sum())
-            out.append(ParticleOutcome(text, self.extract(text), nll, p.score, tokens))
+            nll = -float(sequence_logprob(p.logp))
+            out.append(ParticleOutcome(text, self.extract(text), nll, p.score, tokens, p.logw))
         return out
 
     def run(self, problems: Sequence[Problem], progress=None) -> list[ProblemResult]:

@@ -103,6 +103,7 @@ class ParticleOutcome:
     nll: float
     score: float
     tokens: list[int] = field(default_factory=list)  # the generated region, as decoded
+    logw: float = 0.0  # the particle's SMC log-weight at the end (0 after a resample)
 
 
 def choose(outcomes: Sequence[ParticleOutcome], by: str) -> int:
