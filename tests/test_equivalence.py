@@ -174,17 +174,23 @@ def check_every_level(program, model, problems) -> None:
     _, ref, _ = run(program, model, problems, 0)
     want = observed(ref)
     ref_nfe = [r.nfe for r in ref]
-    _, opt1, _ = run(program, model, problems, 1, batch_size=2)
+    opt1_plan, opt1, _ = run(program, model, problems, 1, batch_size=2)
     assert same(observed(opt1), want, exact=True), "opt 1"
     assert [r.nfe for r in opt1] == ref_nfe, "opt 1 forwards (no sharing) = the reference's"
+    if opt1_plan.cost.exact:
+        assert set(ref_nfe) == {opt1_plan.cost.forwards}, "the unshared plan's predicted forwards"
     bound_plan, no_dedup, _ = run(program, model, problems, 2, ("dedup", "prompt-cache"))
     assert same(observed(no_dedup), want, exact=True), "opt 2 without dedup and prompt cache"
     measured = [r.nfe for r in no_dedup]
+    if bound_plan.cost.exact:
+        assert set(measured) == {bound_plan.cost.forwards}, "opt 2 without dedup predicted"
     assert all(m <= bound_plan.cost.forwards for m in measured), "over the plan's bound"
     for level in (2, 3):
         the_plan, results, counters = run(program, model, problems, level)
         assert same(observed(results), want, exact=False), f"opt {level}"
         nfe = [r.nfe for r in results]
+        if the_plan.cost.exact:
+            assert set(nfe) == {the_plan.cost.forwards}, f"opt {level} predicted forwards"
         assert all(a <= b for a, b in zip(nfe, ref_nfe)), "sharing adds forwards"
         if not the_plan.flags.static_steps:
             assert sum(nfe) == counters.forward_rows, "nfe are the rows that ran"
@@ -248,3 +254,21 @@ def test_the_generator_reaches_every_primitive_argument_and_schedule():
         assert key in corpus, key
     for rule in prims.COMMIT_RULES:
         assert f"commit: {rule}" in corpus
+
+
+@pytest.mark.parametrize(
+    "name", ["single", "best_of_k", "s3", "imh", "smc", "paths", "random_remask", "threshold"]
+)
+def test_predicted_forwards_equal_measured_at_temperature_zero(name, tiny_model, problems):
+    """At T=0 the count read off the plan is exact, at every opt level (dedup included)."""
+    from s3dsl.catalog import builtin_strategies
+    from s3dsl.runtime.session import compile_file
+
+    sets = {"gen_length": "8", "temperature": "0.0"}
+    program = compile_file(builtin_strategies()[name], sets, GEN, "arith-heuristic")
+    for level in (0, 1, 2, 3):
+        the_plan, results, _ = run(program, tiny_model, problems, level)
+        if the_plan.cost.exact:
+            assert [r.nfe for r in results] == [the_plan.cost.forwards] * len(problems), level
+        else:
+            assert all(r.nfe <= the_plan.cost.forwards for r in results), level

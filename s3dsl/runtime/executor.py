@@ -1,13 +1,16 @@
 """The batched executor: all particles of all problems of a batch in single forward calls.
 
-What the plan's passes switch on lives here, in one mechanism: a forward cache. Each particle row
-points (`slot`) at the cached, already-reduced output of a forward pass over its current tokens.
-- forward-reuse: the forward that scores a state is the one its next `denoise` samples from;
-- share-parent-forward: `expand` copies the slot, so k children share their parent's forward;
-- dedup: identical states in one call are computed once (`torch.unique` over token rows);
-- chunking: a call is split into memory-sized chunks that halve on out-of-memory;
-- prompt-cache: each problem's prompt is encoded once and its keys/values are shared by all its
-  particles, whose forwards then run over the answer positions only (`uses_prompt_cache`).
+It runs a lowered plan (`s3dsl.compiler.lowered`): each stage's nodes say how. One mechanism
+carries what the passes rewrote: a forward cache. Each particle row points (`slot`) at the
+cached, already-reduced output of a forward pass over its current tokens.
+- `forward cache=reuse` (forward-reuse): rows whose state is cached are free; without it a
+  `drop-cache` node ends every stage;
+- `gather cache=keep` (share-parent-forward): `expand` copies the slot to its k children;
+- `forward dedup=yes`: identical states in one call are computed once (`torch.unique`);
+- `forward chunk=memory budget`: a call is split into chunks that halve on out-of-memory;
+- `forward positions=answer`: each problem's prompt is encoded once and its keys/values are
+  shared by all its particles, whose forwards then run over the answer positions only;
+- `static-step`: forward and commit fused into one fixed-shape, sync-free function.
 Expand and resample move slots with the same gather as every other field.
 """
 
@@ -20,11 +23,12 @@ from typing import TypeVar
 import torch
 
 from s3dsl.compiler.ir import Op, Program
+from s3dsl.compiler.lowered import FINISH, Stage, StepPlan
+from s3dsl.compiler.passes import Flags, lowered_for
 from s3dsl.runtime import resampling, rng, static, transition
 from s3dsl.runtime.engine import StepContext, drive
 from s3dsl.runtime.model import MaskedLM, PromptCachingLM
 from s3dsl.runtime.population import Population
-from s3dsl.runtime.reference import FINISH
 from s3dsl.runtime.results import ProblemResult, problem_result
 from s3dsl.runtime.scoring import (
     Extract,
@@ -55,21 +59,6 @@ from s3dsl.tasks.base import Problem
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Flags:
-    """What the plan switched on (see `s3dsl.compiler.passes`)."""
-
-    forward_reuse: bool = True
-    share_parent_forward: bool = True
-    dedup: bool = True
-    prompt_cache: bool = False  # encode each prompt once (exact only for prompt-isolated models)
-    approximate_prompt_cache: bool = False  # ...and also where that changes the logits (opt-in)
-    static_steps: bool = False  # denoise steps as one fixed-shape, sync-free function
-    compile_steps: bool = False  # ...captured by torch.compile (opt-in: rounding may differ)
-    chunk_rows: int | None = None  # rows per forward call; None: sized from the memory budget
-    memory_budget: int | None = None  # bytes for one forward call's activations and logits
-
-
 @dataclass
 class Counters:
     forward_rows: int = 0  # sequences that went through the model
@@ -89,9 +78,18 @@ class BatchedExecutor:
         seed: int,
         flags: Flags | None = None,
         match: Match | None = None,
+        lowered: StepPlan | None = None,
     ):
+        """`lowered` is the plan to run; without it, the plan `flags` stand for. From `flags`
+        the executor takes only the sizes (rows per call, memory budget)."""
         self.program, self.model, self.extract, self.seed = program, model, extract, seed
         self.flags = flags or Flags()
+        self.lowered = lowered or lowered_for(program, self.flags)
+        self.stages = {stage.op.uid: stage for stage in self.lowered.stages()}
+        self.stage: Stage = self.lowered.finish
+        fused = self.lowered.nodes("static-step")
+        forwards = self.lowered.nodes("forward") + fused
+        self.prompt_mode = {str(n.get("positions")) for n in forwards if n.get("positions")}
         self.gen = program.decode.gen_length
         self.mask_id = model.mask_id
         self.device = model.device
@@ -101,7 +99,7 @@ class BatchedExecutor:
         self.counters = Counters()
         self._chunk: int | None = self.flags.chunk_rows
         self._step_fn = static.denoise_step
-        if self.flags.static_steps and self.flags.compile_steps:
+        if any(n.get("compiled") == "yes" for n in fused):
             self._step_fn = static.compiled(static.denoise_step, self.device)
 
     # -- batches ---------------------------------------------------------------------------
@@ -162,10 +160,12 @@ class BatchedExecutor:
 
     @property
     def uses_prompt_cache(self) -> bool:
-        """The plan asks for it and the model can do it (exactly, unless approximation is on)."""
-        if not self.flags.prompt_cache or not isinstance(self.model, PromptCachingLM):
+        """The plan's forwards cover the answer only and the model can do it (exactly, unless the
+        plan says approximate)."""
+        cached = [mode for mode in self.prompt_mode if mode.startswith("answer")]
+        if not cached or not isinstance(self.model, PromptCachingLM):
             return False
-        return self.model.exact_prompt_cache or self.flags.approximate_prompt_cache
+        return self.model.exact_prompt_cache or any("approximate" in m for m in cached)
 
     @property
     def n(self) -> int:
@@ -182,6 +182,10 @@ class BatchedExecutor:
         """Make every row in `need` point at a cached forward whose window reaches [w0, w1)."""
         gen = self.gen_tokens()
         w0, _ = transition.window_bounds(gen[need], self.mask_id, w1)
+        node = self.stage.node("forward")
+        assert node is not None, self.stage.op.name
+        if node.get("cache") == "fresh":
+            self.pop.slot.fill_(-1)
         pop, cache = self.pop, self.cache
         covers = cache is not None and cache.w0 <= w0 and cache.w1 >= w1
         if not covers:
@@ -193,7 +197,7 @@ class BatchedExecutor:
             return
         rows = miss.nonzero().squeeze(1)
         ids = pop.tokens[rows]
-        if self.flags.dedup:
+        if node.get("dedup") == "yes":
             unique, inverse = torch.unique(ids, dim=0, return_inverse=True)
             first = torch.full((len(unique),), len(rows), dtype=torch.long, device=ids.device)
             first = first.scatter_reduce(
@@ -309,7 +313,7 @@ class BatchedExecutor:
         return max(1, budget // per_row)
 
     def _after_op(self) -> None:
-        if not self.flags.forward_reuse:
+        if self.stage.has("drop-cache"):
             self.pop.slot.fill_(-1)
             self.cache = None
 
@@ -331,6 +335,7 @@ class BatchedExecutor:
             )
             if not active.any():
                 return
+        self.stage = self.stages[op.uid]
         getattr(self, "op_" + op.name.replace("-", "_"))(op, ctx, active)
         self._after_op()
 
@@ -346,13 +351,14 @@ class BatchedExecutor:
         child = torch.arange(len(index), device=self.device) % k
         pop.key = rng.mix(pop.key, op.uid, ctx.step, child)
         pop.group = index % n
-        if not self.flags.share_parent_forward:
+        gather = self.stage.node("gather")
+        if gather is None or gather.get("cache") != "keep":
             pop.slot.fill_(-1)
         self.pop = pop
 
     def op_denoise(self, op: Op, ctx: StepContext, active) -> None:
         d = self.program.decode
-        if self.flags.static_steps and op is not FINISH:
+        if self.stage.has("static-step"):
             self._static_denoise(op, ctx)
             return
         gen = self.gen_tokens()
@@ -536,6 +542,7 @@ class BatchedExecutor:
     def finish(self, ctx: StepContext) -> None:
         last = StepContext(ctx.step, ctx.block, 0, 1, ctx.steps, self.gen, self.gen)
         if (self.gen_tokens() == self.mask_id).any():
+            self.stage = self.lowered.finish
             self.op_denoise(FINISH, last, None)
             self._after_op()
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from s3dsl.compiler.ir import Op, Program, Schedule
+from s3dsl.compiler.ir import Op, Program
+from s3dsl.compiler.lowered import FINISH
 from s3dsl.runtime import resampling, rng, transition
 from s3dsl.runtime.engine import StepContext, drive
 from s3dsl.runtime.model import MaskedLM
@@ -43,8 +44,6 @@ from s3dsl.runtime.semantics import (
     weight_update,
 )
 from s3dsl.tasks.base import Problem
-
-FINISH = Op("denoise", {"rule": "confidence", "temperature": 0.0}, Schedule(), None, 0, "final")
 
 
 @dataclass
