@@ -106,9 +106,12 @@ def strategy_texts(draw) -> str:
         by = draw(st.sampled_from(("logprob", "score", "diff", "max") if scored else ("logprob",)))
         when = draw(st.sampled_from(("", *CONDITIONS)))
         step.append(call("weight", draw, {"by": by}, f'when="{when}"' if when else ""))
-    reducer = draw(st.sampled_from(("resample", "mh-accept") if grow != "none" else ("resample",)))
+    reducers = ("resample", "mh-accept", "prune") if scored else ("resample", "mh-accept")
+    reducer = draw(st.sampled_from(reducers if grow != "none" else ("resample",)))
     if reducer == "mh-accept":
         step.append(call("mh-accept", draw, None, shrink_at))
+    elif reducer == "prune":
+        step.append(call("prune", draw, {"n": str(n)}, shrink_at))
     elif grow != "none" or draw(st.booleans()):
         fixed = {"n": str(n)}
         if "stratify" not in " ".join(step):

@@ -422,3 +422,41 @@ def test_particle_nll_is_minus_the_committed_log_probability(toy_model):
     logits = toy_model.forward(torch.zeros(1, 12, dtype=torch.long), None)[0, 4:]
     want = -float(torch.log_softmax(logits, -1).max(-1).values.double().sum())
     assert result.particles[0].nll == want and want > 0
+
+
+def test_prune_keeps_the_best_scoring_particles_in_order(tiny_model, arith_problems):
+    from s3dsl.runtime.semantics import prune_survivors
+
+    assert prune_survivors([0.5, NAN_, 0.9, 0.5, 0.1], 3) == [0, 2, 3]
+    assert prune_survivors([0.2, 0.1], 5) == [0, 1]
+    text = ("decode: {temperature: 1.0}\nverifiers:\n  v: confidence\nprogram:\n  init: expand(6)\n"
+            "  step:\n    - denoise\n    - score(v)\n    - prune(2, at=last_step)\n"
+            "  final: select(by=score)\n")
+    program = program_of(text, gen_length=8)
+    assert program.step[2].n_out == 2
+    ref = run(program, tiny_model, arith_problems[:2], level=0)
+    for r in ref:
+        assert len(r.particles) == 2
+    full = program_of(text.replace("    - prune(2, at=last_step)\n", ""), gen_length=8)
+    for r, everyone in zip(ref, run(full, tiny_model, arith_problems[:2], level=0)):
+        best = sorted((p.score for p in everyone.particles), reverse=True)[:2]
+        assert sorted((p.score for p in r.particles), reverse=True) == best
+    assert tokens(run(program, tiny_model, arith_problems[:2], level=2)) == tokens(ref)
+
+
+def test_margin_is_top1_minus_top2_probability_and_entropy_prefers_peaked_positions():
+    """Dream's topk_margin: position 0 is more confident (p=0.5 vs 0.45) but position 1 has the
+    larger gap between its two best tokens (0.40 vs 0.05)."""
+    probs = torch.full((1, 2, 13), 1e-6)
+    probs[0, 0, :3] = torch.tensor([0.5, 0.45, 0.05])
+    probs[0, 1, 0], probs[0, 1, 1:12] = 0.45, 0.05
+    logp = torch.log(probs / probs.sum(-1, keepdim=True))
+    gen = torch.full((1, 2), 12)
+    picks = {}
+    for rule in ("confidence", "margin", "entropy"):
+        _, commit, _ = transition.propose_and_commit(
+            logp, gen, torch.tensor([1]), mask_id=12, w0=0, block_end=2, steps_left=2, step=0,
+            temperature=0.0, rule=rule, threshold=0.9,
+        )
+        picks[rule] = commit[0].nonzero().flatten().tolist()
+    assert picks == {"confidence": [0], "margin": [1], "entropy": [0]}

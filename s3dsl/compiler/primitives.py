@@ -160,6 +160,20 @@ PRIMITIVES: tuple[Primitive, ...] = (
         count=_resample_count,
     ),
     Primitive(
+        "prune",
+        "Keep the n best-scoring particles per problem (ties: the earlier); no copies.",
+        (
+            Param("n", "int", low=1, high=4096, doc="survivors per problem (all, if fewer)"),
+            Param("by", "choice", "score", ("score",), doc="what ranks the particles"),
+        ),
+        needs=(frozenset({"scores"}),),
+        clears=frozenset({"groups", "strata"}),
+        lower=lambda args: (
+            Node.of("resample", n=args.get("n"), method="best n by score", cache="carry"),
+        ),
+        count=lambda n, args, group: min(n, int(args["n"])),
+    ),
+    Primitive(
         "weight",
         "Update SMC log-weights: log-probs of this step's commits, or potentials of scores.",
         (

@@ -48,6 +48,7 @@ from s3dsl.runtime.semantics import (
     condition_env,
     imh_chain,
     problem_uniforms,
+    prune_survivors,
     remask_positions,
     resample_logweights,
     score_strata,
@@ -500,6 +501,12 @@ class BatchedExecutor:
         pop.key = torch.where(moved, new_keys, pop.key)
         pop.logw = torch.where(moved, torch.zeros_like(pop.logw), pop.logw)
         self.pop = pop
+
+    def op_prune(self, op: Op, ctx: StepContext, active) -> None:
+        n, scores = self.n, self.pop.score.tolist()
+        keep = [b * n + i for b in range(len(self.batch))
+                for i in prune_survivors(scores[b * n : (b + 1) * n], op.args["n"])]
+        self.pop = self.pop.gather(torch.tensor(keep, device=self.device))
 
     def op_weight(self, op: Op, ctx: StepContext, active) -> None:
         pop = self.pop

@@ -37,6 +37,7 @@ from s3dsl.runtime.semantics import (
     condition_env,
     imh_chain,
     problem_uniforms,
+    prune_survivors,
     remask_positions,
     resample_logweights,
     score_strata,
@@ -194,6 +195,10 @@ class ReferenceInterpreter:
             )
             for i, a in enumerate(ancestors.tolist())
         ]
+
+    def prune(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
+        keep = prune_survivors([p.score for p in s.particles], op.args["n"])
+        s.particles = [s.particles[i] for i in keep]
 
     def weight(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
         for p in s.particles:

@@ -50,6 +50,13 @@ def resample_logweights(scores: Sequence[float], logw: Sequence[float], args: di
     return torch.tensor(logw, dtype=torch.float64)
 
 
+def prune_survivors(scores: Sequence[float], n: int) -> list[int]:
+    """`prune`: the indices of the n best scores (nan ranks last, ties go to the earlier
+    particle), in ascending order so the population layout stays canonical."""
+    key = [(-x if not math.isnan(x) else math.inf, i) for i, x in enumerate(scores)]
+    return sorted(i for _, i in sorted(key)[:n])
+
+
 def score_strata(scores: torch.Tensor, strata: int) -> torch.Tensor:
     """Quantile bins of the scores: rank * strata // n (ties by index)."""
     order = torch.sort(-scores, stable=True).indices
