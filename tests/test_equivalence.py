@@ -11,9 +11,10 @@ particles coincide and dedup merges them).
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from s3dsl.compiler import primitives as prims
@@ -212,7 +213,10 @@ def problems():
     return ARITH.problems("test", 2)
 
 
+# benchmarks/mutants.py sets S3DSL_NO_SHRINK: a failure is enough there, no need to shrink it
+NO_SHRINK = bool(os.environ.get("S3DSL_NO_SHRINK"))
 SETTINGS = settings(
+    phases=[Phase.explicit, Phase.reuse, Phase.generate] if NO_SHRINK else list(Phase),
     max_examples=60,
     deadline=None,
     derandomize=True,

@@ -11,8 +11,8 @@ from typing import Any
 from s3dsl.compiler import primitives as prims
 from s3dsl.compiler.ir import DecodeConfig, Op, Program, Schedule, VerifierSpec
 from s3dsl.dsl import ast
-from s3dsl.dsl.errors import S3DSLError, did_you_mean
-from s3dsl.dsl.spans import Span
+from s3dsl.errors import S3DSLError, did_you_mean
+from s3dsl.spans import Span
 
 DECODE_DEFAULTS: dict[str, Any] = {
     "steps": None,  # default: gen_length (one token per step)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from s3dsl.compiler.primitives import lookup
-from s3dsl.dsl.spans import Span
+from s3dsl.spans import Span
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from s3dsl.compiler.rewrites import (
     static_applicable,
     static_steps,
 )
-from s3dsl.dsl.errors import S3DSLError, did_you_mean
+from s3dsl.errors import S3DSLError, did_you_mean
 
 MAX_OPT_LEVEL = 3
 DEFAULT_OPT_LEVEL = 2

@@ -26,6 +26,22 @@ class Population:
     slot: torch.Tensor  # [P] long: row of the forward cache holding this state, -1 if none
     answers: list  # [P] extracted answer of the last scored clean prediction
 
+    @classmethod
+    def initial(cls, tokens: torch.Tensor, keys: torch.Tensor, gen: int) -> Population:
+        """One particle per problem: the prompt and `gen` masks, nothing committed or scored."""
+        rows, dev = tokens.shape[0], tokens.device
+
+        def full(value: float, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+            return torch.full((rows,), value, dtype=dtype, device=dev)
+
+        return cls(
+            tokens=tokens, commit_logp=torch.zeros(rows, gen, device=dev),
+            step_logp=full(0.0), logw=full(0.0), score=full(float("nan")),
+            prev_score=full(float("nan")), best_score=full(float("-inf")),
+            stratum=full(0, torch.long), group=full(0, torch.long), key=keys.clone(),
+            slot=full(-1, torch.long), answers=[None] * rows,
+        )
+
     @property
     def rows(self) -> int:
         return self.tokens.shape[0]
