@@ -34,7 +34,11 @@ class Stage:
         return self.node(kind) is not None
 
     def lines(self) -> list[str]:
-        head = self.op.describe() + (f"   # line {self.op.span.line}" if self.op.span else "")
+        """The stage (schedule included), its static shape (particles per problem in and out,
+        known at compile time) and its nodes."""
+        shape = f"particles {self.op.n_in} -> {self.op.n_out}"
+        where = f", line {self.op.span.line}" if self.op.span else ""
+        head = f"{self.op.describe()}   # {shape}{where}"
         return [head, *(f"    {n.describe()}" for n in self.nodes)]
 
 
