@@ -8,6 +8,11 @@ time out counts as caught.
 
     python benchmarks/mutants.py --out benchmarks/results          # all mutants
     python benchmarks/mutants.py --only remask-inverted            # one
+    python benchmarks/mutants.py --shard 0/2 --out R & python benchmarks/mutants.py --shard 1/2 \
+        --out R; python benchmarks/mutants.py --report-only --out R   # two workers, then the report
+
+Every finished mutant is appended to OUT/mutants.jsonl, so shards and interrupted runs combine
+(mutants already there are skipped).
 """
 
 from __future__ import annotations
@@ -25,7 +30,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = ("tests/test_runtime.py", "tests/test_compiler.py", "tests/test_equivalence.py")
+EQ = "tests/test_equivalence.py::test_"
+TESTS = ("tests/test_runtime.py", "tests/test_compiler.py",
+         EQ + "generated_strategies_match_the_reference_on_a_random_model",
+         EQ + "predicted_forwards_equal_measured_at_temperature_zero",
+         EQ + "generated_strategies_match_the_reference_on_a_trained_model",
+         EQ + "the_generator_reaches_every_primitive_argument_and_schedule")
 EX, REF = "s3dsl/runtime/executor.py", "s3dsl/runtime/reference.py"
 SEM, FW = "s3dsl/runtime/semantics.py", "s3dsl/runtime/forwards.py"
 TR, COST = "s3dsl/runtime/transition.py", "s3dsl/compiler/cost.py"
@@ -194,27 +204,42 @@ def report(outcomes: list[Outcome]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--shard", default="0/1", help="i/k: run every k-th mutant from the i-th")
     parser.add_argument("--timeout", type=int, default=600)
+    parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
-    chosen = [m for m in MUTANTS if not args.only or m.name in args.only]
-    outcomes = []
-    with tempfile.TemporaryDirectory(prefix="s3dsl-mutants-") as tmp:
-        work = Path(tmp)
-        copy_tree(work)
-        for mutant in chosen:
-            outcome = run_one(mutant, work, args.timeout)
-            outcomes.append(outcome)
-            print(f"{'caught' if outcome.caught else 'MISSED'}  {mutant.name:30s} "
-                  f"{outcome.by}  ({outcome.seconds:.0f} s)", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = args.out / "mutants.jsonl"
+    done = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            row = json.loads(line)
+            done[row["name"]] = Outcome(**row)
+    index, shards = (int(x) for x in args.shard.split("/"))
+    chosen = [m for i, m in enumerate(MUTANTS)
+              if (not args.only or m.name in args.only) and i % shards == index
+              and m.name not in done]
+    if not args.report_only and chosen:
+        with tempfile.TemporaryDirectory(prefix="s3dsl-mutants-") as tmp:
+            work = Path(tmp)
+            copy_tree(work)
+            for mutant in chosen:
+                outcome = run_one(mutant, work, args.timeout)
+                with log.open("a") as f:
+                    f.write(json.dumps(asdict(outcome)) + "\n")
+                print(f"{'caught' if outcome.caught else 'MISSED'}  {mutant.name:30s} "
+                      f"{outcome.by}  ({outcome.seconds:.0f} s)", flush=True)
+                done[mutant.name] = outcome
+    outcomes = [done[m.name] for m in MUTANTS if m.name in done]
     text = report(outcomes)
+    if len(outcomes) < len(MUTANTS):
+        text += f"\n{len(MUTANTS) - len(outcomes)} of {len(MUTANTS)} mutants not run yet.\n"
     print(text)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "mutants.md").write_text(text)
-        (args.out / "mutants.json").write_text(
-            json.dumps([asdict(o) for o in outcomes], indent=1) + "\n")
+    (args.out / "mutants.md").write_text(text)
+    rows = [asdict(o) for o in outcomes]
+    (args.out / "mutants.json").write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":

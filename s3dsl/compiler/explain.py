@@ -3,7 +3,7 @@ plan after them, and the forwards read off each plan (the one cost model, `cost.
 
 from __future__ import annotations
 
-from s3dsl.compiler.passes import Plan, plan
+from s3dsl.compiler.passes import OPT_IN, Plan, plan
 
 
 def explain_lines(the_plan: Plan) -> list[str]:
@@ -43,12 +43,7 @@ def _marginal(the_plan: Plan, name: str, enabled: list) -> str:
     if name == "batch" or name not in {r.name for r in enabled}:
         return ""
     without = plan(the_plan.program, the_plan.opt_level, (name,),
-                   enable=tuple(r.name for r in enabled if r.name in _opt_in()))
+                   enable=tuple(r.name for r in enabled if r.name in OPT_IN))
     extra = without.cost.forwards - the_plan.cost.forwards
     return f"; without it alone: +{extra:,}" if extra else ""
 
-
-def _opt_in() -> frozenset[str]:
-    from s3dsl.compiler.passes import OPT_IN
-
-    return OPT_IN
