@@ -17,12 +17,13 @@ import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
+from s3dsl.catalog import builtin_strategies
 from s3dsl.compiler import primitives as prims
 from s3dsl.compiler.build import build
 from s3dsl.compiler.passes import plan
 from s3dsl.dsl.errors import S3DSLError
 from s3dsl.dsl.loader import parse_strategy
-from s3dsl.runtime.session import execute
+from s3dsl.runtime.session import compile_file, execute
 from s3dsl.tasks.registry import get_task
 
 ARITH = get_task("arith")
@@ -263,14 +264,9 @@ def test_the_generator_reaches_every_primitive_argument_and_schedule():
         assert f"commit: {rule}" in corpus
 
 
-@pytest.mark.parametrize(
-    "name", ["single", "best_of_k", "s3", "imh", "smc", "paths", "random_remask", "threshold"]
-)
+@pytest.mark.parametrize("name", sorted(builtin_strategies()))
 def test_predicted_forwards_equal_measured_at_temperature_zero(name, tiny_model, problems):
     """At T=0 the count read off the plan is exact, at every opt level (dedup included)."""
-    from s3dsl.catalog import builtin_strategies
-    from s3dsl.runtime.session import compile_file
-
     sets = {"gen_length": "8", "temperature": "0.0"}
     program = compile_file(builtin_strategies()[name], sets, GEN, "arith-heuristic")
     for level in (0, 1, 2, 3):
