@@ -34,6 +34,7 @@ EQ = "tests/test_equivalence.py::test_"
 TESTS = ("tests/test_runtime.py", "tests/test_compiler.py",
          EQ + "generated_strategies_match_the_reference_on_a_random_model",
          EQ + "predicted_forwards_equal_measured_at_temperature_zero",
+         EQ + "stratified_resampling_matches_the_reference",
          EQ + "generated_strategies_match_the_reference_on_a_trained_model",
          EQ + "the_generator_reaches_every_primitive_argument_and_schedule")
 EX, REF = "s3dsl/runtime/executor.py", "s3dsl/runtime/reference.py"

@@ -116,8 +116,9 @@ def strategy_texts(draw) -> str:
         step.append(call("prune", draw, {"n": str(n)}, shrink_at))
     elif grow != "none" or draw(st.booleans()):
         fixed = {"n": str(n)}
-        if "stratify" not in " ".join(step):
-            fixed["within"] = "none"
+        stratified = "stratify" in " ".join(step)
+        fixed["within"] = draw(st.sampled_from(("strata", "strata", "none"))) if stratified \
+            else "none"
         sched = shrink_at
         if grow == "none":
             sched = draw(st.sampled_from(SCHEDULES))
@@ -275,3 +276,18 @@ def test_predicted_forwards_equal_measured_at_temperature_zero(name, tiny_model,
             assert [r.nfe for r in results] == [the_plan.cost.forwards] * len(problems), level
         else:
             assert all(r.nfe <= the_plan.cost.forwards for r in results), level
+
+
+@pytest.mark.parametrize("by", ["score", "answer"])
+@pytest.mark.parametrize("trained", [False, True])
+def test_stratified_resampling_matches_the_reference(by, trained, tiny_model, arith_model,
+                                                      problems):
+    """Strata decide which particles survive: six particles, three strata (score bins, or equal
+    answers on the trained model, whose answers differ), resampled within them."""
+    text = ("decode: {temperature: 1.0}\nverifiers:\n  v: arith-heuristic\nprogram:\n"
+            "  init: expand(3)\n  step:\n    - expand(2)\n    - denoise\n    - score(v)\n"
+            f"    - stratify(strata=3, by={by})\n"
+            "    - resample(3, method=multinomial, within=strata)\n  final: select(by=vote)\n")
+    program = build(parse_strategy(text, "t.yaml"), None, GEN, "arith-heuristic")
+    model = arith_model if trained else tiny_model
+    check_every_level(program, model, problems)
