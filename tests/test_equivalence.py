@@ -157,14 +157,12 @@ def observed(results) -> tuple[list, list[float]]:
     return discrete, [0.0 if math.isnan(x) else x for x in floats]
 
 
-def same(got, want, exact: bool) -> bool:
-    """Discrete observables exactly; floats bit for bit where the forward calls have the
-    reference's arithmetic, else to float32 round-off (the prompt cache encodes prompts in other
-    batch shapes, and a matmul's last bits depend on them)."""
+def same(got, want) -> bool:
+    """Discrete observables exactly; floats to float32 round-off: a batched forward runs other
+    matmul shapes than the reference's one-row calls (and the prompt cache encodes prompts in
+    other batch shapes), and the last bits of a matmul depend on its shape."""
     if got[0] != want[0] or len(got[1]) != len(want[1]):
         return False
-    if exact:
-        return got[1] == want[1]
     return all(math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6) for a, b in zip(got[1], want[1]))
 
 
@@ -181,19 +179,19 @@ def check_every_level(program, model, problems) -> None:
     want = observed(ref)
     ref_nfe = [r.nfe for r in ref]
     opt1_plan, opt1, _ = run(program, model, problems, 1, batch_size=2)
-    assert same(observed(opt1), want, exact=True), "opt 1"
+    assert same(observed(opt1), want), "opt 1"
     assert [r.nfe for r in opt1] == ref_nfe, "opt 1 forwards (no sharing) = the reference's"
     if opt1_plan.cost.exact:
         assert set(ref_nfe) == {opt1_plan.cost.forwards}, "the unshared plan's predicted forwards"
     bound_plan, no_dedup, _ = run(program, model, problems, 2, ("dedup", "prompt-cache"))
-    assert same(observed(no_dedup), want, exact=True), "opt 2 without dedup and prompt cache"
+    assert same(observed(no_dedup), want), "opt 2 without dedup and prompt cache"
     measured = [r.nfe for r in no_dedup]
     if bound_plan.cost.exact:
         assert set(measured) == {bound_plan.cost.forwards}, "opt 2 without dedup predicted"
     assert all(m <= bound_plan.cost.forwards for m in measured), "over the plan's bound"
     for level in (2, 3):
         the_plan, results, counters = run(program, model, problems, level)
-        assert same(observed(results), want, exact=False), f"opt {level}"
+        assert same(observed(results), want), f"opt {level}"
         nfe = [r.nfe for r in results]
         if the_plan.cost.exact:
             assert set(nfe) == {the_plan.cost.forwards}, f"opt {level} predicted forwards"
@@ -288,6 +286,12 @@ def test_stratified_resampling_matches_the_reference(by, trained, tiny_model, ar
             "  init: expand(3)\n  step:\n    - expand(2)\n    - denoise\n    - score(v)\n"
             f"    - stratify(strata=3, by={by})\n"
             "    - resample(3, method=multinomial, within=strata)\n  final: select(by=vote)\n")
-    program = build(parse_strategy(text, "t.yaml"), None, GEN, "arith-heuristic")
+    # 24 tokens leave the trained model room for whole chains and differing answers (`...#37`)
+    program = build(parse_strategy(text, "t.yaml"), None, 24 if trained else GEN,
+                    "arith-heuristic")
     model = arith_model if trained else tiny_model
-    check_every_level(program, model, problems)
+    chosen = ARITH.problems("test", 4) if trained else problems
+    if trained and by == "answer":
+        _, ref, _ = run(program, model, chosen, 0)
+        assert any(len({p.answer for p in r.particles}) > 1 for r in ref)  # strata that differ
+    check_every_level(program, model, chosen)
