@@ -256,10 +256,18 @@ def load_bench_model(name: str, device: str) -> tuple[MaskedLM, str]:
         return load_model("tiny-random", device=device), f"tiny-random (FALLBACK: {err})"
 
 
-def program_for(
-    strategy: str, task_gen_length: int, overrides: dict[str, str] | None = None
-) -> Program:
-    return compile_file(resolve_strategy(strategy), overrides, task_gen_length)
+def program_for(strategy: str, task: Any, overrides: dict[str, str] | None = None) -> Program:
+    """The strategy compiled for the task: its gen_length and its own verifier (`task-default`
+    is `arith-heuristic` on arith, `sudoku-constraints` on sudoku), as `s3dsl run` does."""
+    return compile_file(resolve_strategy(strategy), overrides, task.gen_length,
+                        task.default_verifier)
+
+
+def verifier_label(program: Program) -> str:
+    """What scored the particles, for every row that says what ran."""
+    if not program.verifiers:
+        return "no verifier"
+    return "verifier " + ", ".join(f"{spec.describe()}" for spec in program.verifiers.values())
 
 
 # -- rows 1 and 2 ----------------------------------------------------------------------------------
@@ -273,7 +281,7 @@ def rows_forward_and_wall(s: Settings, model: MaskedLM, model_label: str, progre
     """
     task = get_task(s.task)
     problems = task.problems("test", s.n)
-    program = program_for(s.strategy, task.gen_length)
+    program = program_for(s.strategy, task)
     configs: list[tuple[str, int, tuple[str, ...]]] = [
         ("reference (opt 0)", 0, ()),
         ("compiled (opt 2)", 2, ()),
@@ -303,7 +311,8 @@ def rows_forward_and_wall(s: Settings, model: MaskedLM, model_label: str, progre
     bad = mismatches(comp.results, ref.results)
     identical = not bad
     fwd_ratio = comp.forwards / max(ref.forwards, 1)
-    setup = f"{s.strategy}, model {model_label}, {task.name} test N={len(problems)}, seed {s.seed}"
+    setup = (f"{s.strategy}, {verifier_label(program)}, model {model_label}, {task.name} test "
+             f"N={len(problems)}, seed {s.seed}")
     rows = [
         Row(
             "forwards",
@@ -335,7 +344,8 @@ def rows_forward_and_wall(s: Settings, model: MaskedLM, model_label: str, progre
             Row(
                 "attribution:" + (disable[0] if disable else "opt1"),
                 f"1{'abcd'[len(rows) - 1]}. {label}",
-                f"same problems; identical to reference: {'yes' if not bad_m else 'no'}",
+                f"same problems, {verifier_label(program)}; identical to reference: "
+                f"{'yes' if not bad_m else 'no'}",
                 f"{m.forwards} ({m.forward_calls} calls, {m.wall_s:.1f} s)",
                 f"{ref.forwards} (ref) / {comp.forwards} (opt 2)",
                 f"{m.forwards / max(ref.forwards, 1):.3f}x ref, "
@@ -427,8 +437,8 @@ def row_batching(s: Settings, model: MaskedLM, model_label: str, progress: Progr
     task = get_task(s.task)
     problems = task.problems("test", s.batching_problems)
     k = s.batching_k
-    batched_prog = program_for("best_of_k", task.gen_length, {"k": str(k)})
-    single_prog = program_for("best_of_k", task.gen_length, {"k": "1"})
+    batched_prog = program_for("best_of_k", task, {"k": str(k)})
+    single_prog = program_for("best_of_k", task, {"k": "1"})
     job = progress.add_task("row 3: batched vs sequential", total=2 * len(problems))
     batched, sequential, ratios = [], [], []
     b_fwd = q_fwd = 0
@@ -453,7 +463,8 @@ def row_batching(s: Settings, model: MaskedLM, model_label: str, progress: Progr
         "batching",
         f"3. {k} particles batched vs {k} sequential single decodes",
         f"best_of_k k={k} (1 call/step) vs {k}x best_of_k k=1 (seeds {s.seed}..{s.seed + k - 1}), "
-        f"opt 2, model {model_label}, {len(problems)} problem(s), gen {task.gen_length}, CPU",
+        f"opt 2, {verifier_label(batched_prog)}, model {model_label}, {len(problems)} "
+        f"problem(s), gen {task.gen_length}, CPU",
         f"{tps_b:.0f} tok/s ({b_fwd} calls)",
         f"{tps_q:.0f} tok/s ({q_fwd} calls)",
         f"{tps_b / tps_q:.2f}x throughput (median/problem {statistics.median(ratios):.2f}x)",
@@ -488,7 +499,7 @@ def rows_overhead(s: Settings, progress: Progress) -> list[Row]:
     rows = []
     job = progress.add_task("row 4: overhead outside forwards", total=2 * len(problems))
     for strategy in ("s3", "single"):
-        program = program_for(strategy, task.gen_length, {"gen_length": str(s.overhead_gen_length)})
+        program = program_for(strategy, task, {"gen_length": str(s.overhead_gen_length)})
         m = warm_then_time(program, timed, problems, s.seed, lambda k: progress.advance(job, k))
         share = 1.0 - timed.forward_s / m.wall_s
         rows.append(
@@ -496,6 +507,7 @@ def rows_overhead(s: Settings, progress: Progress) -> list[Row]:
                 f"overhead:{strategy}",
                 f"4{'ab'[len(rows)]}. Wall share outside model forwards ({strategy})",
                 f"random {cfg.name} ({params / 1e6:.0f}M params), {strategy} opt 2, "
+                f"{verifier_label(program)}, "
                 f"{len(problems)} problems batched, gen {s.overhead_gen_length}, "
                 f"{s.threads} thread(s), CPU",
                 f"{share * 100:.1f}% outside",
@@ -543,7 +555,7 @@ def row_prompt_cache(s: Settings, progress: Progress) -> Row:
     task = get_task("sudoku")
     model = TimedModel(load_bench_model("sudoku", "cpu")[0])
     problems = task.problems("test", s.n)
-    program = program_for("s3", task.gen_length)
+    program = program_for("s3", task)
     job = progress.add_task("row 6: prompt cache", total=2 * len(problems))
     on, off = "opt 2", "opt 2 without prompt-cache"
     runs = _side_by_side(
@@ -560,7 +572,8 @@ def row_prompt_cache(s: Settings, progress: Progress) -> Row:
     return Row(
         "prompt-cache",
         "6. Prompt cache (S3, sudoku: 82-token prompt, 84-token answer)",
-        f"s3 opt 2 vs opt 2 --disable-pass prompt-cache, model sudoku, test N={len(problems)}; "
+        f"s3 opt 2 vs opt 2 --disable-pass prompt-cache, {verifier_label(program)}, model sudoku, "
+        f"test N={len(problems)}; "
         f"identical outputs: {'yes' if same else 'NO'}",
         f"{a.tokens:,} positions, {a.wall_s:.1f} s",
         f"{b.tokens:,} positions, {b.wall_s:.1f} s",
@@ -579,7 +592,7 @@ def row_static_steps(s: Settings, model: MaskedLM, model_label: str, progress: P
 
     task = get_task(s.task)
     problems = task.problems("test", s.batching_problems)
-    program = program_for("best_of_k", task.gen_length, {"k": str(s.batching_k)})
+    program = program_for("best_of_k", task, {"k": str(s.batching_k)})
     job = progress.add_task("row 7: static steps", total=2 * len(problems))
     runs = _side_by_side(
         [("opt 3", 3, ()), ("opt 2", 2, ())],
@@ -604,7 +617,8 @@ def row_static_steps(s: Settings, model: MaskedLM, model_label: str, progress: P
     return Row(
         "static-steps",
         "7. Static sync-free steps (opt 3) vs opt 2",
-        f"best_of_k k={s.batching_k}, model {model_label}, {len(problems)} problem(s), CPU eager; "
+        f"best_of_k k={s.batching_k}, {verifier_label(program)}, model {model_label}, "
+        f"{len(problems)} problem(s), CPU eager; "
         f"identical outputs: {'yes' if same else 'NO'}; torch.compile(fullgraph): {capture}",
         f"{a.wall_s:.1f} s ({a.forwards} forwards)",
         f"{b.wall_s:.1f} s ({b.forwards} forwards)",
@@ -679,7 +693,7 @@ def measure_gpu_rows(
     job = progress.add_task("row 5: GPU", total=2 * len(problems))
     for strategy, label in GPU_ROWS:
         overrides = {"gen_length": str(gen_length), **(GPU_S3_32 if strategy == "s3" else {})}
-        program = program_for(strategy, task.gen_length, overrides)
+        program = program_for(strategy, task, overrides)
         m = warm_then_time(program, timed, problems, s.seed, lambda k: progress.advance(job, k))
         flops = 2.0 * params * timed.tokens
         mfu_fwd = flops / timed.forward_s / H100_BF16_DENSE_FLOPS
@@ -689,7 +703,8 @@ def measure_gpu_rows(
             Row(
                 f"gpu:{strategy}",
                 label,
-                f"{cfg.name} ({params / 1e9:.2f}B params, {dtype}), {strategy} opt 2"
+                f"{cfg.name} ({params / 1e9:.2f}B params, {dtype}), {strategy} opt 2, "
+                f"{verifier_label(program)}"
                 f"{' (8 particles x 4 candidates = 32)' if strategy == 's3' else ''}, "
                 f"{len(problems)} problems, gen {gen_length}, {where}",
                 f"{tps:.0f} answer tok/s, {timed.rows / m.wall_s:.0f} forwards/s",
@@ -727,7 +742,7 @@ def row_compiled_steps(s: Settings, model: MaskedLM, backend: str | None) -> Row
     task = get_task(s.task)
     gen_length = s.gpu_gen_length or task.gen_length
     problems = task.problems("test", s.gpu_problems)
-    program = program_for("single", task.gen_length, {"gen_length": str(gen_length)})
+    program = program_for("single", task, {"gen_length": str(gen_length)})
     flags = plan(program, 3).flags
     walls, outs = {}, {}
     for side in ("eager", "compiled"):
@@ -752,7 +767,8 @@ def row_compiled_steps(s: Settings, model: MaskedLM, backend: str | None) -> Row
     return Row(
         "gpu:compile-steps",
         "5c. GPU 8B-shape: single, compiled static steps",
-        f"single opt 3, torch.compile of the static step ({backend or 'CUDA graphs'}) vs eager, "
+        f"single opt 3, {verifier_label(program)}, torch.compile of the static step "
+        f"({backend or 'CUDA graphs'}) vs eager, "
         f"{len(problems)} problems, gen {gen_length}, {model.device}; same tokens: "
         f"{'yes' if same else 'no (compiled kernels round differently)'}",
         f"{tps['compiled']:.0f} answer tok/s",

@@ -152,13 +152,20 @@ def test_shapes_are_inferred():
 def test_cost_of_s3_halves_with_forward_reuse():
     program = compile_text(S3_LIKE)
     steps = program.decode.steps
-    assert predict(program, reuse=False, share_parent=False).forwards == 2 * 8 * steps
-    assert plan(program, 2).cost.forwards == 8 * steps + 8  # the first denoise pays once
+    # 8 rows denoise and 8 score at every step, but the last score finds nothing masked
+    assert predict(program, reuse=False, share_parent=False).forwards == 2 * 8 * steps - 8
+    sampled = compile_text(S3_LIKE, temperature="1.0")
+    # the first denoise pays once per problem (its 8 rows are one state, deduplicated), then
+    # every score's forward feeds the next denoise
+    assert plan(sampled, 2).cost.forwards == 1 + 8 * (steps - 1)
+    assert plan(sampled, 2, ("dedup",)).cost.forwards == 8 + 8 * (steps - 1)
+    assert plan(program, 2).cost.forwards == steps  # temperature 0: one state per problem
 
 
 def test_disable_pass_and_unknown_pass():
     program = compile_text(S3_LIKE)
-    assert plan(program, 2, ("forward-reuse",)).cost.forwards == plan(program, 1).cost.forwards
+    no_sharing = plan(program, 2, ("forward-reuse", "dedup"))
+    assert no_sharing.cost.forwards == plan(program, 1).cost.forwards
     with pytest.raises(S3DSLError) as info:
         plan(program, 2, ("forward-resue",))
     assert info.value.hint == "did you mean 'forward-reuse'?"
@@ -181,3 +188,28 @@ def test_every_and_at_schedules():
     )
     mh = program.step[2]
     assert mh.group == 3 and (mh.n_in, mh.n_out) == (6, 2)
+
+
+def test_explain_prints_the_lowered_plan_before_and_after_every_pass_with_schedules():
+    from s3dsl.compiler.explain import explain_lines
+
+    program = compile_file(builtin_strategies()["imh"], None, 16, "arith-heuristic")
+    text = "\n".join(explain_lines(plan(program, 2)))
+    assert "lowered plan before any pass" in text and "lowered plan after the passes" in text
+    assert "expand(k=4) [at=block_start]" in text and "[at=block_end]" in text
+    for p in ("batch", "share-parent-forward", "forward-reuse", "dedup", "prompt-cache"):
+        assert f"pass {p} (on)" in text
+    assert "+ gather index='every row x4' cache=keep" in text  # share-parent as a rewrite
+    assert "drop-cache" in text.split("lowered plan after")[0]
+    assert "drop-cache" not in text.split("lowered plan after")[1]  # forward-reuse removed them
+
+
+def test_passes_rewrite_the_plan_the_executor_reads():
+    program = compile_text(S3_LIKE)
+    top = plan(program, 2, ("dedup",))
+    forwards = top.lowered.nodes("forward")
+    assert forwards and all(n.get("dedup") == "no" and n.get("cache") == "reuse" for n in forwards)
+    assert all(n.get("cache") == "keep" for n in top.lowered.nodes("gather"))
+    assert not top.lowered.has("drop-cache") and plan(program, 1).lowered.has("drop-cache")
+    static = plan(compile_text("program:\n  step: denoise\n"), 3).lowered
+    assert static.has("static-step") and not any(s.has("forward") for s in static.step)

@@ -85,7 +85,10 @@ def print_plan(console: Console, plan: Plan, model, explain: bool) -> None:
     for name, spec in program.verifiers.items():
         console.print(f"verifier {user_text(name)} = {user_text(spec.describe())}")
     if explain:
+        from s3dsl.compiler.explain import explain_lines
+
         console.print(ir_table(plan))
+        console.print(Text("\n".join(explain_lines(plan))))
     console.print(pass_table(plan))
     reference = predict(program, reuse=False, share_parent=False)
     ratio = plan.cost.forwards / max(reference.forwards, 1)

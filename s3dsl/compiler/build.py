@@ -12,8 +12,8 @@ from s3dsl.compiler import primitives as prims
 from s3dsl.compiler import values as checks
 from s3dsl.compiler.ir import DecodeConfig, Op, Program, Schedule, VerifierSpec
 from s3dsl.dsl import ast
-from s3dsl.dsl.errors import S3DSLError, did_you_mean
-from s3dsl.dsl.spans import Span
+from s3dsl.errors import S3DSLError, did_you_mean
+from s3dsl.spans import Span
 
 DECODE_DEFAULTS: dict[str, Any] = {
     "steps": None,  # default: gen_length (one token per step)
@@ -367,7 +367,7 @@ class _OpBuilder:
                 raise S3DSLError("offset needs every", present["offset"].span)
         when = when_text = None
         if "when" in present:
-            if prim.forward or prim.name in ("expand", "mh-accept"):
+            if not prim.takes_when:
                 raise S3DSLError(
                     f"{prim.name} cannot take a runtime condition",
                     present["when"].span,
@@ -403,7 +403,7 @@ def _signature(prim: prims.Primitive) -> str:
 def infer_shapes(program: Program) -> None:
     """Walk the whole schedule once: particle counts per stage, group sizes, and the facts each
     stage needs (scores before resample, groups before mh-accept). Sets op.n_in/n_out (maxima)."""
-    from s3dsl.runtime.engine import edge_context, step_contexts
+    from s3dsl.compiler.schedule import edge_context, step_contexts
 
     state = {"n": 1, "group": 1, "facts": set()}
     seen: set[int] = set()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from s3dsl.dsl.spans import Span
+from s3dsl.compiler.primitives import lookup
+from s3dsl.spans import Span
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,9 @@ class Op:
 
     @property
     def needs_forward(self) -> bool:
-        if self.name in ("denoise", "score"):
-            return True
-        target = self.args.get("target")
-        return self.name == "mh-accept" and isinstance(target, tuple) and target[0] == "tilted"
+        """Read off the primitive's lowering: the one place that says which stages run forwards."""
+        prim = lookup(self.name)
+        return prim is not None and prim.runs_forward(self.args)
 
 
 def _show(value: Any) -> str:

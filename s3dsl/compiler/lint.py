@@ -58,7 +58,7 @@ def lint(program: Program, strategy: ast.Strategy | None = None,
 def particles_per_block(program: Program) -> list[tuple[int, int, int]]:
     """(at the block's first step, peak, after its last step) particles per problem, per block:
     the static schedule walked as the engine runs it (`when` stages keep the count)."""
-    from s3dsl.runtime.engine import step_contexts
+    from s3dsl.compiler.schedule import step_contexts
 
     n = 1
     for op in program.init:
@@ -84,7 +84,7 @@ def _count_after(op: Op, n: int) -> int:
 
 def _never_fires(program: Program) -> list[LintWarning]:
     """A step stage whose static schedule (at/every/offset) matches no step of this decode."""
-    from s3dsl.runtime.engine import step_contexts
+    from s3dsl.compiler.schedule import step_contexts
 
     contexts = list(step_contexts(program.decode))
     return [

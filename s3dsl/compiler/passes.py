@@ -1,26 +1,33 @@
-"""The pass manager: named plan passes, opt levels, --disable-pass, and a record for --explain.
+"""The pass manager: plan-to-plan rewrites by name, opt levels, --disable-pass, --explain records.
 
-The strategy says *what*; a pass changes *how* the plan runs it, never the tokens. Each pass is
-a name, the lowest opt level that turns it on, what it does, and the executor flag it sets.
-Opt level 0 runs the reference interpreter; 1 the batched executor; 2 (the default) adds forward
-sharing and the exact prompt cache; 3 trades dedup for static-shape, sync-free denoise steps that
-a GPU can capture. An opt-in pass may change tokens (an approximation a user asks for by
-name with --enable-pass); runs that used one are stored and reported as such.
+The strategy says *what*; a pass rewrites the lowered plan (`s3dsl.compiler.lowered`) to say *how*,
+never changing the tokens. Opt level 0 runs the reference interpreter; 1 the batched executor;
+2 (the default) adds forward sharing, dedup and the exact prompt cache; 3 trades dedup for
+static-shape, sync-free denoise steps that a GPU can capture. An opt-in pass may change tokens
+(an approximation a user asks for by name with --enable-pass); runs that used one are stored and
+reported as such.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from s3dsl.compiler.cost import Cost, predict
+from s3dsl.compiler.cost import Cost, count
 from s3dsl.compiler.ir import Program
-from s3dsl.dsl.errors import S3DSLError, did_you_mean
-from s3dsl.runtime.executor import Flags
+from s3dsl.compiler.lowered import StepPlan, lower
+from s3dsl.compiler.rewrites import (
+    Rewrite,
+    compile_static,
+    forward_reuse,
+    keep_parent_forward,
+    set_forward,
+    static_applicable,
+    static_steps,
+)
+from s3dsl.errors import S3DSLError, did_you_mean
 
 MAX_OPT_LEVEL = 3
 DEFAULT_OPT_LEVEL = 2
-
-
 @dataclass(frozen=True)
 class Pass:
     """A plan pass. `saves` says what it cuts when that is not forward passes; an `opt_in` pass
@@ -32,26 +39,49 @@ class Pass:
     saves: str = ""
     opt_in: bool = False
     requires: str | None = "batch"  # the pass it transforms; every pass but batch needs batch
+    rewrite: Rewrite = field(default=lambda p, program: p, repr=False)
 
 
 PASSES: tuple[Pass, ...] = (
     Pass("batch", 1, "all particles of all problems in one forward call per step",
-         "per-particle calls", requires=None),
+         "per-particle calls", requires=None, rewrite=set_forward(calls="batched")),
     Pass("chunking", 1, "chunks sized from model and memory budget; halve on OOM",
-         "peak memory"),
-    Pass("share-parent-forward", 2, "expand's children share their parent's forward"),
-    Pass("forward-reuse", 2, "the forward that scores a state feeds its next denoise"),
-    Pass("dedup", 2, "identical states share one forward", "forwards, at run time"),
+         "peak memory", rewrite=set_forward(chunk="memory budget")),
+    Pass("share-parent-forward", 2, "expand's children share their parent's forward",
+         rewrite=keep_parent_forward),
+    Pass("forward-reuse", 2, "the forward that scores a state feeds its next denoise",
+         rewrite=forward_reuse),
+    Pass("dedup", 2, "identical states share one forward", "forwards, at run time",
+         rewrite=set_forward(dedup="yes")),
     Pass("prompt-cache", 2, "prompt encoded once; forwards cover the answer only (exact "
-         "for prompt-isolated models, skipped for others)", "prompt positions"),
+         "for prompt-isolated models, skipped for others)", "prompt positions",
+         rewrite=set_forward(positions="answer (prompt cached)")),
     Pass("static-steps", 3, "denoise-only steps as one fixed-shape, sync-free function "
-         "(no dedup)", "host syncs"),
+         "(no dedup)", "host syncs", rewrite=static_steps),
     Pass("compile-steps", 3, "torch.compile the static step (CUDA graphs on a GPU); may "
-         "round differently", "kernel launches", opt_in=True, requires="static-steps"),
+         "round differently", "kernel launches", opt_in=True, requires="static-steps",
+         rewrite=compile_static),
     Pass("approx-prompt-cache", 2, "prompt cache on any built-in model: CHANGES TOKENS "
-         "without prompt isolation", "prompt positions (approx.)", opt_in=True),
+         "without prompt isolation", "prompt positions (approx.)", opt_in=True,
+         rewrite=set_forward(positions="answer (prompt cached, approximate)")),
 )
 OPT_IN = frozenset(p.name for p in PASSES if p.opt_in)
+
+
+@dataclass(frozen=True)
+class Flags:
+    """A summary of what the plan's rewrites switched on (what the executor reads is the plan),
+    plus the run-time sizes no pass decides: rows per call and the memory budget."""
+
+    forward_reuse: bool = True
+    share_parent_forward: bool = True
+    dedup: bool = True
+    prompt_cache: bool = False  # encode each prompt once (exact only for prompt-isolated models)
+    approximate_prompt_cache: bool = False  # ...and also where that changes the logits (opt-in)
+    static_steps: bool = False  # denoise steps as one fixed-shape, sync-free function
+    compile_steps: bool = False  # ...captured by torch.compile (opt-in: rounding may differ)
+    chunk_rows: int | None = None  # rows per forward call; None: sized from the memory budget
+    memory_budget: int | None = None  # bytes for one forward call's activations and logits
 
 
 @dataclass
@@ -61,6 +91,7 @@ class PassRecord:
     forwards_before: int
     forwards_after: int
     doc: str
+    changed: list[tuple[str, str]] = field(default_factory=list)  # (before, after) node lines
 
 
 @dataclass
@@ -71,6 +102,8 @@ class Plan:
     flags: Flags
     cost: Cost
     records: list[PassRecord] = field(default_factory=list)
+    lowered: StepPlan | None = None  # what the executor runs
+    unoptimized: StepPlan | None = None  # the plan before any pass
 
     @property
     def reference(self) -> bool:
@@ -85,7 +118,8 @@ def plan(
     memory_budget: int | None = None,
     enable: tuple[str, ...] = (),
 ) -> Plan:
-    """Choose passes by opt level, minus `disable`, plus the opt-in passes named in `enable`."""
+    """Choose passes by opt level, minus `disable`, plus the opt-in passes named in `enable`,
+    and apply their rewrites in order to the lowered program."""
     if not 0 <= opt_level <= MAX_OPT_LEVEL:
         raise S3DSLError(f"--opt-level must be between 0 and {MAX_OPT_LEVEL}, got {opt_level}")
     names = [p.name for p in PASSES]
@@ -102,41 +136,70 @@ def plan(
             )
     enabled: set[str] = set()
     records = []
-    current = predict(program, reuse=False, share_parent=False)
+    start = current = lower(program)
+    cost = count(current, program)
     for p in PASSES:
         on = (p.name in enable) if p.opt_in else p.level <= opt_level
         on = on and p.name not in disable
         on = on and (p.requires is None or p.requires in enabled)
-        before = current.forwards
+        before, changed = cost.forwards, []
         if on:
             enabled.add(p.name)
-            current = predict(
-                program,
-                reuse="forward-reuse" in enabled,
-                share_parent="share-parent-forward" in enabled,
-            )
-        records.append(PassRecord(p.name, on, before, current.forwards, p.doc))
-    flags = Flags(
-        forward_reuse="forward-reuse" in enabled,
-        share_parent_forward="share-parent-forward" in enabled,
-        dedup="dedup" in enabled,
-        prompt_cache=bool({"prompt-cache", "approx-prompt-cache"} & enabled),
-        approximate_prompt_cache="approx-prompt-cache" in enabled,
-        static_steps="static-steps" in enabled and static_applicable(program),
-        compile_steps="compile-steps" in enabled,
+            rewritten = p.rewrite(current, program)
+            changed = _changes(current, rewritten)
+            current, cost = rewritten, count(rewritten, program)
+        records.append(PassRecord(p.name, on, before, cost.forwards, p.doc, changed))
+    flags = flags_of(current, chunk_rows, memory_budget, "chunking" in enabled)
+    return Plan(program, opt_level, frozenset(enabled), flags, cost, records, current, start)
+
+
+def flags_of(lowered: StepPlan, chunk_rows: int | None, memory_budget: int | None,
+             chunking: bool = True) -> Flags:
+    forwards = lowered.nodes("forward") + lowered.nodes("static-step")
+    positions = {str(n.get("positions")) for n in forwards}
+    return Flags(
+        forward_reuse=not lowered.has("drop-cache"),
+        share_parent_forward=all(n.get("cache") == "keep" for n in lowered.nodes("gather")),
+        dedup=any(n.get("dedup") == "yes" for n in lowered.nodes("forward")),
+        prompt_cache=any(x.startswith("answer") for x in positions),
+        approximate_prompt_cache=any("approximate" in x for x in positions),
+        static_steps=lowered.has("static-step"),
+        compile_steps=any(n.get("compiled") == "yes" for n in lowered.nodes("static-step")),
         # without the chunking pass a forward call takes every row at once
-        chunk_rows=chunk_rows or (None if "chunking" in enabled else 1 << 30),
+        chunk_rows=chunk_rows or (None if chunking else 1 << 30),
         memory_budget=memory_budget,
     )
-    return Plan(program, opt_level, frozenset(enabled), flags, current, records)
 
 
-def static_applicable(program: Program) -> bool:
-    """Static steps need steps made of unconditional `denoise` only, committing a fixed count per
-    step (not `threshold`, whose data-dependent count can finish a block early)."""
-    if not program.step or any(
-        op.name != "denoise" or op.schedule.when is not None for op in program.step
-    ):
-        return False
-    rules = {op.args.get("rule") or program.decode.commit for op in program.step}
-    return "threshold" not in rules
+def lowered_for(program: Program, flags: Flags) -> StepPlan:
+    """The plan a set of flags stands for (an executor built from flags alone runs this)."""
+    chosen = {
+        "batch": True, "chunking": True,
+        "share-parent-forward": flags.share_parent_forward,
+        "forward-reuse": flags.forward_reuse,
+        "dedup": flags.dedup,
+        "prompt-cache": flags.prompt_cache and not flags.approximate_prompt_cache,
+        "approx-prompt-cache": flags.approximate_prompt_cache,
+        "static-steps": flags.static_steps,
+        "compile-steps": flags.static_steps and flags.compile_steps,
+    }
+    current = lower(program)
+    for p in PASSES:
+        if chosen[p.name]:
+            current = p.rewrite(current, program)
+    return current
+
+
+def _changes(before: StepPlan, after: StepPlan) -> list[tuple[str, str]]:
+    """(before, after) lines of every stage a rewrite touched: its header, then its nodes."""
+    out: list[tuple[str, str]] = []
+    for old, new in zip(before.stages(), after.stages()):
+        if old.nodes == new.nodes:
+            continue
+        out.append((old.lines()[0], ""))
+        out += [(f"    {n.describe()}", "") for n in old.nodes if n not in new.nodes]
+        out += [("", f"    {n.describe()}") for n in new.nodes if n not in old.nodes]
+    return out
+
+
+__all__ = ["PASSES", "Flags", "Plan", "plan", "static_applicable"]

@@ -2,8 +2,10 @@
 
 Each `Primitive` says which arguments it takes (types, defaults, ranges), what facts about the
 population it needs and provides (e.g. `resample` needs scores or weights), how it changes the
-particle count, and whether it runs a model forward pass. The runtime piece of each primitive
-lives in `s3dsl.runtime.ops` (batched) and `s3dsl.runtime.reference` (the specification).
+particle count, and what it lowers to: the plan nodes (`s3dsl.compiler.nodes`) that say which
+forwards, commits, host calls and gathers it runs. "Needs a forward" is read off those nodes and
+nowhere else. The runtime piece of each primitive is a method of the batched executor
+(`s3dsl.runtime.executor`) and one of the reference interpreter (`s3dsl.runtime.reference`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from s3dsl.compiler.nodes import Node, forward
 
 REQUIRED = object()
 
@@ -42,17 +46,41 @@ class Primitive:
     needs: tuple[frozenset[str], ...] = ()  # each entry: at least one of these facts must hold
     provides: frozenset[str] = frozenset()
     clears: frozenset[str] = frozenset()
-    forward: bool = False  # runs a model forward pass on rows whose state has none cached
+    lower: Callable[[dict], tuple[Node, ...]] = field(default=lambda args: ())
     changes_tokens: bool = False
     phases: tuple[str, ...] = ("init", "step", "final")
     count: Callable[[int, dict, int], int] = field(default=lambda n, args, group: n)
+    takes_when: bool = True  # may run under a per-problem runtime condition (`when=`)
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
 
+    def runs_forward(self, args: dict) -> bool:
+        """Whether a stage with these arguments runs a model forward (read off its nodes)."""
+        return any(node.kind == "forward" for node in self.lower(args))
+
+    @property
+    def forward(self) -> bool:
+        """Whether the stage runs a forward with its default arguments."""
+        defaults = {p.name: None if p.default is REQUIRED else p.default for p in self.params}
+        return self.runs_forward(defaults)
+
 
 def _resample_count(n: int, args: dict, group: int) -> int:
     return int(args["n"])
+
+
+def _mh_nodes(args: dict) -> tuple[Node, ...]:
+    target = args.get("target")
+    chain = Node.of("resample", method="imh chain per group", keep="1 per group", cache="carry")
+    if isinstance(target, tuple) and target[0] == "tilted":
+        verifier = target[1]["verifier"]
+        return (
+            forward("with masks", "first mask..next block end"),
+            Node.of("host", call=f"verifier {verifier}", on="clean prediction"),
+            chain,
+        )
+    return (Node.of("reduce", value="log q = sum of committed log-probs"), chain)
 
 
 PRIMITIVES: tuple[Primitive, ...] = (
@@ -62,7 +90,9 @@ PRIMITIVES: tuple[Primitive, ...] = (
         (Param("k", "int", low=1, high=4096, doc="children per particle"),),
         provides=frozenset({"groups"}),
         clears=frozenset({"strata"}),
+        lower=lambda args: (Node.of("gather", index=f"every row x{args.get('k')}", cache="drop"),),
         count=lambda n, args, group: n * int(args["k"]),
+        takes_when=False,
     ),
     Primitive(
         "denoise",
@@ -74,16 +104,25 @@ PRIMITIVES: tuple[Primitive, ...] = (
         ),
         aliases=("unmask",),
         provides=frozenset({"logprobs"}),
-        forward=True,
+        lower=lambda args: (
+            forward("masked in block", "first mask..block end"),
+            Node.of("commit", rule=args.get("rule") or "decode",
+                    temperature=args.get("temperature"), threshold=args.get("threshold")),
+        ),
         changes_tokens=True,
         phases=("step",),
+        takes_when=False,
     ),
     Primitive(
         "score",
         "Score each particle's clean prediction (masks filled by argmax) with a verifier.",
         (Param("verifier", "verifier", doc="a verifier declared in `verifiers:` or a built-in"),),
         provides=frozenset({"scores"}),
-        forward=True,
+        lower=lambda args: (
+            forward("with masks", "first mask..next block end"),
+            Node.of("host", call=f"verifier {args.get('verifier')}", on="clean prediction"),
+        ),
+        takes_when=False,
     ),
     Primitive(
         "stratify",
@@ -94,7 +133,7 @@ PRIMITIVES: tuple[Primitive, ...] = (
         ),
         needs=(frozenset({"scores"}),),
         provides=frozenset({"strata"}),
-        forward=False,
+        lower=lambda args: (Node.of("host", call=f"strata by={args.get('by')}"),),
     ),
     Primitive(
         "resample",
@@ -114,7 +153,25 @@ PRIMITIVES: tuple[Primitive, ...] = (
         ),
         needs=(frozenset({"scores", "logw"}),),
         clears=frozenset({"groups"}),
+        lower=lambda args: (
+            Node.of("resample", n=args.get("n"), method=args.get("method"),
+                    weights=args.get("weights"), within=args.get("within"), cache="carry"),
+        ),
         count=_resample_count,
+    ),
+    Primitive(
+        "prune",
+        "Keep the n best-scoring particles per problem (ties: the earlier); no copies.",
+        (
+            Param("n", "int", low=1, high=4096, doc="survivors per problem (all, if fewer)"),
+            Param("by", "choice", "score", ("score",), doc="what ranks the particles"),
+        ),
+        needs=(frozenset({"scores"}),),
+        clears=frozenset({"groups", "strata"}),
+        lower=lambda args: (
+            Node.of("resample", n=args.get("n"), method="best n by score", cache="carry"),
+        ),
+        count=lambda n, args, group: min(n, int(args["n"])),
     ),
     Primitive(
         "weight",
@@ -124,6 +181,9 @@ PRIMITIVES: tuple[Primitive, ...] = (
             Param("scale", "float", 1.0, doc="multiplies the increment (lambda of FK potentials)"),
         ),
         provides=frozenset({"logw"}),
+        lower=lambda args: (
+            Node.of("update", field="logw", by=args.get("by"), scale=args.get("scale")),
+        ),
     ),
     Primitive(
         "mh-accept",
@@ -132,7 +192,9 @@ PRIMITIVES: tuple[Primitive, ...] = (
         aliases=("mh", "imh"),
         needs=(frozenset({"groups"}),),
         clears=frozenset({"groups", "strata"}),
+        lower=_mh_nodes,
         count=lambda n, args, group: n // max(group, 1),
+        takes_when=False,
     ),
     Primitive(
         "remask",
@@ -143,6 +205,10 @@ PRIMITIVES: tuple[Primitive, ...] = (
             Param("fraction", "float", 0.0, low=0.0, high=1.0, doc="share of committed tokens"),
         ),
         aliases=("remask-by-confidence",),
+        lower=lambda args: (
+            Node.of("update", field="tokens", by=args.get("by"), count=args.get("count"),
+                    fraction=args.get("fraction")),
+        ),
         changes_tokens=True,
         phases=("step",),
     ),
@@ -150,6 +216,7 @@ PRIMITIVES: tuple[Primitive, ...] = (
         "select",
         "The final answer per problem: best score, majority vote (NLL breaks ties), or log-prob.",
         (Param("by", "choice", "vote", ("score", "vote", "logprob")),),
+        lower=lambda args: (Node.of("select", by=args.get("by")),),
         phases=("final",),
     ),
 )

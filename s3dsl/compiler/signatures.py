@@ -22,7 +22,7 @@ def signatures() -> Signatures:
 
     stages = tuple(
         StageSpec(p.name, p.doc, tuple(_arg(a) for a in p.params), p.aliases, p.phases,
-                  takes_when=not (p.forward or p.name in ("expand", "mh-accept")))
+                  takes_when=p.takes_when)
         for p in prims.PRIMITIVES
     )
     schedule = (

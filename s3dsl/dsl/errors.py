@@ -1,51 +1,6 @@
-"""User errors: what is wrong, where, and a hint. The CLI prints them as one line, exit code 2."""
+"""The error type and hints, re-exported from the bottom layer (`s3dsl.errors`) so that existing
+imports keep working."""
 
-from __future__ import annotations
+from s3dsl.errors import S3DSLError, did_you_mean, printable
 
-import difflib
-from collections.abc import Iterable
-
-from s3dsl.dsl.spans import Span
-
-
-class S3DSLError(Exception):
-    """An error in user input (a strategy file, a CLI option, a data file), not a bug."""
-
-    def __init__(self, message: str, span: Span | None = None, hint: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.span = span
-        self.hint = hint
-
-    def render(self) -> str:
-        """`file:line:col: error: message (hint: ...)` on one line, printable in any encoding."""
-        where = f"{self.span}: " if self.span is not None else ""
-        hint = f" (hint: {self.hint})" if self.hint else ""
-        return printable(f"{where}error: {self.message}{hint}")
-
-    def __str__(self) -> str:
-        return self.render()
-
-
-def printable(text: str) -> str:
-    """Control characters and lone surrogates (from YAML escapes such as "\\ud800") written as
-    escapes: user text then keeps an error on one line and cannot break the terminal or encoder."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else _escape(c) for c in text)
-
-
-def _escape(char: str) -> str:
-    return char.encode("unicode_escape").decode("ascii")
-
-
-def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
-    """A hint naming the closest valid choice, or listing the choices when none is close."""
-    options = sorted(set(choices))
-    cutoff = 0.5 if len(name) <= 4 else 0.6  # one wrong character in `s4` is half the name
-    close = difflib.get_close_matches(name, options, n=1, cutoff=cutoff)
-    if close:
-        return f"did you mean '{close[0]}'?"
-    if options and len(options) <= 12:
-        return "expected one of: " + ", ".join(options)
-    return None
+__all__ = ["S3DSLError", "did_you_mean", "printable"]

@@ -1,30 +1,34 @@
 """The batched executor: all particles of all problems of a batch in single forward calls.
 
-What the plan's passes switch on lives here, in one mechanism: a forward cache. Each particle row
-points (`slot`) at the cached, already-reduced output of a forward pass over its current tokens.
-- forward-reuse: the forward that scores a state is the one its next `denoise` samples from;
-- share-parent-forward: `expand` copies the slot, so k children share their parent's forward;
-- dedup: identical states in one call are computed once (`torch.unique` over token rows);
-- chunking: a call is split into memory-sized chunks that halve on out-of-memory;
-- prompt-cache: each problem's prompt is encoded once and its keys/values are shared by all its
-  particles, whose forwards then run over the answer positions only (`uses_prompt_cache`).
+It runs a lowered plan (`s3dsl.compiler.lowered`): each stage's nodes say how. One mechanism
+carries what the passes rewrote: a forward cache. Each particle row points (`slot`) at the
+cached, already-reduced output of a forward pass over its current tokens.
+- `forward cache=reuse` (forward-reuse): rows whose state is cached are free; without it a
+  `drop-cache` node ends every stage;
+- `gather cache=keep` (share-parent-forward): `expand` copies the slot to its k children;
+- `forward dedup=yes`: identical states in one call are computed once (`torch.unique`);
+- `forward chunk=memory budget`: a call is split into chunks that halve on out-of-memory;
+- `forward positions=answer`: each problem's prompt is encoded once and its keys/values are
+  shared by all its particles, whose forwards then run over the answer positions only;
+- `static-step`: forward and commit fused into one fixed-shape, sync-free function.
 Expand and resample move slots with the same gather as every other field.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
 
 from s3dsl.compiler.ir import Op, Program
+from s3dsl.compiler.lowered import FINISH, Stage, StepPlan
+from s3dsl.compiler.passes import Flags, lowered_for
 from s3dsl.runtime import resampling, rng, static, transition
 from s3dsl.runtime.engine import StepContext, drive
+from s3dsl.runtime.forwards import BatchedForwards, Counters
 from s3dsl.runtime.model import MaskedLM, PromptCachingLM
 from s3dsl.runtime.population import Population
-from s3dsl.runtime.reference import FINISH
 from s3dsl.runtime.results import ProblemResult, problem_result
 from s3dsl.runtime.scoring import (
     Extract,
@@ -40,12 +44,15 @@ from s3dsl.runtime.scoring import (
 )
 from s3dsl.runtime.semantics import (
     arg,
+    committed_logprob,
     condition_env,
     imh_chain,
     problem_uniforms,
+    prune_survivors,
     remask_positions,
     resample_logweights,
     score_strata,
+    sequence_logprob,
     weight_update,
 )
 from s3dsl.tasks.base import Problem
@@ -53,32 +60,7 @@ from s3dsl.tasks.base import Problem
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Flags:
-    """What the plan switched on (see `s3dsl.compiler.passes`)."""
-
-    forward_reuse: bool = True
-    share_parent_forward: bool = True
-    dedup: bool = True
-    prompt_cache: bool = False  # encode each prompt once (exact only for prompt-isolated models)
-    approximate_prompt_cache: bool = False  # ...and also where that changes the logits (opt-in)
-    static_steps: bool = False  # denoise steps as one fixed-shape, sync-free function
-    compile_steps: bool = False  # ...captured by torch.compile (opt-in: rounding may differ)
-    chunk_rows: int | None = None  # rows per forward call; None: sized from the memory budget
-    memory_budget: int | None = None  # bytes for one forward call's activations and logits
-
-
-@dataclass
-class Counters:
-    forward_rows: int = 0  # sequences that went through the model
-    forward_calls: int = 0
-    deduplicated: int = 0  # rows a forward was asked for but shared with an identical row
-    reused: int = 0  # rows served from the cache
-    oom_halvings: int = 0
-    prompt_encodes: int = 0  # prompts encoded once for the prompt cache
-
-
-class BatchedExecutor:
+class BatchedExecutor(BatchedForwards):
     def __init__(
         self,
         program: Program,
@@ -87,9 +69,18 @@ class BatchedExecutor:
         seed: int,
         flags: Flags | None = None,
         match: Match | None = None,
+        lowered: StepPlan | None = None,
     ):
+        """`lowered` is the plan to run; without it, the plan `flags` stand for. From `flags`
+        the executor takes only the sizes (rows per call, memory budget)."""
         self.program, self.model, self.extract, self.seed = program, model, extract, seed
         self.flags = flags or Flags()
+        self.lowered = lowered or lowered_for(program, self.flags)
+        self.stages = {stage.op.uid: stage for stage in self.lowered.stages()}
+        self.stage: Stage = self.lowered.finish
+        fused = self.lowered.nodes("static-step")
+        forwards = self.lowered.nodes("forward") + fused
+        self.prompt_mode = {str(n.get("positions")) for n in forwards if n.get("positions")}
         self.gen = program.decode.gen_length
         self.mask_id = model.mask_id
         self.device = model.device
@@ -99,7 +90,7 @@ class BatchedExecutor:
         self.counters = Counters()
         self._chunk: int | None = self.flags.chunk_rows
         self._step_fn = static.denoise_step
-        if self.flags.static_steps and self.flags.compile_steps:
+        if any(n.get("compiled") == "yes" for n in fused):
             self._step_fn = static.compiled(static.denoise_step, self.device)
 
     # -- batches ---------------------------------------------------------------------------
@@ -132,21 +123,7 @@ class BatchedExecutor:
         B, dev = len(batch), self.device
         self.batch, self.attn = batch, attn.to(dev)
         self.root = torch.tensor([rng.root_key(self.seed, p.id) for p in batch])
-        nan = torch.full((B,), float("nan"), dtype=torch.float64, device=dev)
-        self.pop = Population(
-            tokens=ids.to(dev),
-            commit_logp=torch.zeros(B, self.gen, device=dev),
-            step_logp=torch.zeros(B, device=dev),
-            logw=torch.zeros(B, dtype=torch.float64, device=dev),
-            score=nan.clone(),
-            prev_score=nan.clone(),
-            best_score=torch.full_like(nan, float("-inf")),
-            stratum=torch.zeros(B, dtype=torch.long, device=dev),
-            group=torch.zeros(B, dtype=torch.long, device=dev),
-            key=self.root.clone().to(dev),
-            slot=torch.full((B,), -1, dtype=torch.long, device=dev),
-            answers=[None] * B,
-        )
+        self.pop = Population.initial(ids.to(dev), self.root.to(dev), self.gen)
         self.cache: transition.Reduced | None = None
         self.prompts: object | None = None  # the model's prompt cache
         if self.uses_prompt_cache:
@@ -162,10 +139,12 @@ class BatchedExecutor:
 
     @property
     def uses_prompt_cache(self) -> bool:
-        """The plan asks for it and the model can do it (exactly, unless approximation is on)."""
-        if not self.flags.prompt_cache or not isinstance(self.model, PromptCachingLM):
+        """The plan's forwards cover the answer only and the model can do it (exactly, unless the
+        plan says approximate)."""
+        cached = [mode for mode in self.prompt_mode if mode.startswith("answer")]
+        if not cached or not isinstance(self.model, PromptCachingLM):
             return False
-        return self.model.exact_prompt_cache or self.flags.approximate_prompt_cache
+        return self.model.exact_prompt_cache or any("approximate" in m for m in cached)
 
     @property
     def n(self) -> int:
@@ -177,139 +156,8 @@ class BatchedExecutor:
     def problem_of(self, rows: torch.Tensor) -> torch.Tensor:
         return torch.div(rows, self.n, rounding_mode="floor")
 
-    # -- the forward cache -----------------------------------------------------------------
-    def ensure_forward(self, need: torch.Tensor, w1: int) -> None:
-        """Make every row in `need` point at a cached forward whose window reaches [w0, w1)."""
-        gen = self.gen_tokens()
-        w0, _ = transition.window_bounds(gen[need], self.mask_id, w1)
-        pop, cache = self.pop, self.cache
-        covers = cache is not None and cache.w0 <= w0 and cache.w1 >= w1
-        if not covers:
-            pop.slot.fill_(-1)
-            cache = None
-        miss = need & (pop.slot < 0)
-        self.counters.reused += int((need & ~miss).sum())
-        if not miss.any():
-            return
-        rows = miss.nonzero().squeeze(1)
-        ids = pop.tokens[rows]
-        if self.flags.dedup:
-            unique, inverse = torch.unique(ids, dim=0, return_inverse=True)
-            first = torch.full((len(unique),), len(rows), dtype=torch.long, device=ids.device)
-            first = first.scatter_reduce(
-                0, inverse, torch.arange(len(rows), device=ids.device), "amin"
-            )
-            self.counters.deduplicated += len(rows) - len(unique)
-        else:
-            unique, inverse, first = ids, torch.arange(len(rows), device=ids.device), None
-            first = torch.arange(len(rows), device=ids.device)
-        owners = self.problem_of(rows[first])
-        for b in owners.tolist():
-            self.nfe[b] += 1
-        if cache is None:
-            w0n, w1n = w0, w1
-        else:
-            w0n, w1n = cache.w0, cache.w1
-        fresh = self.forward(unique, owners, w0n, w1n)
-        if cache is None:
-            self.cache, base = fresh, 0
-        else:
-            base = cache.clean_tok.shape[0]
-            self.cache = transition.Reduced(
-                torch.cat([cache.clean_tok, fresh.clean_tok]),
-                torch.cat([cache.clean_logp, fresh.clean_logp]),
-                torch.cat([cache.window_logp, fresh.window_logp]),
-                w0n,
-                w1n,
-            )
-        pop.slot[rows] = base + inverse
-        self._compact()
-
-    def _compact(self) -> None:
-        """Drop cache rows no particle points at any more."""
-        live = self.pop.slot >= 0
-        used, remap = torch.unique(self.pop.slot[live], return_inverse=True)
-        if self.cache is None or len(used) == self.cache.clean_tok.shape[0]:
-            return
-        c = self.cache
-        self.cache = transition.Reduced(
-            c.clean_tok[used], c.clean_logp[used], c.window_logp[used], c.w0, c.w1
-        )
-        self.pop.slot[live] = remap
-
-    def forward(
-        self, ids: torch.Tensor, owners: torch.Tensor, w0: int, w1: int
-    ) -> transition.Reduced:
-        """One logical forward over rows (of problems `owners`), in chunks that fit memory.
-
-        A chunk halves on out-of-memory and the call goes on. With the prompt cache only the
-        answer positions go through the model.
-        """
-        rows = ids.shape[0]
-        prompt_len = self._prompt_positions(ids.shape[1])
-        shifted = self.model.shifted_logits
-        parts = self._in_chunks(
-            rows,
-            ids.shape[1] - prompt_len,
-            lambda part: transition.reduce_logits(
-                self._logits(ids[part], owners[part]), prompt_len, shifted, w0, w1
-            ),
-        )
-        self.counters.forward_rows += rows
-        return transition.Reduced(
-            torch.cat([p.clean_tok for p in parts]),
-            torch.cat([p.clean_logp for p in parts]),
-            torch.cat([p.window_logp for p in parts]),
-            w0,
-            w1,
-        )
-
-    def _in_chunks(self, rows: int, length: int, run: Callable[[slice], T]) -> list[T]:
-        """`run` over slices of `rows` sized to fit memory; on out-of-memory the chunk size
-        halves (and stays halved) and the failed slice is retried, so no work is lost."""
-        chunk = self._chunk or self._auto_chunk(length)
-        out: list[T] = []
-        start = 0
-        while start < rows:
-            part = slice(start, min(rows, start + chunk))
-            try:
-                out.append(run(part))
-            except torch.OutOfMemoryError:
-                if chunk == 1:
-                    raise
-                chunk = self._chunk = max(1, chunk // 2)
-                self.counters.oom_halvings += 1
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                continue
-            self.counters.forward_calls += 1
-            start = part.stop
-        return out
-
-    def _prompt_positions(self, width: int) -> int:
-        """Positions before the answer in what `_logits` returns (none with the prompt cache)."""
-        return 0 if self.prompts is not None else width - self.gen
-
-    def _logits(self, ids: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
-        if self.prompts is not None:
-            return self.model.forward_answer(self.prompts, owners, ids[:, -self.gen :])
-        return self.model.forward(ids, self.attn[owners], self.gen)
-
-    def _auto_chunk(self, length: int) -> int:
-        budget = self.flags.memory_budget
-        if budget is None:
-            if self.device.type == "cuda":
-                free, _ = torch.cuda.mem_get_info(self.device)
-                budget = int(free * 0.6)
-            else:
-                budget = 2 << 30
-        config = getattr(self.model, "config", None)
-        hidden = int(getattr(config, "d_model", 0) or getattr(config, "hidden_size", 0) or 1024)
-        per_row = length * (self.model.vocab_size * 4 * 3 + hidden * 4 * 24)
-        return max(1, budget // per_row)
-
     def _after_op(self) -> None:
-        if not self.flags.forward_reuse:
+        if self.stage.has("drop-cache"):
             self.pop.slot.fill_(-1)
             self.cache = None
 
@@ -331,6 +179,7 @@ class BatchedExecutor:
             )
             if not active.any():
                 return
+        self.stage = self.stages[op.uid]
         getattr(self, "op_" + op.name.replace("-", "_"))(op, ctx, active)
         self._after_op()
 
@@ -346,13 +195,14 @@ class BatchedExecutor:
         child = torch.arange(len(index), device=self.device) % k
         pop.key = rng.mix(pop.key, op.uid, ctx.step, child)
         pop.group = index % n
-        if not self.flags.share_parent_forward:
+        gather = self.stage.node("gather")
+        if gather is None or gather.get("cache") != "keep":
             pop.slot.fill_(-1)
         self.pop = pop
 
     def op_denoise(self, op: Op, ctx: StepContext, active) -> None:
         d = self.program.decode
-        if self.flags.static_steps and op is not FINISH:
+        if self.stage.has("static-step"):
             self._static_denoise(op, ctx)
             return
         gen = self.gen_tokens()
@@ -381,7 +231,7 @@ class BatchedExecutor:
         )
         self.pop.tokens[rows, -self.gen :] = new
         self.pop.commit_logp[rows] = torch.where(commit, x0_logp, self.pop.commit_logp[rows])
-        self.pop.step_logp[rows] = (x0_logp * commit).sum(dim=1)
+        self.pop.step_logp[rows] = committed_logprob(x0_logp, commit)
         self.pop.slot[rows] = -1
 
     def _static_denoise(self, op: Op, ctx: StepContext) -> None:
@@ -496,6 +346,12 @@ class BatchedExecutor:
         pop.logw = torch.where(moved, torch.zeros_like(pop.logw), pop.logw)
         self.pop = pop
 
+    def op_prune(self, op: Op, ctx: StepContext, active) -> None:
+        n, scores = self.n, self.pop.score.tolist()
+        keep = [b * n + i for b in range(len(self.batch))
+                for i in prune_survivors(scores[b * n : (b + 1) * n], op.args["n"])]
+        self.pop = self.pop.gather(torch.tensor(keep, device=self.device))
+
     def op_weight(self, op: Op, ctx: StepContext, active) -> None:
         pop = self.pop
         new = weight_update(
@@ -508,7 +364,7 @@ class BatchedExecutor:
         if kind == "tilted":
             values = self.score_rows(targs["verifier"], ctx.next_block_end).tolist()
         else:
-            values = self.pop.commit_logp.double().sum(dim=1).tolist()
+            values = sequence_logprob(self.pop.commit_logp).tolist()
         n, k = self.n, op.group
         keep = []
         for b in range(len(self.batch)):
@@ -539,6 +395,7 @@ class BatchedExecutor:
     def finish(self, ctx: StepContext) -> None:
         last = StepContext(ctx.step, ctx.block, 0, 1, ctx.steps, self.gen, self.gen)
         if (self.gen_tokens() == self.mask_id).any():
+            self.stage = self.lowered.finish
             self.op_denoise(FINISH, last, None)
             self._after_op()
 
@@ -548,12 +405,13 @@ class BatchedExecutor:
     # -- results ---------------------------------------------------------------------------
     def outcomes(self) -> list[list[ParticleOutcome]]:
         tokens = self.gen_tokens().tolist()
-        nll = (-self.pop.commit_logp.double().sum(dim=1)).tolist()
-        scores = self.pop.score.tolist()
+        nll = (-sequence_logprob(self.pop.commit_logp)).tolist()
+        scores, logw = self.pop.score.tolist(), self.pop.logw.tolist()
         out: list[list[ParticleOutcome]] = [[] for _ in self.batch]
         for r, tok in enumerate(tokens):
             text, _ = completion_text(tok, self.model.tokenizer)
-            outcome = ParticleOutcome(text, self.extract(text), nll[r], scores[r], tok)
+            outcome = ParticleOutcome(text, self.extract(text), nll[r], scores[r], tok,
+                                      logw=logw[r])
             out[r // self.n].append(outcome)
         return out
 

@@ -15,7 +15,7 @@ import torch
 class Population:
     tokens: torch.Tensor  # [P, L] long; prompts left-padded
     commit_logp: torch.Tensor  # [P, G] float32
-    step_logp: torch.Tensor  # [P] float32: log-prob of the tokens the last denoise committed
+    step_logp: torch.Tensor  # [P] float64: log-prob of the tokens the last denoise committed
     logw: torch.Tensor  # [P] float64
     score: torch.Tensor  # [P] float64, nan until scored
     prev_score: torch.Tensor  # [P] float64
@@ -25,6 +25,22 @@ class Population:
     key: torch.Tensor  # [P] int64
     slot: torch.Tensor  # [P] long: row of the forward cache holding this state, -1 if none
     answers: list  # [P] extracted answer of the last scored clean prediction
+
+    @classmethod
+    def initial(cls, tokens: torch.Tensor, keys: torch.Tensor, gen: int) -> Population:
+        """One particle per problem: the prompt and `gen` masks, nothing committed or scored."""
+        rows, dev = tokens.shape[0], tokens.device
+
+        def full(value: float, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+            return torch.full((rows,), value, dtype=dtype, device=dev)
+
+        return cls(
+            tokens=tokens, commit_logp=torch.zeros(rows, gen, device=dev),
+            step_logp=full(0.0), logw=full(0.0), score=full(float("nan")),
+            prev_score=full(float("nan")), best_score=full(float("-inf")),
+            stratum=full(0, torch.long), group=full(0, torch.long), key=keys.clone(),
+            slot=full(-1, torch.long), answers=[None] * rows,
+        )
 
     @property
     def rows(self) -> int:

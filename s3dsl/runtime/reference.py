@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from s3dsl.compiler.ir import Op, Program, Schedule
+from s3dsl.compiler.ir import Op, Program
+from s3dsl.compiler.lowered import FINISH
 from s3dsl.runtime import resampling, rng, transition
 from s3dsl.runtime.engine import StepContext, drive
 from s3dsl.runtime.model import MaskedLM
@@ -32,17 +33,18 @@ from s3dsl.runtime.scoring import (
 from s3dsl.runtime.semantics import (
     NAN,
     arg,
+    committed_logprob,
     condition_env,
     imh_chain,
     problem_uniforms,
+    prune_survivors,
     remask_positions,
     resample_logweights,
     score_strata,
+    sequence_logprob,
     weight_update,
 )
 from s3dsl.tasks.base import Problem
-
-FINISH = Op("denoise", {"rule": "confidence", "temperature": 0.0}, Schedule(), None, 0, "final")
 
 
 @dataclass
@@ -135,7 +137,7 @@ class ReferenceInterpreter:
             )
             p.ids = torch.cat([p.ids[: -self.gen], gen[0]])
             p.logp = torch.where(commit[0], x0_logp[0], p.logp)
-            p.step_logp = float(x0_logp[0][commit[0]].sum())
+            p.step_logp = float(committed_logprob(x0_logp, commit)[0])
 
     def score_particles(self, s: ProblemState, verifier_name: str) -> list[float]:
         toks, lps, fills = [], [], []
@@ -197,6 +199,10 @@ class ReferenceInterpreter:
             for i, a in enumerate(ancestors.tolist())
         ]
 
+    def prune(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
+        keep = prune_survivors([p.score for p in s.particles], op.args["n"])
+        s.particles = [s.particles[i] for i in keep]
+
     def weight(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
         for p in s.particles:
             values = [p.logw, p.step_logp, p.score, p.prev_score, p.best_score]
@@ -208,7 +214,7 @@ class ReferenceInterpreter:
         if kind == "tilted":
             values = self.score_particles(s, targs["verifier"])
         else:
-            values = [float(p.logp.sum()) for p in s.particles]
+            values = [float(sequence_logprob(p.logp)) for p in s.particles]
         k = op.group
         u = problem_uniforms(s.key, op, ctx, len(s.particles))
         survivors = []
@@ -241,8 +247,8 @@ class ReferenceInterpreter:
         for p in s.particles:
             tokens = p.ids[-self.gen :].tolist()
             text, _ = completion_text(tokens, self.model.tokenizer)
-            nll = -float(p.logp.sum())
-            out.append(ParticleOutcome(text, self.extract(text), nll, p.score, tokens))
+            nll = -float(sequence_logprob(p.logp))
+            out.append(ParticleOutcome(text, self.extract(text), nll, p.score, tokens, p.logw))
         return out
 
     def run(self, problems: Sequence[Problem], progress=None) -> list[ProblemResult]:

@@ -23,6 +23,7 @@ class ProblemResult:
     proposed: int = 0
     resamples: int = 0
     min_ess: float | None = None
+    chosen: int = 0  # index of the selected particle
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -40,4 +41,5 @@ def problem_result(problem: Problem, outcomes: list[ParticleOutcome], chosen: in
         completion=best.completion, correct=False, nfe=nfe,
         score=None if best.score != best.score else best.score, particles=outcomes,
         accepted=accepted, proposed=proposed, resamples=resamples, min_ess=min_ess,
+        chosen=chosen,
     )

@@ -39,7 +39,7 @@ def encode_prompt(problem, tokenizer: Tokenizer) -> list[int]:
         # a checkpoint's tokenizer renders the prompt through its chat template (hub_tokenizer.py)
         return getattr(tokenizer, "encode_prompt", tokenizer.encode)(problem.prompt)
     except (ValueError, KeyError) as err:
-        from s3dsl.dsl.errors import S3DSLError
+        from s3dsl.errors import S3DSLError
 
         raise S3DSLError(f"problem {problem.id}: the model's tokenizer cannot encode the prompt "
                          f"({err})", None, "check the data file against the model") from None
@@ -103,6 +103,7 @@ class ParticleOutcome:
     nll: float
     score: float
     tokens: list[int] = field(default_factory=list)  # the generated region, as decoded
+    logw: float = 0.0  # the particle's SMC log-weight at the end (0 after a resample)
 
 
 def choose(outcomes: Sequence[ParticleOutcome], by: str) -> int:

@@ -24,6 +24,18 @@ def arg(op: Op, name: str, default):
     return default if value is None else value
 
 
+def sequence_logprob(commit_logp: torch.Tensor) -> torch.Tensor:
+    """log q(x) of each row (or of one particle): the float64 sum of its committed tokens'
+    log-probs. Both interpreters call this, so nll, `select(by=logprob)` and power targets agree
+    bit for bit."""
+    return commit_logp.double().sum(dim=-1)
+
+
+def committed_logprob(x0_logp: torch.Tensor, commit: torch.Tensor) -> torch.Tensor:
+    """The float64 log-prob of what one denoise step committed, per row (`weight(by=logprob)`)."""
+    return torch.where(commit, x0_logp.double(), 0.0).sum(dim=-1)
+
+
 def problem_uniforms(key: int, op: Op, ctx: StepContext, count: int) -> torch.Tensor:
     """The uniforms a population-level stage (resample, mh-accept) draws for one problem."""
     return rng.uniform(torch.tensor([rng.mix_int(key, op.uid, ctx.step)]), 0, (count,))[0]
@@ -36,6 +48,13 @@ def resample_logweights(scores: Sequence[float], logw: Sequence[float], args: di
     if source == "score":
         return torch.tensor(scores, dtype=torch.float64) / args["beta"]
     return torch.tensor(logw, dtype=torch.float64)
+
+
+def prune_survivors(scores: Sequence[float], n: int) -> list[int]:
+    """`prune`: the indices of the n best scores (nan ranks last, ties go to the earlier
+    particle), in ascending order so the population layout stays canonical."""
+    key = [(-x if not math.isnan(x) else math.inf, i) for i, x in enumerate(scores)]
+    return sorted(i for _, i in sorted(key)[:n])
 
 
 def score_strata(scores: torch.Tensor, strata: int) -> torch.Tensor:

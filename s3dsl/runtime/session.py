@@ -94,7 +94,8 @@ def execute(
             runner = ReferenceInterpreter(program, model, extract, seed, is_correct)
             results, counters = runner.run(problems, progress), None
         else:
-            executor = BatchedExecutor(program, model, extract, seed, the_plan.flags, is_correct)
+            executor = BatchedExecutor(program, model, extract, seed, the_plan.flags, is_correct,
+                                       the_plan.lowered)
             results, counters = executor.run(problems, batch_size, progress), executor.counters
     for r in results:
         r.correct = bool(is_correct(r.prediction, r.answer))

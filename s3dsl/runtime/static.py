@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from s3dsl.runtime import transition
+from s3dsl.runtime.semantics import committed_logprob
 
 Logits = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (tokens, owners) -> logits
 
@@ -70,7 +71,7 @@ def denoise_step(
     )
     tokens = torch.cat([tokens[:, :-gen], new], dim=1)
     commit_logp = torch.where(commit, x0_logp, commit_logp)
-    return tokens, commit_logp, (x0_logp * commit).sum(dim=1)
+    return tokens, commit_logp, committed_logprob(x0_logp, commit)
 
 
 def compiled(fn: Callable, device: torch.device) -> Callable:

@@ -1,0 +1,165 @@
+"""The batched executor's forward cache: forwards over rows, deduplicated, chunked to fit memory,
+with or without the prompt cache, kept per row (`slot`) so later stages reuse them.
+
+A mixin of `BatchedExecutor`: it reads the executor's population, plan stage and counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+
+from s3dsl.runtime import transition
+
+T = TypeVar("T")
+
+
+@dataclass
+class Counters:
+    forward_rows: int = 0  # sequences that went through the model
+    forward_calls: int = 0
+    deduplicated: int = 0  # rows a forward was asked for but shared with an identical row
+    reused: int = 0  # rows served from the cache
+    oom_halvings: int = 0
+    prompt_encodes: int = 0  # prompts encoded once for the prompt cache
+
+
+class BatchedForwards:
+    # -- the forward cache -----------------------------------------------------------------
+    def ensure_forward(self, need: torch.Tensor, w1: int) -> None:
+        """Make every row in `need` point at a cached forward whose window reaches [w0, w1)."""
+        gen = self.gen_tokens()
+        w0, _ = transition.window_bounds(gen[need], self.mask_id, w1)
+        node = self.stage.node("forward")
+        assert node is not None, self.stage.op.name
+        if node.get("cache") == "fresh":
+            self.pop.slot.fill_(-1)
+        pop, cache = self.pop, self.cache
+        covers = cache is not None and cache.w0 <= w0 and cache.w1 >= w1
+        if not covers:
+            pop.slot.fill_(-1)
+            cache = None
+        miss = need & (pop.slot < 0)
+        self.counters.reused += int((need & ~miss).sum())
+        if not miss.any():
+            return
+        rows = miss.nonzero().squeeze(1)
+        ids = pop.tokens[rows]
+        if node.get("dedup") == "yes":
+            unique, inverse = torch.unique(ids, dim=0, return_inverse=True)
+            first = torch.full((len(unique),), len(rows), dtype=torch.long, device=ids.device)
+            first = first.scatter_reduce(
+                0, inverse, torch.arange(len(rows), device=ids.device), "amin"
+            )
+            self.counters.deduplicated += len(rows) - len(unique)
+        else:
+            unique, inverse, first = ids, torch.arange(len(rows), device=ids.device), None
+            first = torch.arange(len(rows), device=ids.device)
+        owners = self.problem_of(rows[first])
+        for b in owners.tolist():
+            self.nfe[b] += 1
+        if cache is None:
+            w0n, w1n = w0, w1
+        else:
+            w0n, w1n = cache.w0, cache.w1
+        fresh = self.forward(unique, owners, w0n, w1n)
+        if cache is None:
+            self.cache, base = fresh, 0
+        else:
+            base = cache.clean_tok.shape[0]
+            self.cache = transition.Reduced(
+                torch.cat([cache.clean_tok, fresh.clean_tok]),
+                torch.cat([cache.clean_logp, fresh.clean_logp]),
+                torch.cat([cache.window_logp, fresh.window_logp]),
+                w0n,
+                w1n,
+            )
+        pop.slot[rows] = base + inverse
+        self._compact()
+
+    def _compact(self) -> None:
+        """Drop cache rows no particle points at any more."""
+        live = self.pop.slot >= 0
+        used, remap = torch.unique(self.pop.slot[live], return_inverse=True)
+        if self.cache is None or len(used) == self.cache.clean_tok.shape[0]:
+            return
+        c = self.cache
+        self.cache = transition.Reduced(
+            c.clean_tok[used], c.clean_logp[used], c.window_logp[used], c.w0, c.w1
+        )
+        self.pop.slot[live] = remap
+
+    def forward(
+        self, ids: torch.Tensor, owners: torch.Tensor, w0: int, w1: int
+    ) -> transition.Reduced:
+        """One logical forward over rows (of problems `owners`), in chunks that fit memory.
+
+        A chunk halves on out-of-memory and the call goes on. With the prompt cache only the
+        answer positions go through the model.
+        """
+        rows = ids.shape[0]
+        prompt_len = self._prompt_positions(ids.shape[1])
+        shifted = self.model.shifted_logits
+        parts = self._in_chunks(
+            rows,
+            ids.shape[1] - prompt_len,
+            lambda part: transition.reduce_logits(
+                self._logits(ids[part], owners[part]), prompt_len, shifted, w0, w1
+            ),
+        )
+        self.counters.forward_rows += rows
+        return transition.Reduced(
+            torch.cat([p.clean_tok for p in parts]),
+            torch.cat([p.clean_logp for p in parts]),
+            torch.cat([p.window_logp for p in parts]),
+            w0,
+            w1,
+        )
+
+    def _in_chunks(self, rows: int, length: int, run: Callable[[slice], T]) -> list[T]:
+        """`run` over slices of `rows` sized to fit memory; on out-of-memory the chunk size
+        halves (and stays halved) and the failed slice is retried, so no work is lost."""
+        chunk = self._chunk or self._auto_chunk(length)
+        out: list[T] = []
+        start = 0
+        while start < rows:
+            part = slice(start, min(rows, start + chunk))
+            try:
+                out.append(run(part))
+            except torch.OutOfMemoryError:
+                if chunk == 1:
+                    raise
+                chunk = self._chunk = max(1, chunk // 2)
+                self.counters.oom_halvings += 1
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            self.counters.forward_calls += 1
+            start = part.stop
+        return out
+
+    def _prompt_positions(self, width: int) -> int:
+        """Positions before the answer in what `_logits` returns (none with the prompt cache)."""
+        return 0 if self.prompts is not None else width - self.gen
+
+    def _logits(self, ids: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
+        if self.prompts is not None:
+            return self.model.forward_answer(self.prompts, owners, ids[:, -self.gen :])
+        return self.model.forward(ids, self.attn[owners], self.gen)
+
+    def _auto_chunk(self, length: int) -> int:
+        budget = self.flags.memory_budget
+        if budget is None:
+            if self.device.type == "cuda":
+                free, _ = torch.cuda.mem_get_info(self.device)
+                budget = int(free * 0.6)
+            else:
+                budget = 2 << 30
+        config = getattr(self.model, "config", None)
+        hidden = int(getattr(config, "d_model", 0) or getattr(config, "hidden_size", 0) or 1024)
+        per_row = length * (self.model.vocab_size * 4 * 3 + hidden * 4 * 24)
+        return max(1, budget // per_row)
+
