@@ -222,8 +222,9 @@ def mutate(doc: dict, rng: random.Random) -> dict:
             args["when"] = "step >= 1"
         elif prim.name in ("denoise", "score", "expand"):
             args[rng.choice(["when", "offset"])] = rng.choice(["step >= 1", 1])
-        else:
-            args["at"] = rng.choice(["block_end", "blockend", "last_step"])
+        else:  # resample / mh-accept / prune: a valid `at` after an expand is a particle-count
+            # question, which the schema leaves to the compiler (docs/language.md), so misspell it
+            args["at"] = "blockend"
         doc["program"][ph][i] = {name: args}
     elif kind == "verifier":
         verifiers = doc.get("verifiers") or {}
