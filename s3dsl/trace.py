@@ -16,8 +16,6 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import torch
-
 from s3dsl.compiler.passes import Plan
 from s3dsl.runtime.engine import StepContext
 from s3dsl.runtime.model import MaskedLM
@@ -69,23 +67,11 @@ def execute_traced(
 ) -> tuple[list[ProblemResult], Any, dict[str, Trace]]:
     """`s3dsl.runtime.session.execute` with a recorder attached: the same results (observing
     reads state, draws no randomness), plus each problem's trace."""
-    from s3dsl.runtime.adapters.guidance import with_guidance
-    from s3dsl.runtime.executor import BatchedExecutor
-    from s3dsl.runtime.reference import ReferenceInterpreter
+    from s3dsl.runtime.session import execute
 
-    program, recorder = the_plan.program, Recorder()
-    model = with_guidance(model, program.decode.cfg_scale)  # as session.execute does
-    with torch.inference_mode():
-        if the_plan.reference:
-            backend: Any = ReferenceInterpreter(program, model, extract, seed, is_correct)
-            backend.observer = recorder
-            results, counters = backend.run(problems), None
-        else:
-            backend = BatchedExecutor(program, model, extract, seed, the_plan.flags, is_correct)
-            backend.observer = recorder
-            results, counters = backend.run(problems, batch_size), backend.counters
-    for r in results:
-        r.correct = bool(is_correct(r.prediction, r.answer))
+    recorder = Recorder()
+    results, counters = execute(the_plan, model, problems, extract, is_correct, seed, batch_size,
+                                observer=recorder)
     return results, counters, recorder.traces
 
 

@@ -84,18 +84,22 @@ def execute(
     seed: int = 0,
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
+    observer: Callable[..., None] | None = None,
 ) -> tuple[list[ProblemResult], Counters | None]:
-    """Run a plan on problems: the reference interpreter at opt level 0, else the executor."""
+    """Run a plan on problems: the reference interpreter at opt level 0, else the executor.
+    `observer(ctx, backend)` is called after every step (search traces); it only reads."""
     program = the_plan.program
     check_run_limits(the_plan, model, problems, seed, batch_size)
     model = with_guidance(model, program.decode.cfg_scale)  # LLaDA's cfg_scale (0 = off)
     with torch.inference_mode():
         if the_plan.reference:
             runner = ReferenceInterpreter(program, model, extract, seed, is_correct)
+            runner.observer = observer
             results, counters = runner.run(problems, progress), None
         else:
             executor = BatchedExecutor(program, model, extract, seed, the_plan.flags, is_correct,
                                        the_plan.lowered)
+            executor.observer = observer
             results, counters = executor.run(problems, batch_size, progress), executor.counters
     for r in results:
         r.correct = bool(is_correct(r.prediction, r.answer))
