@@ -8,7 +8,6 @@ the prompt's numbers to check that the chain starts from them, but it never eval
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from s3dsl.tasks.arith import OPS
 from s3dsl.verifiers._text import repeated_ngram_share
 from s3dsl.verifiers.base import Candidate
 from s3dsl.verifiers.confidence import geometric_mean_prob
+from s3dsl.verifiers.heuristic import FourPartHeuristic
 
 _INT = r"-?\d{1,30}"
 _EQUATION = re.compile(rf"\s*({_INT})\s*([+\-*/])\s*({_INT})\s*=\s*({_INT})\s*")
@@ -142,14 +142,7 @@ def text_signals(prompt: str, completion: str) -> Signals:
     return Signals(structure, arithmetic, nondegenerate)
 
 
-def _weight(name: str, value: float) -> float:
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"weight '{name}' must be a finite number >= 0, got {value}")
-    return value
-
-
-class ArithHeuristic:
+class ArithHeuristic(FourPartHeuristic):
     """Weighted sum of structure, arithmetic, confidence and non-degeneracy, each in [0, 1].
 
     Score range: [0, structure + arithmetic + confidence + nondegenerate], [0, 4] by default;
@@ -157,7 +150,6 @@ class ArithHeuristic:
     """
 
     name = "arith-heuristic"
-    needs_gold = False
 
     def __init__(
         self,
@@ -166,27 +158,10 @@ class ArithHeuristic:
         confidence: float = 0.5,
         nondegenerate: float = 0.5,
     ):
-        self.weights = (
-            _weight("structure", structure),
-            _weight("arithmetic", arithmetic),
-            _weight("confidence", confidence),
-            _weight("nondegenerate", nondegenerate),
-        )
-
-    @property
-    def max_score(self) -> float:
-        return sum(self.weights)
+        super().__init__(structure, arithmetic, confidence, nondegenerate)
 
     def signals(self, candidate: Candidate) -> tuple[float, float, float, float]:
         """(structure, arithmetic, confidence, nondegenerate) of one candidate."""
         s = text_signals(candidate.prompt, candidate.completion)
         conf = geometric_mean_prob(candidate.token_logprobs)
         return s.structure, s.arithmetic, conf, s.nondegenerate
-
-    def score(self, candidates: list[Candidate], gold: list[str] | None = None) -> list[float]:
-        ws, wa, wc, wn = self.weights
-        out = []
-        for cand in candidates:
-            s, a, c, n = self.signals(cand)
-            out.append(ws * s + wa * a + wc * c + wn * n)
-        return out

@@ -15,7 +15,6 @@ publish their definitions or weights; these are ours, each in [0, 1]:
 
 from __future__ import annotations
 
-import math
 import re
 from fractions import Fraction
 from functools import lru_cache
@@ -23,6 +22,7 @@ from functools import lru_cache
 from s3dsl.tasks.answers import stated_answer
 from s3dsl.verifiers.base import Candidate
 from s3dsl.verifiers.confidence import geometric_mean_prob
+from s3dsl.verifiers.heuristic import FourPartHeuristic, check_weight
 
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+"
 _RESULT = re.compile(rf"\s*(-?\s*(?:{_NUM}))(?![\d.]*\d)")
@@ -187,20 +187,12 @@ def text_signals(completion: str, no_equations: float) -> tuple[float, float, fl
     return structure_signal(text), arithmetic, 1.0 - excess
 
 
-def _weight(name: str, value: float) -> float:
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"weight '{name}' must be a finite number >= 0, got {value}")
-    return value
-
-
-class MathHeuristic:
+class MathHeuristic(FourPartHeuristic):
     """structure * s + arithmetic * a + confidence * c + nondegenerate * n, each signal in
     [0, 1]; range [0, sum of weights] ([0, 3] by default). `no_equations` is the arithmetic
     signal of a text with no statement to check (neutral by default)."""
 
     name = "math-heuristic"
-    needs_gold = False
 
     def __init__(
         self,
@@ -210,30 +202,13 @@ class MathHeuristic:
         nondegenerate: float = 0.5,
         no_equations: float = 0.5,
     ):
-        self.weights = (
-            _weight("structure", structure),
-            _weight("arithmetic", arithmetic),
-            _weight("confidence", confidence),
-            _weight("nondegenerate", nondegenerate),
-        )
-        self.no_equations = _weight("no_equations", no_equations)
+        super().__init__(structure, arithmetic, confidence, nondegenerate)
+        self.no_equations = check_weight("no_equations", no_equations)
         if self.no_equations > 1:
             raise ValueError(f"no_equations must be in [0, 1], got {no_equations}")
-
-    @property
-    def max_score(self) -> float:
-        return sum(self.weights)
 
     def signals(self, candidate: Candidate) -> tuple[float, float, float, float]:
         """(structure, arithmetic, confidence, nondegenerate) of one candidate."""
         s, a, n = text_signals(candidate.completion, self.no_equations)
         c = geometric_mean_prob(candidate.token_logprobs) if candidate.completion.strip() else 0.0
         return s, a, c, n
-
-    def score(self, candidates: list[Candidate], gold: list[str] | None = None) -> list[float]:
-        ws, wa, wc, wn = self.weights
-        out = []
-        for cand in candidates:
-            s, a, c, n = self.signals(cand)
-            out.append(ws * s + wa * a + wc * c + wn * n)
-        return out
