@@ -45,7 +45,7 @@ from s3dsl.models.config import ModelConfig
 from s3dsl.models.registry import build_random_model, load_model
 from s3dsl.runtime.model import MaskedLM
 from s3dsl.runtime.results import ProblemResult
-from s3dsl.runtime.session import compile_file, execute
+from s3dsl.session import compile_file, execute
 from s3dsl.tasks.base import Problem
 from s3dsl.tasks.registry import get_task
 

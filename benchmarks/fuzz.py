@@ -91,7 +91,7 @@ class Runner:
     def __init__(self, workdir: Path, run_plans: bool = True, timeout_s: int | None = None):
         from s3dsl.catalog import resolve_strategy
         from s3dsl.compiler.passes import plan
-        from s3dsl.runtime.session import compile_file
+        from s3dsl.session import compile_file
         from s3dsl.tasks.base import Problem
 
         self.workdir = workdir
@@ -150,7 +150,7 @@ class Runner:
 
         from s3dsl.cli import views
         from s3dsl.compiler.passes import plan
-        from s3dsl.runtime.session import compile_file, execute
+        from s3dsl.session import compile_file, execute
 
         path = self.workdir / case.filename
         path.write_bytes(case.data)
@@ -169,7 +169,7 @@ class Runner:
         return True
 
     def _options(self, case: Case) -> bool:
-        from s3dsl.runtime.session import check_run_options
+        from s3dsl.session import check_run_options
         from s3dsl.store import MEMORY, Store
 
         check_run_options(case.seed, case.batch_size)
@@ -180,7 +180,7 @@ class Runner:
         return False
 
     def _data(self, case: Case) -> bool:
-        from s3dsl.runtime.session import check_run_limits
+        from s3dsl.session import check_run_limits
         from s3dsl.tasks.packs import load_task_file
 
         path = self.workdir / case.filename

@@ -35,7 +35,7 @@ import torch
 
 from s3dsl.models.registry import load_model
 from s3dsl.runtime.scoring import candidates
-from s3dsl.runtime.session import run_strategy
+from s3dsl.session import run_strategy
 from s3dsl.tasks.registry import get_task
 from s3dsl.verifiers import get_verifier
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from s3dsl.catalog import resolve_strategy
-from s3dsl.runtime.session import compile_file, run_strategy
+from s3dsl.session import compile_file, run_strategy
 from s3dsl.tasks.registry import get_task
 
 STRATEGIES = ("single", "best_of_k", "s3", "remdm", "beam", "fk", "prism")

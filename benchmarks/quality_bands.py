@@ -5,7 +5,7 @@ strategy: LLaDA schedule, low-confidence remasking, temperature 0) must be right
 problems, and pass@K of temperature sampling (the built-in `best_of_k`, K=16, temperature 1.0,
 low-confidence remasking; pass@K = any of the K particles' answers is correct) at least 25 points
 higher. A model outside the band is fixed by changing task difficulty or training, never this
-metric. Decoding goes through `s3dsl.runtime.session.run_strategy`.
+metric. Decoding goes through `s3dsl.session.run_strategy`.
 
     python benchmarks/quality_bands.py [--tasks arith sudoku] [--n 200] [--k 16]
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from s3dsl.models import load_model
-from s3dsl.runtime.session import run_strategy
+from s3dsl.session import run_strategy
 from s3dsl.tasks import get_task
 
 BAND_SINGLE = (0.20, 0.60)

@@ -21,7 +21,7 @@ import torch
 from s3dsl.compiler.passes import plan
 from s3dsl.models.checkpoint import load_checkpoint
 from s3dsl.models.tiny_official import write_checkpoint
-from s3dsl.runtime.session import compile_file, execute
+from s3dsl.session import compile_file, execute
 from s3dsl.tasks.base import Problem
 
 SHAPES = {  # config.json keys of LLaDA-8B-Base/Instruct (same architecture as LLaDA-1.5)

@@ -47,7 +47,7 @@ from s3dsl.plots import SKIPPED, have_matplotlib, write_plots
 from s3dsl.report import REFERENCE, Report, build_report, to_json, variants_from_runs
 from s3dsl.report_view import to_markdown
 from s3dsl.resume import run_stored
-from s3dsl.runtime.session import compile_file
+from s3dsl.session import compile_file
 from s3dsl.stats import mcnemar_exact
 from s3dsl.store import RunRecord, Store
 from s3dsl.tasks.registry import get_task

@@ -21,7 +21,7 @@ from s3dsl.compiler.ir import Program
 from s3dsl.compiler.passes import OPT_IN, Plan
 from s3dsl.distributed import SINGLE, World
 from s3dsl.runtime.model import MaskedLM
-from s3dsl.runtime.session import check_run_options, execute, peak_memory_mb
+from s3dsl.session import check_run_options, execute, peak_memory_mb
 from s3dsl.store import RunRecord, Store, StoredResult, problem_key
 from s3dsl.tasks.base import Problem, Task
 

@@ -65,9 +65,9 @@ def execute_traced(
     seed: int = 0,
     batch_size: int = 8,
 ) -> tuple[list[ProblemResult], Any, dict[str, Trace]]:
-    """`s3dsl.runtime.session.execute` with a recorder attached: the same results (observing
+    """`s3dsl.session.execute` with a recorder attached: the same results (observing
     reads state, draws no randomness), plus each problem's trace."""
-    from s3dsl.runtime.session import execute
+    from s3dsl.session import execute
 
     recorder = Recorder()
     results, counters = execute(the_plan, model, problems, extract, is_correct, seed, batch_size,

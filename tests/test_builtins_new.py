@@ -10,7 +10,7 @@ from s3dsl.compiler.lint import lint
 from s3dsl.compiler.passes import plan
 from s3dsl.dsl.loader import load_strategy
 from s3dsl.models.registry import load_model
-from s3dsl.runtime.session import compile_file, execute
+from s3dsl.session import compile_file, execute
 from s3dsl.tasks.registry import get_task
 
 NEW = ("remdm", "beam", "fk", "prism")

@@ -10,7 +10,7 @@ from s3dsl.compiler.cost import predict
 from s3dsl.compiler.passes import plan
 from s3dsl.dsl.errors import S3DSLError
 from s3dsl.dsl.loader import parse_strategy
-from s3dsl.runtime.session import compile_file
+from s3dsl.session import compile_file
 
 
 def compile_text(text: str, **overrides: str):

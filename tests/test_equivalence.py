@@ -23,7 +23,7 @@ from s3dsl.compiler.build import build
 from s3dsl.compiler.passes import plan
 from s3dsl.dsl.errors import S3DSLError
 from s3dsl.dsl.loader import parse_strategy
-from s3dsl.runtime.session import compile_file, execute
+from s3dsl.session import compile_file, execute
 from s3dsl.tasks.registry import get_task
 
 ARITH = get_task("arith")

@@ -17,7 +17,7 @@ from s3dsl.compiler.build import build
 from s3dsl.compiler.passes import plan
 from s3dsl.dsl.errors import S3DSLError
 from s3dsl.dsl.loader import load_strategy, parse_strategy
-from s3dsl.runtime.session import check_run_limits, check_run_options, execute
+from s3dsl.session import check_run_limits, check_run_options, execute
 from s3dsl.tasks.base import Problem
 
 BASE = "program:\n  init: expand(2)\n  step: denoise\n  final: select(by=vote)\n"
@@ -193,7 +193,7 @@ def test_run_time_limits_are_checked_before_the_first_forward(tiny_model):
 
 
 def test_memory_for_the_plan_is_checked(tiny_model, monkeypatch):
-    from s3dsl.runtime import session
+    from s3dsl import session
 
     monkeypatch.setattr(session, "device_memory_bytes", lambda device: 1000)
     with pytest.raises(S3DSLError, match=r"the plan needs at least .* the device has"):

@@ -164,7 +164,7 @@ def test_strategies_run_on_a_transformers_model(bert_dir: Path, strategy: str) -
     still give the reference interpreter's tokens (Dream-style shifted logits included)."""
     from s3dsl.catalog import builtin_strategies
     from s3dsl.compiler.passes import plan
-    from s3dsl.runtime.session import compile_file, execute
+    from s3dsl.session import compile_file, execute
     from s3dsl.tasks.base import Problem
 
     problems = [Problem("a", "1 + 2 =", "3"), Problem("b", "the cat sat on", "mat")]

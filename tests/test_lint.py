@@ -11,7 +11,7 @@ from s3dsl.cli.app import app
 from s3dsl.compiler.build import build
 from s3dsl.compiler.lint import all_errors, lint, particles_per_block
 from s3dsl.dsl.loader import load_strategy, parse_strategy
-from s3dsl.runtime.session import compile_file
+from s3dsl.session import compile_file
 from s3dsl.tasks.registry import get_task
 
 runner = CliRunner()

@@ -82,7 +82,7 @@ def test_simple_evaluate_matches_s3dsl_and_reports_forwards(task_dir, tmp_path):
 
     from s3dsl.compiler.passes import plan
     from s3dsl.models.registry import load_model
-    from s3dsl.runtime.session import compile_file, execute
+    from s3dsl.session import compile_file, execute
     from s3dsl.tasks.base import Problem
     from s3dsl.tasks.registry import get_task
 

@@ -191,7 +191,7 @@ def test_shipped_weights_are_small():
 
 @pytest.mark.parametrize("name", ["arith", "sudoku"])
 def test_shipped_model_reproduces_recorded_accuracy(name):
-    from s3dsl.runtime.session import run_strategy
+    from s3dsl.session import run_strategy
 
     summary = run_strategy("single", model=name, task=name, limit=SLICE, batch_size=SLICE)
     correct = sum(r.correct for r in summary.per_problem)

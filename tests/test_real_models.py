@@ -23,7 +23,7 @@ from s3dsl.dsl.errors import S3DSLError
 from s3dsl.models.checkpoint import load_checkpoint
 from s3dsl.models.tiny_official import write_checkpoint
 from s3dsl.runtime.scoring import encode_prompt
-from s3dsl.runtime.session import compile_file, execute
+from s3dsl.session import compile_file, execute
 from s3dsl.tasks.base import Problem
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden"

@@ -16,7 +16,7 @@ import torch
 
 from s3dsl.catalog import resolve_strategy
 from s3dsl.compiler.passes import plan
-from s3dsl.runtime.session import compile_file, execute
+from s3dsl.session import compile_file, execute
 from s3dsl.tasks.registry import get_task
 
 

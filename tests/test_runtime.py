@@ -17,7 +17,7 @@ from s3dsl.runtime import resampling, rng, transition
 from s3dsl.runtime.executor import BatchedExecutor, Flags
 from s3dsl.runtime.reference import ReferenceInterpreter
 from s3dsl.runtime.scoring import ParticleOutcome, choose
-from s3dsl.runtime.session import compile_file, execute, run_strategy
+from s3dsl.session import compile_file, execute, run_strategy
 from s3dsl.tasks.base import Problem
 from s3dsl.tasks.registry import get_task
 

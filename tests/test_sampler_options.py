@@ -127,7 +127,7 @@ def test_default_sampler_changes_nothing():
 ])
 def test_bad_sampler_settings_are_user_errors(key, value, message):
     from s3dsl.catalog import resolve_strategy
-    from s3dsl.runtime.session import compile_file
+    from s3dsl.session import compile_file
 
     with pytest.raises(S3DSLError, match=message):
         compile_file(resolve_strategy("single"), {key: value}, 16, "confidence")
@@ -135,7 +135,7 @@ def test_bad_sampler_settings_are_user_errors(key, value, message):
 
 def test_official_names_resolve_to_rules():
     from s3dsl.catalog import resolve_strategy
-    from s3dsl.runtime.session import compile_file
+    from s3dsl.session import compile_file
 
     llada = compile_file(resolve_strategy("llada"), {"cfg_scale": "1.5"}, 16, "confidence")
     assert (llada.decode.commit, llada.decode.cfg_scale, llada.decode.schedule) == (

@@ -124,7 +124,7 @@ def test_approximate_runs_are_stored_apart_from_exact_ones():
     from s3dsl.compiler.passes import plan
     from s3dsl.models.registry import load_model
     from s3dsl.resume import run_config
-    from s3dsl.runtime.session import compile_file
+    from s3dsl.session import compile_file
     from s3dsl.tasks.registry import get_task
 
     task, model = get_task("arith"), load_model("tiny-random")

@@ -216,7 +216,7 @@ class ScriptedModel:
 def test_s3_with_math_heuristic_scores_an_equivalent_answer_correct():
     pytest.importorskip("math_verify")
     from s3dsl.compiler.passes import plan
-    from s3dsl.runtime.session import compile_file, execute
+    from s3dsl.session import compile_file, execute
 
     task = load_task_file(MATH500)
     problems = [p for p in task.problems() if p.answer == "\\frac{3}{4}"]

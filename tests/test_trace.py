@@ -11,7 +11,7 @@ from s3dsl.catalog import builtin_strategies
 from s3dsl.cli.app import app
 from s3dsl.compiler.passes import plan
 from s3dsl.models.registry import load_model
-from s3dsl.runtime.session import compile_file, execute
+from s3dsl.session import compile_file, execute
 from s3dsl.tasks.registry import get_task
 from s3dsl.trace import execute_traced
 

@@ -229,12 +229,12 @@ def run(
     the default verifier (math-heuristic)."""
     from s3dsl.catalog import resolve_strategy
     from s3dsl.compiler.passes import plan
-    from s3dsl.runtime.session import compile_file, summarize
+    from s3dsl.session import compile_file, summarize
 
     check_device(device)
     if limit is not None and limit < 1:
         raise S3DSLError("--limit must be at least 1")
-    from s3dsl.runtime.session import check_run_limits, check_run_options
+    from s3dsl.session import check_run_limits, check_run_options
 
     check_run_options(seed, batch_size)
     check_json_target(json_path)
@@ -345,7 +345,7 @@ def compile_cmd(
     """Check a strategy and show its plan and predicted cost."""
     from s3dsl.catalog import resolve_strategy
     from s3dsl.compiler.passes import plan
-    from s3dsl.runtime.session import compile_file
+    from s3dsl.session import compile_file
     from s3dsl.tasks.registry import get_task
 
     the_task = get_task(task)

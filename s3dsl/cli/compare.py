@@ -67,7 +67,7 @@ def parse_sweeps(items: list[str]) -> list[tuple[str, list[str]]]:
 def known_keys(path: Path, gen_length: int, verifier: str) -> set[str]:
     """The keys a `--set` may name for this strategy: its params and the decode settings."""
     from s3dsl.compiler.build import DECODE_DEFAULTS
-    from s3dsl.runtime.session import compile_file
+    from s3dsl.session import compile_file
 
     return set(compile_file(path, None, gen_length, verifier).params) | set(DECODE_DEFAULTS)
 
@@ -274,7 +274,7 @@ class _Runner:
         from s3dsl.cli.app import _progress
         from s3dsl.compiler.passes import plan
         from s3dsl.resume import run_stored
-        from s3dsl.runtime.session import compile_file
+        from s3dsl.session import compile_file
 
         runs = []
         with _progress() as bar:

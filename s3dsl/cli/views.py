@@ -13,7 +13,7 @@ from s3dsl.compiler.cost import predict
 from s3dsl.compiler.passes import PASSES, Plan
 from s3dsl.dsl.errors import printable
 from s3dsl.runtime.scoring import Match
-from s3dsl.runtime.session import RunSummary
+from s3dsl.session import RunSummary
 
 
 def user_text(text: str) -> str:
@@ -179,13 +179,13 @@ def listing(what: str) -> Table | Group:
             table.add_row(user_text(name), user_text(description), user_text(str(path)))
         return table
     if what == "primitives":
-        from s3dsl.compiler.build import _signature
+        from s3dsl.compiler.build import signature
         from s3dsl.compiler.primitives import PRIMITIVES
 
         table = Table("primitive", "signature", "what it does", title="primitives")
         for p in PRIMITIVES:
             aliases = f" (alias {', '.join(p.aliases)})" if p.aliases else ""
-            table.add_row(p.name + aliases, _signature(p), p.doc)
+            table.add_row(p.name + aliases, signature(p), p.doc)
         return table
     if what == "verifiers":
         from s3dsl.verifiers.registry import VERIFIERS

@@ -263,7 +263,7 @@ class _OpBuilder:
                 f"{prim.name} takes at most {len(prim.params)} positional argument(s), "
                 f"got {len(call.args)}",
                 call.args[len(prim.params)].span,
-                f"signature: {_signature(prim)}",
+                f"signature: {signature(prim)}",
             )
         for param, arg in zip(prim.params, call.args):
             bound[param.name] = arg
@@ -273,7 +273,7 @@ class _OpBuilder:
                 raise S3DSLError(
                     f"{prim.name} has no argument '{key}'",
                     arg.span,
-                    did_you_mean(key, names) or f"signature: {_signature(prim)}",
+                    did_you_mean(key, names) or f"signature: {signature(prim)}",
                 )
             if key in bound:
                 raise S3DSLError(f"argument '{key}' given twice", arg.span)
@@ -286,7 +286,7 @@ class _OpBuilder:
                 raise S3DSLError(
                     f"{prim.name} needs argument '{p.name}'",
                     call.span,
-                    f"signature: {_signature(prim)}",
+                    f"signature: {signature(prim)}",
                 )
             return p.default
         if p.kind == "target":
@@ -390,7 +390,7 @@ def _check_value(prim: prims.Primitive, p: prims.Param, value: Any, span: Span) 
     return checks.check_arg(prim, p, value, span)
 
 
-def _signature(prim: prims.Primitive) -> str:
+def signature(prim: prims.Primitive) -> str:
     parts = []
     for p in prim.params:
         parts.append(p.name if p.default is prims.REQUIRED else f"{p.name}={p.default!r}")

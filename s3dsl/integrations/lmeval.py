@@ -211,7 +211,7 @@ class S3DSLLM(LM):
 
     def _run(self, requests: list, gen_length: int) -> list[str]:
         from s3dsl.compiler.passes import plan
-        from s3dsl.runtime.session import compile_file, execute
+        from s3dsl.session import compile_file, execute
 
         program = compile_file(self.strategy_path, self.overrides, gen_length, self.verifier)
         the_plan = plan(program, self.opt_level)
