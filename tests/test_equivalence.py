@@ -125,6 +125,11 @@ def strategy_texts(draw) -> str:
             when = draw(st.sampled_from(("", *CONDITIONS)))
             sched = ", ".join(x for x in (sched, f'when="{when}"' if when else "") if x)
         step.append(call("resample", draw, fixed, sched))
+    if draw(st.booleans()):
+        stops = ("agreement >= 0.5", "n_answers <= 1", "step >= 2") if scored else ("step >= 2",)
+        sched = draw(st.sampled_from(SCHEDULES))
+        when = f'when="{draw(st.sampled_from(stops))}"'
+        step.append(call("stop", draw, None, ", ".join(x for x in (sched, when) if x)))
     final = [call("score", draw)] if draw(st.booleans()) else []
     final.append(call("select", draw))
     lines = ["name: generated", "decode:"]

@@ -371,7 +371,7 @@ class _OpBuilder:
                 raise S3DSLError(
                     f"{prim.name} cannot take a runtime condition",
                     present["when"].span,
-                    "when= applies to resample, weight, stratify and remask",
+                    "when= applies to resample, weight, stratify, remask and stop",
                 )
             from s3dsl.dsl.expr import compile_condition
 

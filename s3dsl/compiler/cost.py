@@ -6,7 +6,8 @@ nothing where its `cache=reuse` finds the state cached, and one row per distinct
 dedups. States are provably identical (one per problem) while every commit is deterministic
 (temperature 0, a rule other than random, no random remask). The count is exact unless `exact`
 is False: threshold commits can finish blocks early, remasks reopen a data-dependent count, and
-dedup merges particles that coincide by chance; then it is an upper bound.
+dedup merges particles that coincide by chance, and a `stop` that fires saves the forwards after
+it; then it is an upper bound.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ def count(lowered: StepPlan, program: Program) -> Cost:
     gen = program.decode.gen_length
     deterministic = _deterministic(program)
     walk, cost = _Walk(), Cost(0)
-    if any(op.name == "remask" for op in program.step) or "threshold" in {
+    # A `stop` that fires spends its finishing forward in place of every later one: the count
+    # below (which leaves it out) is then the no-stop bound.
+    if any(op.name in ("remask", "stop") for op in program.step) or "threshold" in {
         op.args.get("rule") or program.decode.commit for op in program.step if op.name == "denoise"
     }:
         cost.exact = False

@@ -23,7 +23,10 @@ RESAMPLE_METHODS = ("multinomial", "systematic", "stratified", "residual", "ssp"
 SCHEDULE_KEYS = ("at", "every", "offset", "when")
 AT_CHOICES = ("block_start", "block_end", "first_step", "last_step")
 # Names a `when` condition may use, per problem, at the time the stage runs.
-CONDITION_NAMES = ("ess", "step", "block", "steps", "n", "max_score", "mean_score")
+# agreement: share of particles holding the most common extracted answer (0 before any score);
+# n_answers: distinct extracted answers.
+CONDITION_NAMES = ("ess", "step", "block", "steps", "n", "max_score", "mean_score",
+                   "agreement", "n_answers")
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,19 @@ PRIMITIVES: tuple[Primitive, ...] = (
         lower=lambda args: (
             Node.of("update", field="tokens", by=args.get("by"), count=args.get("count"),
                     fraction=args.get("fraction")),
+        ),
+        changes_tokens=True,
+        phases=("step",),
+    ),
+    Primitive(
+        "stop",
+        "Finish the problem now: every mask committed in one step; no more forwards for it.",
+        (),
+        # The finishing forward is paid only where the condition holds and replaces every later
+        # forward of that problem, so the cost bound is the no-stop count: no forward node here.
+        lower=lambda args: (
+            Node.of("host", call="finish problems whose condition holds",
+                    then="commit all masks in one step; no later forward"),
         ),
         changes_tokens=True,
         phases=("step",),

@@ -46,6 +46,7 @@ from s3dsl.runtime.semantics import (
     arg,
     committed_logprob,
     condition_env,
+    finishing_context,
     imh_chain,
     problem_uniforms,
     prune_survivors,
@@ -136,6 +137,7 @@ class BatchedExecutor(BatchedForwards):
         self.chosen = [0] * B
         self.last_ess: list[float | None] = [None] * B  # of the latest resample (for traces)
         self.remasks = [0] * B  # remask applications (for traces)
+        self.stopped = [False] * B  # a `stop` fired: finished, and no stage may reopen it
 
     @property
     def uses_prompt_cache(self) -> bool:
@@ -171,6 +173,7 @@ class BatchedExecutor(BatchedForwards):
                         condition_env(
                             self.pop.logw[b * self.n : (b + 1) * self.n].tolist(),
                             self.pop.score[b * self.n : (b + 1) * self.n].tolist(),
+                            self.pop.answers[b * self.n : (b + 1) * self.n],
                             ctx,
                         )
                     )
@@ -201,7 +204,6 @@ class BatchedExecutor(BatchedForwards):
         self.pop = pop
 
     def op_denoise(self, op: Op, ctx: StepContext, active) -> None:
-        d = self.program.decode
         if self.stage.has("static-step"):
             self._static_denoise(op, ctx)
             return
@@ -215,6 +217,12 @@ class BatchedExecutor(BatchedForwards):
         w0, _ = transition.window_bounds(gen[rows], self.mask_id, ctx.block_end)
         c = self.cache
         window = c.window_logp[self.pop.slot[rows]][:, w0 - c.w0 : ctx.block_end - c.w0]
+        self._commit(op, ctx, rows, window, w0)
+
+    def _commit(self, op: Op, ctx: StepContext, rows: torch.Tensor, window: torch.Tensor,
+                w0: int) -> None:
+        """Propose and commit on `rows` from their log-probs over positions [w0, block_end)."""
+        d, gen = self.program.decode, self.gen_tokens()
         new, commit, x0_logp = transition.propose_and_commit(
             window,
             gen[rows],
@@ -380,20 +388,40 @@ class BatchedExecutor(BatchedForwards):
     def op_remask(self, op: Op, ctx: StepContext, active) -> None:
         pop = self.pop
         gen = self.gen_tokens()
-        committed = (gen != self.mask_id) & self.active_rows(active).unsqueeze(1)
+        stopped = torch.tensor(self.stopped, device=self.device).repeat_interleave(self.n)
+        live = self.active_rows(active) & ~stopped
+        committed = (gen != self.mask_id) & live.unsqueeze(1)
         chosen = remask_positions(committed, pop.commit_logp, pop.key, op, ctx)
         for b in self._active_problems(active):
-            self.remasks[b] += 1
+            self.remasks[b] += not self.stopped[b]
         pop.tokens[:, -self.gen :] = torch.where(chosen, self.mask_id, gen)
         pop.commit_logp = torch.where(chosen, torch.zeros_like(pop.commit_logp), pop.commit_logp)
         pop.slot[chosen.any(dim=1)] = -1
+
+    def op_stop(self, op: Op, ctx: StepContext, active) -> None:
+        """Finish the problems whose condition holds, as `finish` does, with a forward of their
+        masked rows only that leaves every other row's cached forward in place."""
+        for b in self._active_problems(active):
+            self.stopped[b] = True
+        live = self.active_rows(active)
+        gen = self.gen_tokens()
+        self.pop.step_logp[live] = 0.0
+        rows = (live & (gen == self.mask_id).any(dim=1)).nonzero().squeeze(1)
+        if len(rows) == 0:
+            return
+        w0, _ = transition.window_bounds(gen[rows], self.mask_id, self.gen)
+        owners = self.problem_of(rows)
+        for b in owners.tolist():
+            self.nfe[b] += 1
+        reduced = self.forward(self.pop.tokens[rows], owners, w0, self.gen)
+        self._commit(FINISH, finishing_context(ctx, self.gen), rows, reduced.window_logp, w0)
 
     def op_select(self, op: Op, ctx: StepContext, active) -> None:
         for b, outs in enumerate(self.outcomes()):
             self.chosen[b] = choose(outs, op.args["by"])
 
     def finish(self, ctx: StepContext) -> None:
-        last = StepContext(ctx.step, ctx.block, 0, 1, ctx.steps, self.gen, self.gen)
+        last = finishing_context(ctx, self.gen)
         if (self.gen_tokens() == self.mask_id).any():
             self.stage = self.lowered.finish
             self.op_denoise(FINISH, last, None)

@@ -35,6 +35,7 @@ from s3dsl.runtime.semantics import (
     arg,
     committed_logprob,
     condition_env,
+    finishing_context,
     imh_chain,
     problem_uniforms,
     prune_survivors,
@@ -75,6 +76,7 @@ class ProblemState:
     chosen: int = 0
     last_ess: float | None = None  # of the latest resample (for traces)
     remasks: int = 0  # remask applications (for traces)
+    stopped: bool = False  # a `stop` fired: finished, and no stage may reopen it
 
 
 class ReferenceInterpreter:
@@ -228,6 +230,8 @@ class ReferenceInterpreter:
         s.particles = survivors
 
     def remask(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
+        if s.stopped:
+            return
         s.remasks += 1
         for p in s.particles:
             committed = ~self.masked(p)
@@ -237,6 +241,12 @@ class ReferenceInterpreter:
             gen = torch.where(chosen, self.model.mask_id, p.ids[-self.gen :])
             p.ids = torch.cat([p.ids[: -self.gen], gen])
             p.logp = torch.where(chosen, 0.0, p.logp)
+
+    def stop(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
+        """Finish the problem as the engine's finish does (every mask committed in one step);
+        with nothing masked left, its particles need no later forward."""
+        s.stopped = True
+        self.denoise(s, FINISH, finishing_context(ctx, self.gen))
 
     def select(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
         s.chosen = choose(self.outcomes(s), op.args["by"])
@@ -271,12 +281,13 @@ class ReferenceInterpreter:
     def apply(self, op: Op, ctx: StepContext) -> None:
         method = getattr(self, op.name.replace("-", "_"))
         for s in self.states:
-            env = condition_env([p.logw for p in s.particles], [p.score for p in s.particles], ctx)
+            env = condition_env([p.logw for p in s.particles], [p.score for p in s.particles],
+                                [p.answer for p in s.particles], ctx)
             if op.schedule.when is None or op.schedule.when.evaluate(env):
                 method(s, op, ctx)
 
     def finish(self, ctx: StepContext) -> None:
-        last = replace(ctx, steps_per_block=1, step_in_block=0, block_end=self.gen)
+        last = finishing_context(ctx, self.gen)
         if any(self.masked(p).any() for s in self.states for p in s.particles):
             for s in self.states:
                 self.denoise(s, FINISH, last)

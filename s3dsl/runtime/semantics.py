@@ -7,6 +7,7 @@ interpreter and the batched executor cannot disagree about what a stage means.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 
 import torch
@@ -121,11 +122,21 @@ def remask_positions(
     return committed & (ranks < k.unsqueeze(1))
 
 
-def condition_env(logw: Sequence[float], scores: Sequence[float], ctx: StepContext) -> dict:
-    """The names a `when` condition sees, for one problem."""
+def finishing_context(ctx: StepContext, gen: int) -> StepContext:
+    """The step that commits whatever is masked at once (the engine's finish, and `stop`)."""
+    return StepContext(ctx.step, ctx.block, 0, 1, ctx.steps, gen, gen)
+
+
+def condition_env(logw: Sequence[float], scores: Sequence[float], answers: Sequence,
+                  ctx: StepContext) -> dict:
+    """The names a `when` condition sees, for one problem. `answers` are the particles' extracted
+    answers of their last scored prediction (None: none yet), for `agreement` and `n_answers`."""
     weights = resampling.normalize(torch.tensor(list(logw), dtype=torch.float64))
     scores = [x for x in scores if not math.isnan(x)]
+    held = Counter(a for a in answers if a is not None)
     return {
+        "agreement": max(held.values()) / len(answers) if held else 0.0,
+        "n_answers": len(held),
         "ess": resampling.ess(weights),
         "step": ctx.step,
         "block": ctx.block,
