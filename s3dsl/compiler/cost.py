@@ -74,8 +74,7 @@ def count(lowered: StepPlan, program: Program) -> Cost:
     gen = program.decode.gen_length
     deterministic = _deterministic(program)
     walk, cost = _Walk(), Cost(0)
-    # A `stop` that fires spends its finishing forward in place of every later one: the count
-    # below (which leaves it out) is then the no-stop bound.
+    # A `stop` that fires finishes its problem, so every later forward of it is saved.
     if any(op.name in ("remask", "stop") for op in program.step) or "threshold" in {
         op.args.get("rule") or program.decode.commit for op in program.step if op.name == "denoise"
     }:
@@ -85,6 +84,15 @@ def count(lowered: StepPlan, program: Program) -> Cost:
         op = stage.op
         for node in stage.nodes:
             kind = node.kind
+            if kind == "forward" and node.get("rows") == prims.STOPPED_ROWS:
+                # `stop` may finish every particle here; what it saves later is not subtracted
+                paid = walk.n if walk.filled_end < gen else 0
+                cost.forwards += paid
+                key = f"{op.name}@{op.span.line}" if op.span else op.name
+                cost.by_stage[key] = cost.by_stage.get(key, 0) + paid
+                continue
+            if kind == "commit" and op.name == "stop":
+                continue
             if kind in ("forward", "static-step"):
                 rows = node.get("rows", "")
                 needed = walk.filled_end < (ctx.block_end if rows != "with masks" else gen)

@@ -21,6 +21,7 @@ REQUIRED = object()
 COMMIT_RULES = ("confidence", "margin", "entropy", "random", "threshold")
 RESAMPLE_METHODS = ("multinomial", "systematic", "stratified", "residual", "ssp", "topk")
 SCHEDULE_KEYS = ("at", "every", "offset", "when")
+STOPPED_ROWS = "masked, of problems it stops"  # `stop`'s forward: only where its condition holds
 AT_CHOICES = ("block_start", "block_end", "first_step", "last_step")
 # Names a `when` condition may use, per problem, at the time the stage runs.
 # agreement: share of particles holding the most common extracted answer (0 before any score);
@@ -219,11 +220,11 @@ PRIMITIVES: tuple[Primitive, ...] = (
         "stop",
         "Finish the problem now: every mask committed in one step; no more forwards for it.",
         (),
-        # The finishing forward is paid only where the condition holds and replaces every later
-        # forward of that problem, so the cost bound is the no-stop count: no forward node here.
+        # The finishing forward runs only where the condition holds; the cost model counts it
+        # at every point it may fire (a bound), the run reports what it spent.
         lower=lambda args: (
-            Node.of("host", call="finish problems whose condition holds",
-                    then="commit all masks in one step; no later forward"),
+            forward(STOPPED_ROWS, "first mask..end"),
+            Node.of("commit", rule="confidence", temperature=0.0, steps="1 (all masks)"),
         ),
         changes_tokens=True,
         phases=("step",),
