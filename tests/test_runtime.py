@@ -460,3 +460,42 @@ def test_margin_is_top1_minus_top2_probability_and_entropy_prefers_peaked_positi
         )
         picks[rule] = commit[0].nonzero().flatten().tolist()
     assert picks == {"confidence": [0], "margin": [1], "entropy": [0]}
+
+
+def test_agreement_is_the_share_holding_the_most_common_answer():
+    from s3dsl.compiler.schedule import StepContext
+    from s3dsl.runtime.semantics import condition_env
+
+    ctx = StepContext(0, 0, 0, 1, 1, 8, 8)
+    env = condition_env([0.0] * 4, [NAN_] * 4, ["7", "7", None, "3"], ctx)
+    assert (env["agreement"], env["n_answers"]) == (0.5, 2)
+    env = condition_env([0.0] * 2, [NAN_] * 2, [None, None], ctx)
+    assert (env["agreement"], env["n_answers"]) == (0.0, 0)
+
+
+def test_stop_finishes_the_problem_and_spends_no_later_forward(tiny_model, arith_problems):
+    """One particle, 8 steps: denoise at steps 0 and 1, then stop's one finishing forward; the
+    remask after it may not reopen the problem, so nothing after step 1 runs a forward."""
+    text = ("verifiers:\n  v: confidence\nprogram:\n  step:\n    - denoise\n"
+            '    - stop(when="step >= 1")\n    - remask(count=2)\n  final: select\n')
+    program = program_of(text, gen_length=8)
+    ref = run(program, tiny_model, arith_problems[:2], level=0)
+    assert [r.nfe for r in ref] == [3, 3]
+    for level in (1, 2, 3):
+        results = run(program, tiny_model, arith_problems[:2], level=level)
+        assert tokens(results) == tokens(ref) and [r.nfe for r in results] == [3, 3], level
+    assert plan(program, 2).cost.forwards >= 3  # a bound: stop's forward counted where it may fire
+
+
+def test_adaptive_on_arith_stops_early_with_the_same_tokens_at_opt_0_and_2(arith_problems):
+    from s3dsl.models.registry import load_model
+
+    model = load_model("arith")
+    program = compile_file(builtin_strategies()["adaptive"], None, ARITH.gen_length,
+                           ARITH.default_verifier)
+    problems = arith_problems[:2]
+    ref = run(program, model, problems, level=0)
+    opt2 = run(program, model, problems, level=2)
+    assert tokens(opt2) == tokens(ref)
+    bound = plan(program, 2).cost.forwards
+    assert all(r.nfe < bound for r in opt2)  # the trained model's particles agree: it stopped
