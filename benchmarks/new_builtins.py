@@ -8,6 +8,8 @@ the rows are side by side. Nothing is tuned on these problems.
     python benchmarks/new_builtins.py --split train --n arith=40 --n sudoku=0 \
         --strategies single s3 benchmarks/adaptive_attempt.yaml \
         --out benchmarks/results/adaptive_attempt.md
+    python benchmarks/new_builtins.py --n arith=40 --n sudoku=0 --strategies s3 adaptive \
+        --out benchmarks/results/adaptive.md
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from s3dsl.catalog import resolve_strategy
 from s3dsl.session import compile_file, run_strategy
 from s3dsl.tasks.registry import get_task
 
-STRATEGIES = ("single", "best_of_k", "s3", "remdm", "beam", "fk", "prism")
+STRATEGIES = ("single", "best_of_k", "s3", "adaptive", "remdm", "beam", "fk", "prism")
 
 
 def main() -> None:
