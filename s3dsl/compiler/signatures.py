@@ -7,13 +7,14 @@ defaults, the verifier registry), so the schema cannot drift from the compiler.
 from __future__ import annotations
 
 from s3dsl.compiler import primitives as prims
+from s3dsl.compiler.values import POSITIVE
 from s3dsl.dsl.schema import ArgSpec, Signatures, StageSpec, signature_json_schema
 
 
-def _arg(p: prims.Param) -> ArgSpec:
+def _arg(prim: prims.Primitive, p: prims.Param) -> ArgSpec:
     kind = p.kind
     return ArgSpec(p.name, kind, p.choices, p.low, p.high, p.default is prims.REQUIRED,
-                   doc=p.doc)
+                   doc=p.doc, low_exclusive=(prim.name, p.name) in POSITIVE)
 
 
 def signatures() -> Signatures:
@@ -21,7 +22,7 @@ def signatures() -> Signatures:
     from s3dsl.verifiers.registry import VERIFIERS, option_names
 
     stages = tuple(
-        StageSpec(p.name, p.doc, tuple(_arg(a) for a in p.params), p.aliases, p.phases,
+        StageSpec(p.name, p.doc, tuple(_arg(p, a) for a in p.params), p.aliases, p.phases,
                   takes_when=p.takes_when)
         for p in prims.PRIMITIVES
     )

@@ -92,14 +92,14 @@ def override_number(text: str, kind: type, key: str, default: Any) -> int | floa
 # -- primitive arguments ------------------------------------------------------------------------
 
 
-_POSITIVE = {("denoise", "threshold")}  # log(threshold) at run time: 0 is not a threshold
+POSITIVE = {("denoise", "threshold")}  # log(threshold) at run time: 0 is not a threshold
 
 
 def check_arg(prim: prims.Primitive, p: prims.Param, value: Any, span: Span) -> Any:
     """One argument of a stage against its parameter's kind, choices and range."""
     where = f"{prim.name}({p.name}=...)"
     if p.kind in ("int", "float"):
-        above = 0.0 if (prim.name, p.name) in _POSITIVE else None
+        above = 0.0 if (prim.name, p.name) in POSITIVE else None
         return number(value, where, span, integer=p.kind == "int", low=p.low, high=p.high,
                       above=above)
     if p.kind == "bool":

@@ -165,6 +165,7 @@ class ArgSpec:
     required: bool = False
     nullable: bool = False
     doc: str = ""
+    low_exclusive: bool = False  # `low` itself is rejected (e.g. denoise's threshold)
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,7 @@ def _typed(arg: ArgSpec) -> dict:
     else:
         return {"$ref": "#/$defs/value"}
     if arg.low is not None:
-        base["minimum"] = arg.low
+        base["exclusiveMinimum" if arg.low_exclusive else "minimum"] = arg.low
     if arg.high is not None:
         base["maximum"] = arg.high
     options = [base, EXPR]
