@@ -15,7 +15,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,14 +141,17 @@ class Store:
             if self.path != MEMORY:
                 _check_writable(Path(self.path), hint)
             self.db = sqlite3.connect(self.path, timeout=30.0)
-            if self.path != MEMORY:
-                self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(_SCHEMA)
+            _while_locked(self._set_up)
             self._check_schema(hint)
         except (sqlite3.DatabaseError, OSError) as e:
             raise S3DSLError(f"cannot open the results database {self.path}: {e}",
                              hint=hint) from None
+
+    def _set_up(self) -> None:
+        if self.path != MEMORY:
+            self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
 
     def _check_schema(self, hint: str) -> None:
         """A file of the same name made by another program is refused, not written into."""
@@ -287,3 +290,19 @@ def _run(row: tuple) -> RunRecord:
     return RunRecord(id_, key, ck, strategy, task, model, seed, opt, dh, json.loads(config),
                      json.loads(pkeys), json.loads(meta), created)
 
+
+def _while_locked(step: Callable[[], None], patience_s: float = 30.0) -> None:
+    """Run `step`, retrying while another writer holds the file: switching to WAL and creating
+    the tables need a lock that SQLite refuses at once (no busy wait) when two runs open one
+    new database together."""
+    deadline = time.monotonic() + patience_s
+    delay = 0.01
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
