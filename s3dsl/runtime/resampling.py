@@ -56,21 +56,36 @@ def residual(weights: torch.Tensor, n: int, u: torch.Tensor) -> torch.Tensor:
 
 def ssp(weights: torch.Tensor, n: int, u: torch.Tensor) -> torch.Tensor:
     """Srinivasan sampling process: each candidate gets floor(nW) or floor(nW)+1 copies, exactly
-    n in all, E[copies] = nW. Pairs of fractional parts are resolved until none is left."""
+    n in all, E[copies] = nW. The first two undecided fractional parts are resolved against each
+    other, one uniform per pair, until at most one is left.
+
+    Resolving a pair decides at least one of them and the other (if undecided) stays the first
+    undecided index, so the process is one left-to-right pass with a carry: O(n), the same pairs
+    and the same float64 arithmetic as re-scanning the undecided list after every pair."""
     expected = (n * weights).tolist()
     counts = [math.floor(e) for e in expected]
     frac = [e - c for e, c in zip(expected, counts)]
-    draw = 0
-    pending = [i for i, f in enumerate(frac) if 1e-12 < f < 1 - 1e-12]
-    while len(pending) >= 2:
-        i, j = pending[0], pending[1]
-        a, b = min(1 - frac[i], frac[j]), min(frac[i], 1 - frac[j])
-        if float(u[draw % len(u)]) < b / (a + b):
-            frac[i], frac[j] = frac[i] + a, frac[j] - a
-        else:
-            frac[i], frac[j] = frac[i] - b, frac[j] + b
-        draw += 1
-        pending = [k for k in pending if 1e-12 < frac[k] < 1 - 1e-12]
+    draw, carry = 0, None
+
+    def undecided(f: float) -> bool:
+        return 1e-12 < f < 1 - 1e-12
+
+    uniforms = u.tolist()
+    for j, f in enumerate(frac):
+        if not undecided(f):
+            continue
+        if carry is None:
+            carry = j
+            continue
+        i = carry
+        while undecided(frac[i]) and undecided(frac[j]):  # once, unless round-off keeps both
+            a, b = min(1 - frac[i], frac[j]), min(frac[i], 1 - frac[j])
+            if uniforms[draw % len(uniforms)] < b / (a + b):
+                frac[i], frac[j] = frac[i] + a, frac[j] - a
+            else:
+                frac[i], frac[j] = frac[i] - b, frac[j] + b
+            draw += 1
+        carry = i if undecided(frac[i]) else j if undecided(frac[j]) else None
     for k, f in enumerate(frac):
         counts[k] += 1 if f > 0.5 else 0
     result = torch.tensor(counts, dtype=torch.long)
