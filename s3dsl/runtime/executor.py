@@ -52,6 +52,7 @@ from s3dsl.runtime.semantics import (
     prune_survivors,
     remask_positions,
     resample_logweights,
+    resample_logweights_rows,
     score_strata,
     sequence_logprob,
     weight_update,
@@ -325,6 +326,49 @@ class BatchedExecutor(BatchedForwards):
 
     def op_resample(self, op: Op, ctx: StepContext, active) -> None:
         n_in, n_out = self.n, op.args["n"]
+        batched = (
+            op.args["method"] in resampling.ROW_METHODS
+            and op.args["within"] != "strata"
+            and (active is None or n_out == n_in)
+        )
+        if batched:
+            idx, moved = self.resample_all(op, ctx, active)
+        else:
+            idx, moved = self.resample_each(op, ctx, active)
+        pop = self.pop.gather(idx)
+        slot_in_problem = torch.arange(len(idx), device=self.device) % n_out
+        new_keys = rng.mix(pop.key, op.uid, ctx.step, slot_in_problem)
+        pop.key = torch.where(moved, new_keys, pop.key)
+        pop.logw = torch.where(moved, torch.zeros_like(pop.logw), pop.logw)
+        self.pop = pop
+
+    def resample_all(self, op: Op, ctx: StepContext, active) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every problem at once (row schemes, no strata): the same ancestors as one problem at a
+        time, from the same per-problem uniforms, in a few [B, n] tensor ops."""
+        B, n_in, n_out = len(self.batch), self.n, op.args["n"]
+        logw = resample_logweights_rows(
+            self.pop.score.cpu().view(B, n_in), self.pop.logw.cpu().view(B, n_in), op.args
+        )
+        weights = resampling.normalize_rows(logw)
+        keys = rng.mix(self.root.to(torch.int64), op.uid, ctx.step)
+        u = rng.uniform(keys, 0, (2 * n_in + n_out + 2,))
+        ancestors = resampling.resample_rows(weights, n_out, op.args["method"], u)
+        ancestors = ancestors + (torch.arange(B) * n_in).view(B, 1)
+        live = torch.ones(B, dtype=torch.bool) if active is None else active.cpu().bool()
+        if not bool(live.all()):  # a finished problem keeps its rows (then n_out == n_in)
+            own = torch.arange(B * n_in).view(B, n_in)
+            ancestors = torch.where(live.view(B, 1), ancestors, own)
+        for b, ess in enumerate(resampling.ess_rows(weights).tolist()):
+            if bool(live[b]):
+                self.resamples[b] += 1
+                self.min_ess[b] = ess if self.min_ess[b] is None else min(self.min_ess[b], ess)
+                self.last_ess[b] = ess
+        moved = live.view(B, 1).expand(B, n_out).reshape(-1)
+        return ancestors.reshape(-1).to(self.device), moved.to(self.device)
+
+    def resample_each(self, op: Op, ctx: StepContext, active) -> tuple[torch.Tensor, torch.Tensor]:
+        """One problem at a time: strata, and schemes with no row form (residual, ssp, topk)."""
+        n_in, n_out = self.n, op.args["n"]
         index, fresh = [], []
         for b in range(len(self.batch)):
             sl = slice(b * n_in, (b + 1) * n_in)
@@ -345,14 +389,7 @@ class BatchedExecutor(BatchedForwards):
             ancestors = resampling.resample(weights, n_out, op.args["method"], u, strata)
             index.append(ancestors + sl.start)
             fresh.append(torch.ones(n_out, dtype=torch.bool))
-        idx = torch.cat(index).to(self.device)
-        pop = self.pop.gather(idx)
-        moved = torch.cat(fresh).to(self.device)
-        slot_in_problem = torch.arange(len(idx), device=self.device) % n_out
-        new_keys = rng.mix(pop.key, op.uid, ctx.step, slot_in_problem)
-        pop.key = torch.where(moved, new_keys, pop.key)
-        pop.logw = torch.where(moved, torch.zeros_like(pop.logw), pop.logw)
-        self.pop = pop
+        return torch.cat(index).to(self.device), torch.cat(fresh).to(self.device)
 
     def op_prune(self, op: Op, ctx: StepContext, active) -> None:
         n, scores = self.n, self.pop.score.tolist()

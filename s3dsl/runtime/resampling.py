@@ -56,21 +56,36 @@ def residual(weights: torch.Tensor, n: int, u: torch.Tensor) -> torch.Tensor:
 
 def ssp(weights: torch.Tensor, n: int, u: torch.Tensor) -> torch.Tensor:
     """Srinivasan sampling process: each candidate gets floor(nW) or floor(nW)+1 copies, exactly
-    n in all, E[copies] = nW. Pairs of fractional parts are resolved until none is left."""
+    n in all, E[copies] = nW. The first two undecided fractional parts are resolved against each
+    other, one uniform per pair, until at most one is left.
+
+    Resolving a pair decides at least one of them and the other (if undecided) stays the first
+    undecided index, so the process is one left-to-right pass with a carry: O(n), the same pairs
+    and the same float64 arithmetic as re-scanning the undecided list after every pair."""
     expected = (n * weights).tolist()
     counts = [math.floor(e) for e in expected]
     frac = [e - c for e, c in zip(expected, counts)]
-    draw = 0
-    pending = [i for i, f in enumerate(frac) if 1e-12 < f < 1 - 1e-12]
-    while len(pending) >= 2:
-        i, j = pending[0], pending[1]
-        a, b = min(1 - frac[i], frac[j]), min(frac[i], 1 - frac[j])
-        if float(u[draw % len(u)]) < b / (a + b):
-            frac[i], frac[j] = frac[i] + a, frac[j] - a
-        else:
-            frac[i], frac[j] = frac[i] - b, frac[j] + b
-        draw += 1
-        pending = [k for k in pending if 1e-12 < frac[k] < 1 - 1e-12]
+    draw, carry = 0, None
+
+    def undecided(f: float) -> bool:
+        return 1e-12 < f < 1 - 1e-12
+
+    uniforms = u.tolist()
+    for j, f in enumerate(frac):
+        if not undecided(f):
+            continue
+        if carry is None:
+            carry = j
+            continue
+        i = carry
+        while undecided(frac[i]) and undecided(frac[j]):  # once, unless round-off keeps both
+            a, b = min(1 - frac[i], frac[j]), min(frac[i], 1 - frac[j])
+            if uniforms[draw % len(uniforms)] < b / (a + b):
+                frac[i], frac[j] = frac[i] + a, frac[j] - a
+            else:
+                frac[i], frac[j] = frac[i] - b, frac[j] + b
+            draw += 1
+        carry = i if undecided(frac[i]) else j if undecided(frac[j]) else None
     for k, f in enumerate(frac):
         counts[k] += 1 if f > 0.5 else 0
     result = torch.tensor(counts, dtype=torch.long)
@@ -135,3 +150,44 @@ def resample(
         w = w / w.sum() if float(w.sum()) > 0 else torch.full_like(w, 1.0 / len(w))
         out.append(members[METHODS[method](w, int(alloc[i]), u[i + 1 :].roll(0))])
     return torch.cat(out).sort().values
+
+
+# -- all problems at once ---------------------------------------------------------------------
+# The same schemes over a [B, n] block of weights (one row per problem), for the executor, so a
+# step resamples every problem with a handful of tensor ops instead of a Python loop. Each row's
+# result equals the one-problem function above bit for bit (same float64 ops, row-wise).
+ROW_METHODS = ("multinomial", "systematic", "stratified")
+
+
+def normalize_rows(logw: torch.Tensor) -> torch.Tensor:
+    """`normalize` of every row of [B, n] log-weights."""
+    logw = logw.double()
+    w = torch.exp(logw - logw.max(dim=1, keepdim=True).values)
+    w = w / w.sum(dim=1, keepdim=True)
+    dead = torch.isneginf(logw).all(dim=1, keepdim=True)
+    return torch.where(dead, torch.full_like(w, 1.0 / logw.shape[1]), w)
+
+
+def ess_rows(weights: torch.Tensor) -> torch.Tensor:
+    """`ess` of every row of [B, n] normalized weights."""
+    return 1.0 / (weights.shape[1] * (weights**2).sum(dim=1))
+
+
+def _inverse_cdf_rows(weights: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    cdf = torch.cumsum(weights, 1)
+    cdf[:, -1] = 1.0 + 1e-12
+    return torch.searchsorted(cdf, points, right=True).clamp_max(weights.shape[1] - 1)
+
+
+def resample_rows(weights: torch.Tensor, n: int, method: str, u: torch.Tensor) -> torch.Tensor:
+    """[B, n] ancestors (within each row, ascending) of rows of normalized weights, with the
+    problem's uniforms u[b]; `method` must be one of ROW_METHODS."""
+    weights = weights.double()
+    steps = torch.arange(n, dtype=torch.float64)
+    if method == "multinomial":
+        return _inverse_cdf_rows(weights, u[:, :n].contiguous()).sort(dim=1).values
+    if method == "systematic":
+        return _inverse_cdf_rows(weights, (steps + u[:, :1]) / n)
+    if method == "stratified":
+        return _inverse_cdf_rows(weights, (steps + u[:, :n]) / n)
+    raise ValueError(f"resample_rows: no batched form of {method!r}")

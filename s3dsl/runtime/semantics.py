@@ -51,6 +51,17 @@ def resample_logweights(scores: Sequence[float], logw: Sequence[float], args: di
     return torch.tensor(logw, dtype=torch.float64)
 
 
+def resample_logweights_rows(score: torch.Tensor, logw: torch.Tensor, args: dict) -> torch.Tensor:
+    """`resample_logweights` of every problem's row of [B, n] scores and log-weights at once."""
+    source = args["weights"]
+    score, logw = score.double(), logw.double()
+    if source == "auto":
+        by_score = ~torch.isnan(score).any(dim=1, keepdim=True)
+    else:
+        by_score = torch.full((score.shape[0], 1), source == "score")
+    return torch.where(by_score, score / args["beta"], logw)
+
+
 def prune_survivors(scores: Sequence[float], n: int) -> list[int]:
     """`prune`: the indices of the n best scores (nan ranks last, ties go to the earlier
     particle), in ascending order so the population layout stays canonical."""

@@ -1,0 +1,61 @@
+"""The all-problems-at-once resamplers give, row for row, exactly what the one-problem schemes
+give (the executor uses the former, the reference interpreter the latter)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from s3dsl.runtime import resampling
+from s3dsl.runtime.semantics import resample_logweights, resample_logweights_rows
+
+LOGW = st.one_of(
+    st.floats(-30, 30, allow_nan=False),
+    st.integers(-3, 3).map(float),  # ties
+    st.just(-math.inf),
+)
+
+
+@st.composite
+def blocks(draw):
+    b, n = draw(st.integers(1, 5)), draw(st.integers(1, 24))
+    rows = draw(st.lists(st.lists(LOGW, min_size=n, max_size=n), min_size=b, max_size=b))
+    n_out = draw(st.integers(1, 24))
+    seed = draw(st.integers(0, 2**16))
+    u = torch.rand(b, 2 * n + n_out + 2, dtype=torch.float64,
+                   generator=torch.Generator().manual_seed(seed))
+    return torch.tensor(rows, dtype=torch.float64), n_out, u
+
+
+@settings(max_examples=60, deadline=None)
+@given(blocks())
+def test_row_resamplers_equal_the_one_problem_schemes(block):
+    logw, n_out, u = block
+    weights = resampling.normalize_rows(logw)
+    ess = resampling.ess_rows(weights).tolist()
+    for method in resampling.ROW_METHODS:
+        ancestors = resampling.resample_rows(weights, n_out, method, u)
+        for b in range(len(logw)):
+            one = resampling.normalize(logw[b])
+            assert torch.equal(one, weights[b])
+            assert resampling.ess(one) == ess[b]
+            assert torch.equal(resampling.METHODS[method](one, n_out, u[b]), ancestors[b])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 6), st.sampled_from(("auto", "score", "logw")),
+       st.data())
+def test_row_logweights_equal_the_one_problem_rule(b, n, source, data):
+    cell = st.one_of(st.floats(-5, 5), st.just(math.nan))
+    score = torch.tensor(data.draw(st.lists(st.lists(cell, min_size=n, max_size=n),
+                                            min_size=b, max_size=b)), dtype=torch.float64)
+    logw = torch.randn(b, n, dtype=torch.float64)
+    args = {"weights": source, "beta": 0.5}
+    rows = resample_logweights_rows(score, logw, args)
+    for i in range(b):
+        one = resample_logweights(score[i].tolist(), logw[i].tolist(), args)
+        assert torch.equal(one.isnan(), rows[i].isnan())
+        assert torch.equal(torch.nan_to_num(one), torch.nan_to_num(rows[i]))
