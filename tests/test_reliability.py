@@ -5,7 +5,6 @@ level: tests/test_runtime.py.)"""
 
 from __future__ import annotations
 
-import json
 import signal
 import sqlite3
 import subprocess
@@ -13,26 +12,12 @@ import sys
 import time
 
 import torch
+from test_store import _done, _results  # the store's readers, shared with the kill test
 
 from s3dsl.catalog import resolve_strategy
 from s3dsl.compiler.passes import plan
 from s3dsl.session import compile_file, execute
 from s3dsl.tasks.registry import get_task
-
-
-def _done(db) -> int:
-    try:
-        with sqlite3.connect(db, timeout=5) as con:
-            return con.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-
-
-def _results(db) -> dict[str, dict]:
-    with sqlite3.connect(db) as con:
-        rows = con.execute("SELECT problem_id, result FROM results").fetchall()
-    return {pid: json.loads(r) for pid, r in rows}
-
 
 CLI = [sys.executable, "-c", "from s3dsl.cli import main; main()"]
 ARGS = ["run", "s3", "--model", "tiny-random", "--set", "gen_length=8", "--set", "steps=8",
