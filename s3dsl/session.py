@@ -145,22 +145,24 @@ def check_run_limits(
     check_run_options(seed, batch_size)
     gen = the_plan.program.decode.gen_length
     limit = model_max_length(model)
+    prompt_lengths = [(p, len(encode_prompt(p, model.tokenizer))) for p in problems]
+    longest = max((n for _, n in prompt_lengths), default=0)
     if limit is not None and gen > limit:
+        room = limit - longest
+        hint = (f"use --set gen_length=N with N <= {room:,} (the longest prompt takes "
+                f"{longest:,} of the {limit:,} positions)" if room > 0
+                else "shorten the prompts: the longest fills the model's length")
         raise S3DSLError(
             f"decode.gen_length {gen:,} does not fit model {model.name}, which takes at most "
-            f"{limit:,} positions (prompt included)",
-            None, f"use --set gen_length=N with N < {limit:,}",
+            f"{limit:,} positions (prompt included)", None, hint,
         )
-    longest = 0
-    for problem in problems:
-        n = len(encode_prompt(problem, model.tokenizer))
+    for problem, n in prompt_lengths:
         if limit is not None and n + gen > limit:
             raise S3DSLError(
                 f"problem {problem.id}: its prompt of {n:,} tokens and gen_length {gen:,} make "
                 f"{n + gen:,} positions; model {model.name} takes at most {limit:,}",
-                None, "shorten the prompt or the answer (--set gen_length=N)",
+                None, f"shorten the prompt or use --set gen_length=N with N <= {limit - n:,}",
             )
-        longest = max(longest, n)
     need = least_memory_bytes(the_plan, model, longest + gen, min(batch_size, len(problems)))
     have = device_memory_bytes(model.device)
     if have and need > have:

@@ -17,6 +17,7 @@ from s3dsl.compiler.build import build
 from s3dsl.compiler.passes import plan
 from s3dsl.dsl.errors import S3DSLError
 from s3dsl.dsl.loader import load_strategy, parse_strategy
+from s3dsl.runtime.scoring import encode_prompt
 from s3dsl.session import check_run_limits, check_run_options, execute
 from s3dsl.tasks.base import Problem
 
@@ -183,8 +184,11 @@ def test_run_time_limits_are_checked_before_the_first_forward(tiny_model):
     model = CountingModel(tiny_model)
     limit = tiny_model.config.max_len
     too_long = plan(build(parse_strategy(BASE, "f.yaml"), {"gen_length": str(limit + 8)}, 8), 2)
-    with pytest.raises(S3DSLError, match=f"gen_length {limit + 8} does not fit .* {limit} pos"):
+    fits = f"gen_length {limit + 8} does not fit .* {limit} pos"
+    with pytest.raises(S3DSLError, match=fits) as e:
         execute(too_long, model, [Problem("a", "1+1=", "2")], str, lambda a, b: False)
+    prompt = len(encode_prompt(Problem("a", "1+1=", "2"), tiny_model.tokenizer))
+    assert f"N <= {limit - prompt}" in e.value.hint  # the hint leaves room for the prompt
     the_plan = compile_text(BASE)
     long_prompt = Problem("b", "1+" * limit + "1=", "2")
     with pytest.raises(S3DSLError, match=r"problem b: its prompt of \d+ tokens"):
