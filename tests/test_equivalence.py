@@ -31,6 +31,21 @@ GEN = 8
 CONDITIONS = ("ess < 0.7", "mean_score > 1.0", "step >= 2")
 SCHEDULES = ("", "every=2", "every=2, offset=1", "at=block_end", "at=block_start",
              "at=first_step", "at=last_step")
+# conditions for stages that split the batch (a count-changing or unmaskable stage under when=):
+# runtime signals, static ones the compiler decides per path, and mixes of the two
+BRANCHES = ("max_score < 2.5", "n == 1 and mean_score < 2.0", "agreement < 1",
+            "score_ess < 0.95", "step >= 2", "n_answers >= 2 or block >= 1")
+
+
+def _join(*parts: str) -> str:
+    return ", ".join(x for x in parts if x)
+
+
+def _branch(draw, p: float = 0.35) -> str:
+    """Sometimes a when= for a stage that splits the batch."""
+    if draw(st.floats(0, 1)) >= p:
+        return ""
+    return f'when="{draw(st.sampled_from(BRANCHES))}"'
 
 
 def _value(p: prims.Param, draw) -> str | None:
@@ -84,6 +99,7 @@ def strategy_texts(draw) -> str:
         "threshold": draw(st.sampled_from((0.3, 0.9))),
     }
     step: list[str] = []
+    grow_when = ""
     grow = draw(st.sampled_from(("none", "each", "block", "sched")))
     grow_at, shrink_at = {
         "none": ("", ""),
@@ -92,16 +108,17 @@ def strategy_texts(draw) -> str:
         "sched": ("every=2", "every=2"),
     }[grow]
     if grow != "none":
-        step.append(call("expand", draw, {"k": str(k)}, grow_at))
+        grow_when = _branch(draw)
+        step.append(call("expand", draw, {"k": str(k)}, _join(grow_at, grow_when)))
     if draw(st.booleans()):
         sched = draw(st.sampled_from(SCHEDULES))
         when = draw(st.sampled_from(("", *CONDITIONS)))
         sched = ", ".join(x for x in (sched, f'when="{when}"' if when else "") if x)
         step.append(call("remask", draw, {"count": draw(st.sampled_from(("0", "1", "2")))}, sched))
-    step.append(call("denoise", draw))
+    step.append(call("denoise", draw, None, _branch(draw, 0.2)))
     scored = draw(st.booleans())
     if scored:
-        step.append(call("score", draw))
+        step.append(call("score", draw, None, _branch(draw, 0.2)))
         if draw(st.booleans()):
             step.append(call("stratify", draw, {"strata": draw(st.sampled_from(("1", "2", "3")))}))
     if draw(st.booleans()):
@@ -110,16 +127,20 @@ def strategy_texts(draw) -> str:
         step.append(call("weight", draw, {"by": by}, f'when="{when}"' if when else ""))
     reducers = ("resample", "mh-accept", "prune") if scored else ("resample", "mh-accept")
     reducer = draw(st.sampled_from(reducers if grow != "none" else ("resample",)))
+    # a conditional reducer after an unconditional per-step expand could grow without bound
+    cond = _branch(draw) if grow in ("block", "sched") else ""
     if reducer == "mh-accept":
-        step.append(call("mh-accept", draw, None, shrink_at))
+        if grow_when:  # mh-accept needs the groups on every path
+            step[0] = call("expand", draw, {"k": str(k)}, grow_at)
+        step.append(call("mh-accept", draw, None, _join(shrink_at, cond)))
     elif reducer == "prune":
-        step.append(call("prune", draw, {"n": str(n)}, shrink_at))
+        step.append(call("prune", draw, {"n": str(n)}, _join(shrink_at, cond)))
     elif grow != "none" or draw(st.booleans()):
         fixed = {"n": str(n)}
         stratified = "stratify" in " ".join(step)
         fixed["within"] = draw(st.sampled_from(("strata", "strata", "none"))) if stratified \
             else "none"
-        sched = shrink_at
+        sched = _join(shrink_at, cond)
         if grow == "none":
             sched = draw(st.sampled_from(SCHEDULES))
             when = draw(st.sampled_from(("", *CONDITIONS)))
@@ -264,6 +285,9 @@ def test_the_generator_reaches_every_primitive_argument_and_schedule():
                 assert f"{p.name}={choice}" in corpus, (prim.name, p.name, choice)
     for key in ("at=", "every=", "offset=", "when="):
         assert key in corpus, key
+    for name in ("expand", "denoise", "score", "resample", "prune", "mh-accept"):
+        assert any(line.lstrip(" -'").startswith(f"{name}(") and "when=" in line
+                   for line in corpus.splitlines()), f"{name} under when="
     for rule in prims.COMMIT_RULES:
         assert f"commit: {rule}" in corpus
 

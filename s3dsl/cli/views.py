@@ -97,6 +97,12 @@ def print_plan(console: Console, plan: Plan, model, explain: bool) -> None:
         f"for the reference interpreter ({ratio:.2f}x; upper bounds: dedup and early-finished "
         f"blocks save more at run time)"
     )
+    if plan.cost.paths > 1:
+        console.print(
+            f"when= stages open up to {plan.cost.paths} paths per problem (a stop that fires, an "
+            "expand that escalates): the bound is the costliest path; `run` reports the forwards "
+            "each problem spent"
+        )
     console.print(f"peak particles per problem: {plan.cost.peak_particles}")
     console.print(memory_line(plan, model))
 

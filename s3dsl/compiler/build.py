@@ -10,6 +10,7 @@ from typing import Any
 
 from s3dsl.compiler import primitives as prims
 from s3dsl.compiler import values as checks
+from s3dsl.compiler.branches import MAX_PARTICLES, infer_shapes
 from s3dsl.compiler.ir import DecodeConfig, Op, Program, Schedule, VerifierSpec
 from s3dsl.dsl import ast
 from s3dsl.errors import S3DSLError, did_you_mean
@@ -37,7 +38,6 @@ DECODE_DEFAULTS: dict[str, Any] = {
 COMMIT_ALIASES = {"low_confidence": "confidence", "maskgit_plus": "confidence",
                   "topk_margin": "margin"}
 SCHEDULES = ("even", "linear")
-MAX_PARTICLES = 4096
 
 
 TASK_VERIFIER = "task-default"  # stands for the task's own verifier, so strategies stay generic
@@ -371,7 +371,7 @@ class _OpBuilder:
                 raise S3DSLError(
                     f"{prim.name} cannot take a runtime condition",
                     present["when"].span,
-                    "when= applies to resample, weight, stratify, remask and stop",
+                    "drop when=",
                 )
             from s3dsl.dsl.expr import compile_condition
 
@@ -397,74 +397,6 @@ def signature(prim: prims.Primitive) -> str:
     return f"{prim.name}({', '.join(parts)})"
 
 
-# -- shapes and order ---------------------------------------------------------------------------
+# -- shapes and order: every path of the schedule (s3dsl.compiler.branches) ------------------
 
-
-def infer_shapes(program: Program) -> None:
-    """Walk the whole schedule once: particle counts per stage, group sizes, and the facts each
-    stage needs (scores before resample, groups before mh-accept). Sets op.n_in/n_out (maxima)."""
-    from s3dsl.compiler.schedule import edge_context, step_contexts
-
-    state = {"n": 1, "group": 1, "facts": set()}
-    seen: set[int] = set()
-
-    def visit(op: Op) -> None:
-        prim = prims.lookup(op.name)
-        assert prim is not None
-        for need in prims.needs(prim, op.args):
-            if not need & state["facts"]:
-                wanted = " or ".join(sorted(need))
-                raise S3DSLError(
-                    f"{op.name} needs {wanted}, but no earlier stage provides them",
-                    op.span,
-                    _provider_hint(need),
-                )
-        if op.name == "mh-accept":
-            if op.uid in seen and op.group != state["group"]:
-                raise S3DSLError("mh-accept sees proposal groups of different sizes", op.span)
-            op.group = state["group"]
-        n_out = prim.count(state["n"], op.args, state["group"])
-        if op.schedule.when is not None and n_out != state["n"]:
-            raise S3DSLError(
-                f"{op.name} with when= must keep the particle count ({state['n']}), "
-                f"but makes {n_out}",
-                op.span,
-                f"use {op.name}({state['n']}, ...)",
-            )
-        if n_out > MAX_PARTICLES:
-            raise S3DSLError(
-                f"{op.name} grows the population to {n_out} particles per problem",
-                op.span,
-                "add a resample or mh-accept that brings the count back down",
-            )
-        seen.add(op.uid)
-        op.n_in, op.n_out = max(op.n_in, state["n"]), max(op.n_out, n_out)
-        if op.name == "expand":
-            state["group"] = op.args["k"]
-        elif "groups" in prim.clears:
-            state["group"] = 1
-        state["facts"] = (state["facts"] - prim.clears) | prim.provides
-        state["n"] = n_out
-
-    for phase_ops, contexts in (
-        (program.init, [edge_context(program.decode, False)]),
-        (program.step, list(step_contexts(program.decode))),
-        (program.final, [edge_context(program.decode, True)]),
-    ):
-        for ctx in contexts:
-            for op in phase_ops:
-                if op.phase == "step" and not op.schedule.fires(
-                    ctx.step, ctx.step_in_block, ctx.steps_per_block, ctx.steps
-                ):
-                    continue
-                visit(op)
-
-
-def _provider_hint(need: frozenset[str]) -> str:
-    providers = {
-        "scores": "score(v)",
-        "logw": "weight(logprob)",
-        "groups": "expand(k)",
-        "strata": "stratify(...)",
-    }
-    return "add " + " or ".join(providers[f] for f in sorted(need)) + " before it"
+__all__ = ["MAX_PARTICLES", "build", "infer_shapes", "signature"]

@@ -6,18 +6,22 @@ nothing where its `cache=reuse` finds the state cached, and one row per distinct
 dedups. States are provably identical (one per problem) while every commit is deterministic
 (temperature 0, a rule other than random, no random remask). The count is exact unless `exact`
 is False: threshold commits can finish blocks early, remasks reopen a data-dependent count, and
-dedup merges particles that coincide by chance, and a `stop` that fires saves the forwards after
-it; then it is an upper bound.
+dedup merges particles that coincide by chance; then it is an upper bound.
+
+`when=` stages open paths (s3dsl.compiler.branches): a `stop` that fires ends its problem's
+forwards, an `expand` that fires grows its population, and each problem follows one path. The
+count follows all of them and reports the costliest (exact only when every path pays the same).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from s3dsl.compiler import branches
 from s3dsl.compiler import primitives as prims
 from s3dsl.compiler.ir import Program
 from s3dsl.compiler.lowered import Stage, StepPlan
-from s3dsl.compiler.schedule import StepContext, edge_context, step_contexts
+from s3dsl.compiler.schedule import StepContext, edge_context
 
 
 @dataclass
@@ -26,6 +30,7 @@ class Cost:
     by_stage: dict[str, int] = field(default_factory=dict)
     peak_particles: int = 1
     exact: bool = True  # False: an upper bound (see the module docstring)
+    paths: int = 1  # the most schedule paths (ways `when=` conditions fall) followed at once
 
     def memory_bytes(
         self,
@@ -49,12 +54,23 @@ class Cost:
 
 @dataclass
 class _Walk:
-    """What the count knows about one problem's population between nodes."""
+    """What the count knows about one problem's population between nodes, on one path of the
+    schedule (s3dsl.compiler.branches), and what that path has paid so far."""
 
     n: int = 1
     distinct: int = 1  # an upper bound on distinct states
     cached: bool = False  # every row's current state has a forward in the cache
     filled_end: int = 0  # every generated position before this one is committed
+    forwards: int = 0
+    by_stage: dict[str, int] = field(default_factory=dict)
+
+    def state(self) -> tuple[int, int, bool, int]:
+        """What later stages' costs depend on (paths with equal states merge)."""
+        return (self.n, self.distinct, self.cached, self.filled_end)
+
+    def pay(self, key: str, paid: int) -> None:
+        self.forwards += paid
+        self.by_stage[key] = self.by_stage.get(key, 0) + paid
 
 
 def _deterministic(program: Program) -> bool:
@@ -70,28 +86,28 @@ def _deterministic(program: Program) -> bool:
 
 
 def count(lowered: StepPlan, program: Program) -> Cost:
-    """Forward passes per problem of `lowered`, stage by stage."""
+    """Forward passes per problem of `lowered`, stage by stage: the most any path of the
+    schedule pays (paths: the ways its `when=` conditions can fall, per problem)."""
     gen = program.decode.gen_length
     deterministic = _deterministic(program)
-    walk, cost = _Walk(), Cost(0)
-    # A `stop` that fires finishes its problem, so every later forward of it is saved.
-    if any(op.name in ("remask", "stop") for op in program.step) or "threshold" in {
+    cost = Cost(0)
+    if any(op.name == "remask" for op in program.step) or "threshold" in {
         op.args.get("rule") or program.decode.commit for op in program.step if op.name == "denoise"
     }:
         cost.exact = False
 
-    def visit(stage: Stage, ctx: StepContext) -> None:
+    def visit(stage: Stage, ctx: StepContext, walk: _Walk) -> _Walk:
+        walk = replace(walk, by_stage=dict(walk.by_stage))
         op = stage.op
+        key = f"{op.name}@{op.span.line}" if op.span else op.name
         for node in stage.nodes:
             kind = node.kind
             if kind == "forward" and node.get("rows") == prims.STOPPED_ROWS:
-                # `stop` may finish every particle here; what it saves later is not subtracted
-                paid = walk.n if walk.filled_end < gen else 0
-                cost.forwards += paid
-                key = f"{op.name}@{op.span.line}" if op.span else op.name
-                cost.by_stage[key] = cost.by_stage.get(key, 0) + paid
+                # `stop` finishes every particle here: nothing is masked after it on this path
+                walk.pay(key, walk.n if walk.filled_end < gen else 0)
                 continue
             if kind == "commit" and op.name == "stop":
+                walk.cached, walk.filled_end = False, gen
                 continue
             if kind in ("forward", "static-step"):
                 rows = node.get("rows", "")
@@ -103,10 +119,7 @@ def count(lowered: StepPlan, program: Program) -> Cost:
                     if dedup and not deterministic:
                         cost.exact = False
                     free = node.get("cache") == "reuse" and walk.cached
-                    paid = 0 if free else (walk.distinct if dedup else walk.n)
-                    cost.forwards += paid
-                    key = f"{op.name}@{op.span.line}" if op.span else op.name
-                    cost.by_stage[key] = cost.by_stage.get(key, 0) + paid
+                    walk.pay(key, 0 if free else (walk.distinct if dedup else walk.n))
                     walk.cached = True
             if kind in ("commit", "static-step"):
                 walk.cached = False
@@ -127,19 +140,44 @@ def count(lowered: StepPlan, program: Program) -> Cost:
         walk.n = prim.count(walk.n, op.args, op.group)
         walk.distinct = min(walk.distinct, walk.n)
         cost.peak_particles = max(cost.peak_particles, walk.n)
+        return walk
 
-    for stage in lowered.init:
-        visit(stage, edge_context(program.decode, False))
-    for ctx in step_contexts(program.decode):
-        for stage in lowered.step:
-            if stage.op.schedule.fires(ctx.step, ctx.step_in_block, ctx.steps_per_block, ctx.steps):
-                visit(stage, ctx)
-    end = edge_context(program.decode, True)
-    if walk.filled_end < gen:
-        last = StepContext(end.step, end.block, 0, 1, end.steps, gen, gen)
-        visit(lowered.finish, last)
-    for stage in lowered.final:
-        visit(stage, end)
+    def merge(walks: list[_Walk]) -> list[_Walk]:
+        """Paths in equal states become one that paid the most (per stage, too): an upper
+        bound. Paths that paid differently make the count inexact."""
+        out: dict[tuple, _Walk] = {}
+        for w in walks:
+            known = out.get(w.state())
+            if known is None:
+                out[w.state()] = w
+                continue
+            if known.forwards != w.forwards:
+                cost.exact = False
+            stages = {k: max(known.by_stage.get(k, 0), w.by_stage.get(k, 0))
+                      for k in (*known.by_stage, *w.by_stage)}
+            out[w.state()] = replace(known, forwards=max(known.forwards, w.forwards),
+                                     by_stage=stages)
+        return list(out.values())
+
+    stages = {stage.op.uid: stage for stage in (*lowered.init, *lowered.step, *lowered.final)}
+    walks = [_Walk()]
+    gen_end = edge_context(program.decode, True)
+    last = StepContext(gen_end.step, gen_end.block, 0, 1, gen_end.steps, gen, gen)
+    for op, ctx in branches.schedule(program):
+        if op is None:  # the finishing commit, where masks remain
+            walks = merge([visit(lowered.finish, last, w) if w.filled_end < gen else w
+                           for w in walks])
+            continue
+        stage = stages[op.uid]
+        walks = merge(branches.branch(op, ctx, walks, lambda w: w.n,
+                                      lambda w, s=stage, c=ctx: visit(s, c, w)))
+        cost.paths = max(cost.paths, len(walks))
+    if len({w.forwards for w in walks}) > 1:
+        cost.exact = False
+    worst = max(walks, key=lambda w: w.forwards)
+    cost.forwards = worst.forwards
+    cost.by_stage = {k: max(w.by_stage.get(k, 0) for w in walks)
+                     for w0 in walks for k in w0.by_stage}
     return cost
 
 

@@ -32,7 +32,8 @@ def explain_lines(the_plan: Plan) -> list[str]:
     out += [f"  {line}" for line in the_plan.lowered.lines()]
     cost = the_plan.cost
     out.append(f"  forwards per problem, read off this plan: {cost.forwards:,} "
-               f"({'exact' if cost.exact else 'an upper bound: data-dependent steps'})")
+               f"({'exact' if cost.exact else 'an upper bound: data-dependent steps'}"
+               + (f"; the costliest of {cost.paths} when= paths" if cost.paths > 1 else "") + ")")
     out += [f"    {stage}: {n:,}" for stage, n in cost.by_stage.items()]
     return out
 

@@ -57,23 +57,27 @@ def lint(program: Program, strategy: ast.Strategy | None = None,
 
 def particles_per_block(program: Program) -> list[tuple[int, int, int]]:
     """(at the block's first step, peak, after its last step) particles per problem, per block:
-    the static schedule walked as the engine runs it (`when` stages keep the count)."""
-    from s3dsl.compiler.schedule import step_contexts
+    the static schedule walked as the engine runs it, the most on any path its `when=` stages
+    open (s3dsl.compiler.branches)."""
+    from s3dsl.compiler.branches import branch, merge
+    from s3dsl.compiler.schedule import edge_context, step_contexts
 
-    n = 1
+    paths = [1]
     for op in program.init:
-        n = _count_after(op, n)
+        paths = merge(branch(op, edge_context(program.decode, False), paths, lambda n: n,
+                             lambda n, o=op: _count_after(o, n)))
     blocks: list[tuple[int, int, int]] = []
-    start = peak = n
+    start = peak = max(paths)
     for ctx in step_contexts(program.decode):
         if ctx.step_in_block == 0:
-            start = peak = n
+            start = peak = max(paths)
         for op in program.step:
             if op.schedule.fires(ctx.step, ctx.step_in_block, ctx.steps_per_block, ctx.steps):
-                n = _count_after(op, n)
-                peak = max(peak, n)
+                paths = merge(branch(op, ctx, paths, lambda n: n,
+                                     lambda n, o=op: _count_after(o, n)))
+                peak = max(peak, *paths)
         if ctx.step_in_block == ctx.steps_per_block - 1:
-            blocks.append((start, peak, n))
+            blocks.append((start, peak, max(paths)))
     return blocks
 
 

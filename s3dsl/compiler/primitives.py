@@ -24,9 +24,10 @@ SCHEDULE_KEYS = ("at", "every", "offset", "when")
 STOPPED_ROWS = "masked, of problems it stops"  # `stop`'s forward: only where its condition holds
 AT_CHOICES = ("block_start", "block_end", "first_step", "last_step")
 # Names a `when` condition may use, per problem, at the time the stage runs.
+# ess: of the log-weights; score_ess: of exp(score / beta), beta the stage's (1 where it has none);
 # agreement: share of particles holding the most common extracted answer (0 before any score);
-# n_answers: distinct extracted answers.
-CONDITION_NAMES = ("ess", "step", "block", "steps", "n", "max_score", "mean_score",
+# n_answers: distinct extracted answers. n, step, block and steps are known to the compiler.
+CONDITION_NAMES = ("ess", "score_ess", "step", "block", "steps", "n", "max_score", "mean_score",
                    "agreement", "n_answers")
 
 
@@ -54,7 +55,9 @@ class Primitive:
     changes_tokens: bool = False
     phases: tuple[str, ...] = ("init", "step", "final")
     count: Callable[[int, dict, int], int] = field(default=lambda n, args, group: n)
-    takes_when: bool = True  # may run under a per-problem runtime condition (`when=`)
+    # may run under a per-problem runtime condition (`when=`); every primitive does: a stage that
+    # changes the count under one splits the batch by problem (s3dsl.compiler.branches)
+    takes_when: bool = True
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -96,7 +99,6 @@ PRIMITIVES: tuple[Primitive, ...] = (
         clears=frozenset({"strata"}),
         lower=lambda args: (Node.of("gather", index=f"every row x{args.get('k')}", cache="drop"),),
         count=lambda n, args, group: n * int(args["k"]),
-        takes_when=False,
     ),
     Primitive(
         "denoise",
@@ -115,7 +117,6 @@ PRIMITIVES: tuple[Primitive, ...] = (
         ),
         changes_tokens=True,
         phases=("step",),
-        takes_when=False,
     ),
     Primitive(
         "score",
@@ -126,7 +127,6 @@ PRIMITIVES: tuple[Primitive, ...] = (
             forward("with masks", "first mask..next block end"),
             Node.of("host", call=f"verifier {args.get('verifier')}", on="clean prediction"),
         ),
-        takes_when=False,
     ),
     Primitive(
         "stratify",
@@ -198,7 +198,6 @@ PRIMITIVES: tuple[Primitive, ...] = (
         clears=frozenset({"groups", "strata"}),
         lower=_mh_nodes,
         count=lambda n, args, group: n // max(group, 1),
-        takes_when=False,
     ),
     Primitive(
         "remask",

@@ -371,6 +371,15 @@ _RUNTIME_OPS: dict[str, Callable[[float, float], float]] = {
 }
 
 
+class _UnknownName(Exception):
+    """A condition read a name whose value only the run knows."""
+
+
+class _Known(dict):
+    def __missing__(self, key: str) -> float:
+        raise _UnknownName(key)
+
+
 class Condition:
     """A compiled `when` condition, e.g. `step >= 4 and ess < 0.3`; call `.evaluate(env)`."""
 
@@ -386,6 +395,17 @@ class Condition:
             raise S3DSLError(
                 f"condition {_quote(self.text)} needs a value for {exc.args[0]!r}"
             ) from None
+
+    def decide(self, known: Mapping[str, float]) -> bool | None:
+        """The condition's value when the names in `known` settle it, else None (the compiler's
+        view: the static signals `n`, `step`, `block`, `steps` are known per schedule path, the
+        rest only at run time). Sound, not complete: `and`/`or` are read left to right, so
+        `n == 1 and max_score < 2` is False where n is 4, but `max_score < 2 and n == 1` is None.
+        """
+        try:
+            return bool(self._fn(_Known(known)))
+        except _UnknownName:
+            return None
 
     def __repr__(self) -> str:
         return f"Condition({self.text!r})"

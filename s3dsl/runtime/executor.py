@@ -25,6 +25,7 @@ from s3dsl.compiler.ir import Op, Program
 from s3dsl.compiler.lowered import FINISH, Stage, StepPlan
 from s3dsl.compiler.passes import Flags, lowered_for
 from s3dsl.runtime import resampling, rng, static, transition
+from s3dsl.runtime.cohorts import Cohorts
 from s3dsl.runtime.engine import StepContext, drive
 from s3dsl.runtime.forwards import BatchedForwards, Counters
 from s3dsl.runtime.model import MaskedLM, PromptCachingLM
@@ -106,8 +107,9 @@ class BatchedExecutor(BatchedForwards):
         for start in range(0, len(problems), batch_size):
             batch = list(problems[start : start + batch_size])
             self.begin(batch)
-            drive(self.program, self)
-            results.extend(self.results())
+            cohorts = Cohorts(self)
+            drive(self.program, cohorts)
+            results.extend(cohorts.results())
             if progress is not None:
                 progress(len(batch))
         return results
@@ -139,6 +141,9 @@ class BatchedExecutor(BatchedForwards):
         self.last_ess: list[float | None] = [None] * B  # of the latest resample (for traces)
         self.remasks = [0] * B  # remask applications (for traces)
         self.stopped = [False] * B  # a `stop` fired: finished, and no stage may reopen it
+        # each problem's index in the batch as begun: its prompt cache and attention rows (a
+        # cohort, s3dsl.runtime.cohorts, holds some of the problems)
+        self.owner = torch.arange(B, device=dev)
 
     @property
     def uses_prompt_cache(self) -> bool:
@@ -166,23 +171,26 @@ class BatchedExecutor(BatchedForwards):
 
     # -- the primitives --------------------------------------------------------------------
     def apply(self, op: Op, ctx: StepContext) -> None:
-        active = None
-        if op.schedule.when is not None:
-            active = torch.tensor(
-                [
-                    op.schedule.when.evaluate(
-                        condition_env(
-                            self.pop.logw[b * self.n : (b + 1) * self.n].tolist(),
-                            self.pop.score[b * self.n : (b + 1) * self.n].tolist(),
-                            self.pop.answers[b * self.n : (b + 1) * self.n],
-                            ctx,
-                        )
-                    )
-                    for b in range(len(self.batch))
-                ]
-            )
-            if not active.any():
-                return
+        active = self.condition(op, ctx)
+        if active is not None and not active.any():
+            return
+        self.run_op(op, ctx, active)
+
+    def condition(self, op: Op, ctx: StepContext) -> torch.Tensor | None:
+        """Per problem of the batch, whether the op's `when=` holds (None: it has none)."""
+        if op.schedule.when is None:
+            return None
+        n, beta = self.n, op.args.get("beta", 1.0)
+        return torch.tensor([
+            op.schedule.when.evaluate(condition_env(
+                self.pop.logw[b * n : (b + 1) * n].tolist(),
+                self.pop.score[b * n : (b + 1) * n].tolist(),
+                self.pop.answers[b * n : (b + 1) * n], ctx, beta))
+            for b in range(len(self.batch))
+        ], dtype=torch.bool)
+
+    def run_op(self, op: Op, ctx: StepContext, active: torch.Tensor | None) -> None:
+        """Run one stage on the problems `active` marks (None: all of them)."""
         self.stage = self.stages[op.uid]
         getattr(self, "op_" + op.name.replace("-", "_"))(op, ctx, active)
         self._after_op()
@@ -454,8 +462,9 @@ class BatchedExecutor(BatchedForwards):
         self._commit(FINISH, finishing_context(ctx, self.gen), rows, reduced.window_logp, w0)
 
     def op_select(self, op: Op, ctx: StepContext, active) -> None:
-        for b, outs in enumerate(self.outcomes()):
-            self.chosen[b] = choose(outs, op.args["by"])
+        outcomes = self.outcomes()
+        for b in self._active_problems(active):
+            self.chosen[b] = choose(outcomes[b], op.args["by"])
 
     def finish(self, ctx: StepContext) -> None:
         last = finishing_context(ctx, self.gen)

@@ -146,6 +146,7 @@ class BatchedForwards:
         return 0 if self.prompts is not None else width - self.gen
 
     def _logits(self, ids: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
+        owners = self.owner[owners]  # a cohort's problems -> their rows of the batch as begun
         if self.prompts is not None:
             return self.model.forward_answer(self.prompts, owners, ids[:, -self.gen :])
         return self.model.forward(ids, self.attn[owners], self.gen)

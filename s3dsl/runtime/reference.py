@@ -282,7 +282,7 @@ class ReferenceInterpreter:
         method = getattr(self, op.name.replace("-", "_"))
         for s in self.states:
             env = condition_env([p.logw for p in s.particles], [p.score for p in s.particles],
-                                [p.answer for p in s.particles], ctx)
+                                [p.answer for p in s.particles], ctx, op.args.get("beta", 1.0))
             if op.schedule.when is None or op.schedule.when.evaluate(env):
                 method(s, op, ctx)
 

@@ -139,16 +139,23 @@ def finishing_context(ctx: StepContext, gen: int) -> StepContext:
 
 
 def condition_env(logw: Sequence[float], scores: Sequence[float], answers: Sequence,
-                  ctx: StepContext) -> dict:
+                  ctx: StepContext, beta: float = 1.0) -> dict:
     """The names a `when` condition sees, for one problem. `answers` are the particles' extracted
-    answers of their last scored prediction (None: none yet), for `agreement` and `n_answers`."""
+    answers of their last scored prediction (None: none yet), for `agreement` and `n_answers`;
+    `beta` is the stage's own (resample's), for `score_ess`, the ESS of exp(score / beta): nan
+    while a particle is unscored."""
     weights = resampling.normalize(torch.tensor(list(logw), dtype=torch.float64))
+    all_scores = torch.tensor(list(scores), dtype=torch.float64)
+    score_ess = NAN
+    if len(all_scores) and not bool(torch.isnan(all_scores).any()):
+        score_ess = resampling.ess(resampling.normalize(all_scores / beta))
     scores = [x for x in scores if not math.isnan(x)]
     held = Counter(a for a in answers if a is not None)
     return {
         "agreement": max(held.values()) / len(answers) if held else 0.0,
         "n_answers": len(held),
         "ess": resampling.ess(weights),
+        "score_ess": score_ess,
         "step": ctx.step,
         "block": ctx.block,
         "steps": ctx.steps,
