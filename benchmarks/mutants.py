@@ -36,10 +36,12 @@ TESTS = ("tests/test_runtime.py", "tests/test_compiler.py",
          EQ + "predicted_forwards_equal_measured_at_temperature_zero",
          EQ + "stratified_resampling_matches_the_reference",
          EQ + "generated_strategies_match_the_reference_on_a_trained_model",
-         EQ + "the_generator_reaches_every_primitive_argument_and_schedule")
+         EQ + "the_generator_reaches_every_primitive_argument_and_schedule",
+         "tests/test_branches.py")
 EX, REF = "s3dsl/runtime/executor.py", "s3dsl/runtime/reference.py"
 SEM, FW = "s3dsl/runtime/semantics.py", "s3dsl/runtime/forwards.py"
 TR, COST = "s3dsl/runtime/transition.py", "s3dsl/compiler/cost.py"
+COH, BR = "s3dsl/runtime/cohorts.py", "s3dsl/compiler/branches.py"
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,17 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("cost-ignores-dedup", "cost model", COST,
            "paid = 0 if free else (walk.distinct if dedup else walk.n)",
            "paid = 0 if free else walk.n"),
+    Mutant("split-runs-the-wrong-cohort", "when= split (cohorts)", COH,
+           "ran, passed = subset(part, active), subset(part, ~active)",
+           "ran, passed = subset(part, ~active), subset(part, active)"),
+    Mutant("split-loses-prompt-rows", "when= split (prompt cache)", COH,
+           "part.owner = ex.owner[torch.tensor(problems, device=ex.owner.device)]",
+           "part.owner = ex.owner[: len(problems)]"),
+    Mutant("paths-merge-keeps-cheapest", "cost model (when= paths)", COST,
+           "forwards=max(known.forwards, w.forwards)", "forwards=min(known.forwards, w.forwards)"),
+    Mutant("paths-drop-the-untaken-branch", "cost model and shapes (when= paths)", BR,
+           "        if decided is not True:\n            out.append(skip(path))",
+           "        if decided is False:\n            out.append(skip(path))"),
     Mutant("rewrite-keeps-drop-cache", "pass: forward-reuse (rewrite)",
            "s3dsl/compiler/rewrites.py",
            'p = p.map_nodes("drop-cache", lambda s, n: None)',

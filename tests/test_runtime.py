@@ -487,11 +487,11 @@ def test_stop_finishes_the_problem_and_spends_no_later_forward(tiny_model, arith
     assert plan(program, 2).cost.forwards >= 3  # a bound: stop's forward counted where it may fire
 
 
-def test_adaptive_on_arith_stops_early_with_the_same_tokens_at_opt_0_and_2(arith_problems):
+def test_s3_agree_on_arith_stops_early_with_the_same_tokens_at_opt_0_and_2(arith_problems):
     from s3dsl.models.registry import load_model
 
     model = load_model("arith")
-    program = compile_file(builtin_strategies()["adaptive"], None, ARITH.gen_length,
+    program = compile_file(builtin_strategies()["s3_agree"], None, ARITH.gen_length,
                            ARITH.default_verifier)
     problems = arith_problems[:2]
     ref = run(program, model, problems, level=0)

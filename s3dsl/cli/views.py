@@ -57,7 +57,10 @@ def search_rows(s: RunSummary, is_correct: Match | None = None) -> list[tuple[st
     ess = [r.min_ess for r in results if r.min_ess is not None]
     if ess:
         resamples = sum(r.resamples for r in results) / max(len(results), 1)
-        rows.append(("ESS at resampling (mean of min)", f"{sum(ess) / len(ess):.2f}"))
+        # the ESS / n of the weights each resample drew by (exp(score / beta) when scored, else
+        # the log-weights), its minimum per problem, averaged: 1.000 means it drew uniformly
+        rows.append(("ESS / n of the resampling weights (mean of min)",
+                     f"{sum(ess) / len(ess):.3f}"))
         rows.append(("  resamples per problem", f"{resamples:.1f}"))
     n = min((len(r.particles) for r in results), default=0)
     if is_correct is not None and n > 1:

@@ -119,14 +119,15 @@ def _ess_conditions(program: Program) -> list[LintWarning]:
                 "stage ever changes: the ESS stays 1 and the condition has the same value at "
                 "every step",
                 op.span,
-                "add weight(by=...) before it, or drop the condition",
+                "add weight(by=...) before it, or read score_ess (the ESS of exp(score / beta))",
             ))
         elif op.name == "resample" and _resample_source(program, op) == "score":
             out.append(LintWarning(
                 f"resample(..., {text}) draws by exp(score / beta) but its condition reads the "
                 "ESS of the log-weights, not of those score weights",
                 op.span,
-                "use weights=logw with weight(by=score|diff|max), or drop the condition",
+                "write when=\"score_ess < ...\" (the ESS of the weights it draws by), or use "
+                "weights=logw with weight(by=score|diff|max)",
             ))
     return out
 
