@@ -60,13 +60,14 @@ class _Walk:
     n: int = 1
     distinct: int = 1  # an upper bound on distinct states
     cached: bool = False  # every row's current state has a forward in the cache
+    window: int = 0  # ...whose log-probs reach this far (a wider request recomputes)
     filled_end: int = 0  # every generated position before this one is committed
     forwards: int = 0
     by_stage: dict[str, int] = field(default_factory=dict)
 
     def state(self) -> tuple[int, int, bool, int]:
         """What later stages' costs depend on (paths with equal states merge)."""
-        return (self.n, self.distinct, self.cached, self.filled_end)
+        return (self.n, self.distinct, self.cached, self.window, self.filled_end)
 
     def pay(self, key: str, paid: int) -> None:
         self.forwards += paid
@@ -118,8 +119,12 @@ def count(lowered: StepPlan, program: Program) -> Cost:
                     dedup = node.get("dedup") == "yes"
                     if dedup and not deterministic:
                         cost.exact = False
-                    free = node.get("cache") == "reuse" and walk.cached
+                    # the window the executor asks for: score's reaches the next step's block
+                    reach = ctx.next_block_end if rows == "with masks" else ctx.block_end
+                    free = node.get("cache") == "reuse" and walk.cached and walk.window >= reach
                     walk.pay(key, 0 if free else (walk.distinct if dedup else walk.n))
+                    if not free:
+                        walk.window = reach
                     walk.cached = True
             if kind in ("commit", "static-step"):
                 walk.cached = False
