@@ -2,14 +2,14 @@
 single and S3: the threshold chosen on a validation split, then all three measured on test.
 
 1. Validation: problems drawn like the test split from another seed (`--val-seed`, test prompts
-   removed; benchmarks/replication.py's `validation_problems`). adaptive runs at every threshold
-   of the grid; the chosen one has the best validation accuracy, ties broken by fewer forwards
-   (replication.py's rule). single and S3 run there too, for reference.
+   removed; benchmarks/replication.py's `validation_problems`). adaptive runs at every
+   (threshold, agree) of the grid; the chosen pair has the best validation accuracy, ties broken
+   by fewer forwards (replication.py's rule). single and S3 run there too, for reference.
 2. Test: single, S3 and adaptive at the chosen threshold on the first N held-out test problems,
    one after another in one process (seed 0, opt level 2, the task's model and verifier).
 Test problems are never used to choose anything.
 
-    python benchmarks/adaptive.py --out benchmarks/results/adaptive.md        # arith and sudoku
+    python benchmarks/adaptive.py --val-n 100 --test-n 200 --out benchmarks/results/adaptive.md
     python benchmarks/adaptive.py --tasks arith --val-n 60 --test-n 40        # a quick look
 """
 
@@ -29,7 +29,12 @@ from replication import validation_problems  # noqa: E402
 from s3dsl.session import run_strategy  # noqa: E402
 from s3dsl.tasks.registry import get_task  # noqa: E402
 
-GRIDS = {"arith": (2.5, 3.0, 3.25, 3.5, 3.75, 4.0), "sudoku": (0.9, 0.95, 0.98, 1.0)}
+# (threshold, agree) pairs per task: the verifier's score below which a problem escalates, and
+# the share of agreeing particles at which an escalated problem stops
+GRIDS = {
+    "arith": [(t, a) for t in (3.0, 3.25, 3.5, 3.75) for a in (0.75, 1.0)],
+    "sudoku": [(t, a) for t in (0.95, 0.98, 1.0) for a in (0.75, 1.0)],
+}
 
 
 def measure(name: str, task: str, problems, sets: dict[str, str] | None = None):
@@ -81,21 +86,19 @@ def main() -> None:
         for name in ("single", "s3"):
             emit(row(task, "validation", name, "", *measure(name, task, val)))
         scored = []
-        for threshold in GRIDS[task]:
-            sets = {"threshold": str(threshold)}
+        for threshold, agree in GRIDS[task]:
+            sets = {"threshold": str(threshold), "agree": str(agree)}
+            shown = f"threshold={threshold} agree={agree}"
             s, escalated, wall = measure("adaptive", task, val, sets)
-            emit(row(task, "validation", "adaptive", f"threshold={threshold}", s, escalated,
-                     wall))
-            scored.append((-s.accuracy, s.nfe_per_problem, threshold))
-        chosen = min(scored)[2]
+            emit(row(task, "validation", "adaptive", shown, s, escalated, wall))
+            scored.append((-s.accuracy, s.nfe_per_problem, shown, sets))
+        _, _, chosen, chosen_sets = min(scored)
         chosen_by_task[task] = chosen
         test = the_task.problems("test", args.test_n)
-        for name, sets in (("single", None), ("s3", None),
-                           ("adaptive", {"threshold": str(chosen)})):
-            shown = f"threshold={chosen}" if sets else ""
-            emit(row(task, "test", name, shown, *measure(name, task, test, sets)))
+        for name, sets in (("single", None), ("s3", None), ("adaptive", chosen_sets)):
+            emit(row(task, "test", name, chosen if sets else "", *measure(name, task, test, sets)))
     lines += ["", "Chosen on validation (best accuracy, ties: fewer forwards): "
-              + ", ".join(f"{t} threshold={v}" for t, v in chosen_by_task.items()) + "."]
+              + "; ".join(f"{t} {v}" for t, v in chosen_by_task.items()) + "."]
     if args.out is not None:
         args.out.write_text("\n".join(lines) + "\n")
 
