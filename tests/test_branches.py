@@ -141,3 +141,15 @@ def arith_model():
     from s3dsl.models.registry import load_model
 
     return load_model("arith")
+
+
+def test_a_condition_the_static_signals_make_false_everywhere_is_a_warning():
+    from s3dsl.compiler.lint import lint
+
+    program = program_of("verifiers: {v: confidence}\nprogram:\n  step:\n    - expand(2)\n"
+                         "    - 'denoise(when=\"n == 1\")'\n    - denoise\n    - score(v)\n"
+                         "    - resample(1)\n  final: select\n")
+    (warning,) = lint(program)
+    assert "never runs" in warning.message and warning.span.line == 5
+    assert not lint(compile_file(builtin_strategies()["adaptive"], None, ARITH.gen_length,
+                                 ARITH.default_verifier))

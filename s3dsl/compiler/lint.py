@@ -46,6 +46,7 @@ def lint(program: Program, strategy: ast.Strategy | None = None,
     ops = program.ops()
     out: list[LintWarning] = []
     out += _never_fires(program)
+    out += _never_holds(program)
     out += _ess_conditions(program)
     out += _unread_weights(program)
     out += _select_by_score(ops)
@@ -102,6 +103,41 @@ def _never_fires(program: Program) -> list[LintWarning]:
         if not any(op.schedule.fires(c.step, c.step_in_block, c.steps_per_block, c.steps)
                    for c in contexts)
     ]
+
+
+def _never_holds(program: Program) -> list[LintWarning]:
+    """A stage whose `when=` is false wherever it is reached, as the static signals (n, step,
+    block, steps) of every path decide it: e.g. `denoise(when="n == 1")` after an `expand`."""
+    from s3dsl.compiler.branches import branch, fires, merge, schedule
+
+    reached: set[int] = set()
+    paths = [1]
+    for op, ctx in schedule(program):
+        if op is None:
+            continue
+        if any(fires(op, ctx, n) is not False for n in paths):
+            reached.add(op.uid)
+        paths = merge(branch(op, ctx, paths, lambda n: n, lambda n, o=op: _count_after(o, n)))
+    return [
+        LintWarning(
+            f'{op.name}(..., when="{op.schedule.when_text}") never runs: its condition is false '
+            "at every point it is reached, on every path",
+            op.span,
+            "check the n / step / block parts of the condition",
+        )
+        for op in program.ops()
+        if op.schedule.when is not None and op.uid not in reached
+        and any(op.schedule.fires(c.step, c.step_in_block, c.steps_per_block, c.steps)
+                for c in _contexts(program, op))
+    ]
+
+
+def _contexts(program: Program, op: Op) -> list:
+    from s3dsl.compiler.schedule import edge_context, step_contexts
+
+    if op.phase == "step":
+        return list(step_contexts(program.decode))
+    return [edge_context(program.decode, op.phase == "final")]
 
 
 def _ess_conditions(program: Program) -> list[LintWarning]:
