@@ -153,3 +153,28 @@ def test_a_condition_the_static_signals_make_false_everywhere_is_a_warning():
     assert "never runs" in warning.message and warning.span.line == 5
     assert not lint(compile_file(builtin_strategies()["adaptive"], None, ARITH.gen_length,
                                  ARITH.default_verifier))
+
+
+def test_the_reported_ess_is_that_of_the_weights_resample_drew_by(tiny_model, monkeypatch):
+    """S3 resamples by exp(score / beta): the ESS `run` reports is of those weights (the
+    log-weights' ESS would be 1 here, since nothing weights them)."""
+    import torch
+
+    from s3dsl.runtime import resampling
+    from s3dsl.runtime.reference import ReferenceInterpreter
+
+    seen: list[float] = []
+    original = ReferenceInterpreter.resample
+
+    def spy(self, s, op, ctx):
+        scores = torch.tensor([p.score for p in s.particles], dtype=torch.float64)
+        seen.append(resampling.ess(resampling.normalize(scores / op.args["beta"])))
+        original(self, s, op, ctx)
+
+    monkeypatch.setattr(ReferenceInterpreter, "resample", spy)
+    program = compile_file(builtin_strategies()["s3"], {"gen_length": "8", "beta": "0.05"}, 8,
+                           "arith-heuristic")
+    (result,) = run(program, tiny_model, ARITH.problems("test", 1), 0)
+    assert result.min_ess == pytest.approx(min(seen)) and min(seen) < 0.99
+    (batched,) = run(program, tiny_model, ARITH.problems("test", 1), 2)
+    assert batched.min_ess == pytest.approx(result.min_ess)
