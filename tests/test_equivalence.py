@@ -33,8 +33,13 @@ SCHEDULES = ("", "every=2", "every=2, offset=1", "at=block_end", "at=block_start
              "at=first_step", "at=last_step")
 # conditions for stages that split the batch (a count-changing or unmaskable stage under when=):
 # runtime signals, static ones the compiler decides per path, and mixes of the two
-BRANCHES = ("max_score < 2.5", "n == 1 and mean_score < 2.0", "agreement < 1",
-            "score_ess < 0.95", "step >= 2", "n_answers >= 2 or block >= 1")
+BRANCHES = ("max_score < 0.45", "max_score < 0.9", "mean_score < -0.2", "mean_score < -2.79",
+            "n == 1 and max_score < 0.9", "agreement < 1", "score_ess < 0.95", "step >= 2",
+            "n_answers >= 2 or block >= 1")
+# per verifier, a condition that both models' scores of the two `mixed_problems` fall on both
+# sides of, mid-decode (arith-heuristic v: tiny 0.53 vs 0.36, arith 1.0 vs 0.8; confidence w:
+# tiny -2.77 vs -2.80, arith -0.01 vs -0.4): the batch splits
+SPLITTING = {"v": "0.45 < max_score < 0.9", "w": "-2.79 < mean_score < -0.2"}
 
 
 def _join(*parts: str) -> str:
@@ -164,6 +169,48 @@ def strategy_texts(draw) -> str:
     return "\n".join(lines) + "\n"
 
 
+@st.composite
+def branching_texts(draw) -> str:
+    """A strategy whose count-changing (or unmaskable) stage runs under a condition that splits
+    a batch of the mixed problems: escalation, conditional shrinking, pruning, IMH, stopping."""
+    verifier = draw(st.sampled_from(("v", "w")))
+    cond = SPLITTING[verifier]
+    k = draw(st.integers(2, 3))
+    init = ""
+    step = [call("denoise", draw, None, draw(st.sampled_from(("", f'when="{cond}"')))),
+            f"score({verifier})"]
+    shape = draw(st.sampled_from(("escalate", "grow", "prune", "resample", "mh", "stop")))
+    if shape == "escalate":
+        step.insert(0, f'expand({k}, when="n > 1")')
+        step += [call("resample", draw, {"n": str(k), "within": "none", "weights": "score"},
+                      'when="n > 1"'),
+                 f'expand({k}, at=block_end, when="n == 1 and {cond}")']
+    elif shape == "grow":
+        step += [f'expand({k}, when="{cond}")',
+                 call("resample", draw, {"n": "1", "within": "none", "weights": "score"},
+                      'when="n > 2"')]
+    elif shape in ("prune", "resample"):
+        init = f"expand({k})"
+        fixed = {"n": "1", "within": "none", "weights": "score"} if shape == "resample" \
+            else {"n": "1"}
+        step.append(call(shape, draw, fixed, f'at=block_end, when="{cond}"'))
+    elif shape == "mh":
+        step.insert(0, f"expand({k}, at=block_start)")
+        step.append(call("mh-accept", draw, None, f'at=block_end, when="{cond}"'))
+    else:
+        step.append(f'stop(when="{cond}")')
+    temperature = draw(st.sampled_from((0.0, 1.0)))
+    lines = ["name: branching", "decode:", f"  block_length: {GEN // 2}",
+             f"  temperature: {temperature}", "verifiers:", "  v: arith-heuristic",
+             "  w: confidence", "program:"]
+    if init:
+        lines.append(f"  init: {init}")
+    lines.append("  step:")
+    lines += [f"    - '{stage}'" for stage in step]
+    lines.append("  final: select(by=vote)")
+    return "\n".join(lines) + "\n"
+
+
 def compile_or_skip(text: str):
     try:
         return build(parse_strategy(text, "gen.yaml"), None, GEN, "arith-heuristic")
@@ -239,6 +286,14 @@ def problems():
     return ARITH.problems("test", 2)
 
 
+@pytest.fixture(scope="module")
+def mixed_problems():
+    """Two problems the models score far apart (the first and third of the test split), so
+    that when= conditions split a batch of them."""
+    first = ARITH.problems("test", 3)
+    return [first[0], first[2]]
+
+
 # benchmarks/mutants.py sets S3DSL_NO_SHRINK: a failure is enough there, no need to shrink it
 NO_SHRINK = bool(os.environ.get("S3DSL_NO_SHRINK"))
 SETTINGS = settings(
@@ -264,6 +319,15 @@ def test_generated_strategies_match_the_reference_on_a_random_model(text, tiny_m
 def test_generated_strategies_match_the_reference_on_a_trained_model(text, arith_model, problems):
     program = compile_or_skip(text)
     check_every_level(program, arith_model, problems)
+
+
+@settings(SETTINGS, max_examples=12)
+@given(text=branching_texts())
+def test_strategies_that_split_the_batch_match_the_reference(text, tiny_model, arith_model,
+                                                             mixed_problems):
+    program = compile_or_skip(text)
+    for model in (tiny_model, arith_model):
+        check_every_level(program, model, mixed_problems)
 
 
 def test_the_generator_reaches_every_primitive_argument_and_schedule():
