@@ -37,7 +37,7 @@ TESTS = ("tests/test_runtime.py", "tests/test_compiler.py",
          EQ + "stratified_resampling_matches_the_reference",
          EQ + "generated_strategies_match_the_reference_on_a_trained_model",
          EQ + "the_generator_reaches_every_primitive_argument_and_schedule",
-         "tests/test_branches.py")
+         EQ + "strategies_that_split_the_batch_match_the_reference", "tests/test_branches.py")
 EX, REF = "s3dsl/runtime/executor.py", "s3dsl/runtime/reference.py"
 SEM, FW = "s3dsl/runtime/semantics.py", "s3dsl/runtime/forwards.py"
 TR, COST = "s3dsl/runtime/transition.py", "s3dsl/compiler/cost.py"
