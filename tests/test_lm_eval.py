@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import glob
 import json
+import os
+import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("lm_eval")
 
-from s3dsl.integrations.lmeval import S3DSLLM, cut_at_stops  # noqa: E402
+from s3dsl.integrations.lmeval import (  # noqa: E402
+    S3DSLLM,
+    answer_extractor,
+    cut_at_stops,
+    prompt_id,
+)
 
 ANSWERS = {"2+3": 5, "4*2": 8, "9-5": 4, "1+7": 8, "3*3": 9, "8-1": 7}
 QUESTIONS = list(ANSWERS)
@@ -113,27 +121,76 @@ def test_simple_evaluate_matches_s3dsl_and_reports_forwards(task_dir, tmp_path):
     assert sum(line["forwards"] for line in lines) == info["forwards"]
 
 
-def test_lm_eval_command_line_runs_s3(task_dir, tmp_path, monkeypatch, capfd):
-    """`s3dsl-lm-eval ...` (lm-eval's own command line), run in this process to save the
-    start-up of a second interpreter."""
-    from s3dsl.integrations.lmeval import main
+def _lm_eval_command() -> str:
+    """The `lm_eval` script of this environment: with the `.pth` s3dsl installs, it knows
+    `--model s3dsl` (a stale install without it fails here, on purpose: reinstall s3dsl)."""
+    script = Path(sys.executable).with_name("lm_eval")
+    if not script.exists():
+        pytest.skip("no lm_eval script next to this interpreter")
+    site = Path(sysconfig.get_paths()["purelib"])
+    assert (site / "s3dsl_lm_eval.pth").exists(), (
+        f"s3dsl_lm_eval.pth is not in {site}: reinstall s3dsl (pip install -e .)")
+    return str(script)
 
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(sys, "argv", [
-        "s3dsl-lm-eval", "--model", "s3dsl", "--model_args",
+
+def _offline_env() -> dict[str, str]:
+    return {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
+            "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def test_lm_eval_registry_knows_s3dsl_lazily():
+    """Importing lm-eval's models adds `s3dsl` as a placeholder; nothing of s3dsl's model code
+    (nor torch) is imported until the model is asked for."""
+    _lm_eval_command()
+    probe = ("import sys, lm_eval.models, lm_eval.api.registry as r; "
+             "print('s3dsl' in r.model_registry, 'hf' in r.model_registry, "
+             "'s3dsl.integrations.lmeval' in sys.modules, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env=_offline_env(), timeout=120, check=True)
+    assert out.stdout.split() == ["True", "True", "False", "False"]
+
+
+def test_plain_lm_eval_command_runs_s3_end_to_end(task_dir, tmp_path):
+    """`lm_eval --model s3dsl ...`, lm-eval's own command, as a user types it: the metric lm-eval
+    computes equals s3dsl's own accuracy on the same prompts and seed, and the forwards and
+    search statistics are logged and written into the results."""
+    stats = tmp_path / "stats.jsonl"
+    command = [
+        _lm_eval_command(), "--model", "s3dsl", "--model_args",
         "strategy=s3,model=arith,verifier=arith-heuristic,extractor=hash,particles=2,"
-        "candidates=2", "--tasks", "tiny_arith", "--include_path", str(task_dir),
-        "--output_path", str(tmp_path / "out"), "--device", "cpu"])
-    main()
-    printed = capfd.readouterr()
-    assert "tiny_arith" in printed.out and "exact_match" in printed.out
-    assert "s3dsl s3 on 6 requests" in printed.err  # the forwards log line
+        f"candidates=2,threads=1,stats={stats}", "--tasks", "tiny_arith",
+        "--include_path", str(task_dir), "--output_path", str(tmp_path / "out"),
+        "--device", "cpu"]
+    run = subprocess.run(command, capture_output=True, text=True, env=_offline_env(),
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "tiny_arith" in run.stdout and "exact_match" in run.stdout
+    assert "s3dsl s3 on 6 requests" in run.stderr  # the forwards log line
     (results_file,) = glob.glob(str(tmp_path / "out" / "**" / "results_*.json"), recursive=True)
-    info = json.loads(Path(results_file).read_text())["config"]["s3dsl"]
-    assert info["requests"] == 6 and info["forwards"] > 0
-    assert info["resamples_per_request"] > 0 and info["params"] == {"particles": "2",
-                                                                    "candidates": "2"}
+    results = json.loads(Path(results_file).read_text())
+    accuracy = results["results"]["tiny_arith"]["exact_match,hash"]
+    info = results["config"]["s3dsl"]
+    assert info["requests"] == 6 and info["forwards"] > 0 and info["resamples_per_request"] > 0
+    assert info["params"] == {"particles": "2", "candidates": "2"}
+    lines = [json.loads(line) for line in stats.read_text().splitlines()]
+    assert sum(line["forwards"] for line in lines) == info["forwards"]
+
+    # s3dsl's own run of the same plan on the same prompts, with the ids the model gives them
+    from s3dsl.compiler.passes import plan
+    from s3dsl.models.registry import load_model
+    from s3dsl.session import compile_file, execute
+    from s3dsl.tasks.base import Problem
+    from s3dsl.tasks.registry import get_task
+
+    arith = get_task("arith")
+    program = compile_file(STRATEGY / "s3.yaml", {"particles": "2", "candidates": "2"}, 16,
+                           "arith-heuristic")
+    problems = [Problem(id=prompt_id(q + "="), prompt=q + "=", answer=str(ANSWERS[q]))
+                for q in QUESTIONS]
+    direct, _ = execute(plan(program, 2), load_model("arith"), problems,
+                        answer_extractor("hash"), arith.is_correct, 0)
+    assert accuracy == pytest.approx(sum(r.correct for r in direct) / len(direct))
+    assert info["forwards"] == sum(r.nfe for r in direct)
 
 
 def test_chat_template_comes_from_the_checkpoint(tmp_path):

@@ -36,6 +36,12 @@ NAME = "s3dsl"
 DEFAULT_GEN_LENGTH = 256  # lm-eval's own default for max_gen_toks
 
 
+def prompt_id(context: str, repeat: int = 0) -> str:
+    """A stable problem id from the prompt text and its repeat number, so that a prompt's random
+    streams do not depend on the order or batch lm-eval sends it in."""
+    return f"{hashlib.sha256(context.encode()).hexdigest()[:16]}-{repeat}"
+
+
 def answer_extractor(name: str) -> Callable[[str], str | None]:
     """`final` (default): a `\\boxed{}` or stated answer, else the whole stripped text;
     `final-number`: GSM8K-style numbers; or any `--extractor` name of `s3dsl run`."""
@@ -202,12 +208,10 @@ class S3DSLLM(LM):
 
     # --- the run ---------------------------------------------------------------------------
     def _problem(self, context: str) -> Problem:
-        """A stable id from the prompt text (and its repeat number), so a prompt's random
-        streams do not depend on the order or batch lm-eval sends it in."""
-        digest = hashlib.sha256(context.encode()).hexdigest()[:16]
-        k = self._seen.get(digest, 0)
-        self._seen[digest] = k + 1
-        return Problem(id=f"{digest}-{k}", prompt=context, answer="")
+        """The request as a problem; its id numbers the repeats of one prompt."""
+        k = self._seen.get(context, 0)
+        self._seen[context] = k + 1
+        return Problem(id=prompt_id(context, k), prompt=context, answer="")
 
     def _run(self, requests: list, gen_length: int) -> list[str]:
         from s3dsl.compiler.passes import plan
