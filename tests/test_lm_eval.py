@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from s3dsl.errors import S3DSLError
+
 pytest.importorskip("lm_eval")
 
 from s3dsl.integrations.lmeval import (  # noqa: E402
@@ -74,12 +76,10 @@ def test_registered_with_lm_eval_and_declared_as_an_entry_point():
     assert point.load() is S3DSLLM
 
 
-def test_stop_sequences_and_unsupported_requests():
+def test_stop_sequences_and_repeated_prompts():
     assert cut_at_stops("7*4=28#28\nQuestion", ["\n", "Question"]) == "7*4=28#28"
     assert cut_at_stops("abc", []) == "abc"
     lm = S3DSLLM(strategy="single", model="tiny-random")
-    with pytest.raises(NotImplementedError, match="generation tasks"):
-        lm.loglikelihood([])
     a, b = lm._problem("1+1="), lm._problem("1+1=")
     assert a.id != b.id and a.id.split("-")[0] == b.id.split("-")[0]  # repeats differ
 
@@ -217,3 +217,159 @@ def test_chat_template_comes_from_the_checkpoint(tmp_path):
         S3DSLLM(strategy="single", model="tiny-random").apply_chat_template(chat)
     with pytest.raises(S3DSLError):  # checkpoint options are for real checkpoints
         S3DSLLM(strategy="single", model="tiny-random", system="be brief")
+
+
+# --- log-likelihood requests: the Monte-Carlo ELBO ------------------------------------------
+MC_QUESTIONS = {"2+3": 5, "4*2": 8, "9-5": 4, "1+7": 8, "3*3": 9, "8-1": 7, "6+2": 8, "5*1": 5}
+MC_TASK_YAML = """task: tiny_arith_mc
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+  cache_dir: {cache}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{question}}}}="
+doc_to_choice: choices
+doc_to_target: label
+target_delimiter: ""
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 1.0
+"""
+
+
+class _Request:
+    def __init__(self, *args):
+        self.args = args
+
+
+def _mc_doc(question: str, answer: int, i: int) -> dict:
+    """Four full completions (the arith model writes `q=a#a`), the gold one at place i % 4."""
+    wrong = [answer + d for d in (1, -1, 2)]
+    values = wrong[: i % 4] + [answer] + wrong[i % 4:]
+    return {"question": question, "choices": [f"{question}={v}#{v}" for v in values],
+            "label": i % 4}
+
+
+@pytest.fixture(scope="module")
+def arith_lm():
+    return S3DSLLM(strategy="single", model="arith", mc_samples=16, mc_batch=16)
+
+
+def test_elbo_of_one_token_is_its_exact_log_probability(arith_lm):
+    """With one continuation token the bound is exact: the token masked, weight 1."""
+    import torch
+
+    from s3dsl.integrations.lmeval_likelihood import ElboScorer, request_generator
+
+    model = arith_lm.lm
+    context, token = model.tokenizer.encode("4*2=8#"), model.tokenizer.encode("8")
+    row = torch.tensor([[*context, model.mask_id]])
+    exact = torch.log_softmax(model.forward(row, torch.ones_like(row, dtype=torch.bool), 1)
+                              .float()[0, -1], dim=-1)[token[0]].item()
+    estimate = ElboScorer(model, 5, 2, 0).elbo(context, token, request_generator(0, "x"))
+    assert estimate == pytest.approx(exact, abs=1e-5)
+
+
+def test_elbo_estimate_converges_to_the_enumerated_bound(arith_lm):
+    """Two tokens: the bound is 1/2 (log p(a|_b) + log p(b|a_)) + 1/2 (log p(a|__) + log p(b|__))
+    (half the samples mask one token, weight 2, half mask both); many samples approach it."""
+    import torch
+
+    from s3dsl.integrations.lmeval_likelihood import ElboScorer, request_generator
+
+    model = arith_lm.lm
+    context, (a, b) = model.tokenizer.encode("4*2=8"), model.tokenizer.encode("#8")
+    mask = model.mask_id
+
+    def logp(answer: list[int], at: int, token: int) -> float:
+        row = torch.tensor([[*context, *answer]])
+        logits = model.forward(row, torch.ones_like(row, dtype=torch.bool), 2).float()
+        return torch.log_softmax(logits[0, len(context) + at], dim=-1)[token].item()
+
+    exact = 0.5 * (logp([mask, b], 0, a) + logp([a, mask], 1, b)) + 0.5 * (
+        logp([mask, mask], 0, a) + logp([mask, mask], 1, b))
+    scorer = ElboScorer(model, 2000, 500, 0)
+    estimate = scorer.elbo(context, [a, b], request_generator(0, "y"))
+    assert scorer.forwards == 2000
+    spread = abs(logp([mask, b], 0, a) - logp([a, mask], 1, b))  # the one random choice
+    assert estimate == pytest.approx(exact, abs=max(4 * spread / 2000 ** 0.5, 1e-4))
+
+
+def test_likelihoods_are_deterministic_and_free_of_order(arith_lm):
+    requests = [_Request(q + "=", f"{q}={a}#{a}") for q, a in MC_QUESTIONS.items()]
+    forward = arith_lm.loglikelihood(requests)
+    backward = arith_lm.loglikelihood(requests[::-1])[::-1]
+    assert forward == backward and all(greedy is False for _, greedy in forward)
+    other_seed = S3DSLLM(strategy="single", model="arith", mc_samples=16, seed=1)
+    assert other_seed.loglikelihood(requests[:1]) != forward[:1]  # the seed is used
+    with pytest.raises(S3DSLError, match="cannot encode"):
+        arith_lm.loglikelihood([_Request("2+3=", " five")])  # no letters in its vocabulary
+
+
+def test_rolling_windows_cover_the_text_once_within_the_model_length():
+    from s3dsl.integrations.lmeval_likelihood import rolling_windows
+
+    ids = list(range(21))
+    windows = list(rolling_windows(ids, 8))
+    assert [t for _, t in windows for t in t] == ids
+    assert windows[0] == ([], ids[:8])
+    for context, piece in windows[1:]:
+        assert len(context) + len(piece) == 8 and context == ids[piece[0] - len(context):piece[0]]
+    assert list(rolling_windows(ids, None)) == [([], ids)] and list(rolling_windows([], 8)) == []
+
+
+def test_rolling_loglikelihood_is_the_elbo_of_the_text(arith_lm):
+    from s3dsl.integrations.lmeval_likelihood import ElboScorer, request_generator
+
+    text = "4*2=8#8"
+    (value,) = arith_lm.loglikelihood_rolling([_Request(text)])
+    scorer = ElboScorer(arith_lm.lm, 16, 16, 0)
+    ids = arith_lm.lm.tokenizer.encode(text)
+    assert value == pytest.approx(scorer.elbo([], ids, request_generator(0, "", text)))
+
+
+def test_greedy_check_matches_s3dsl_single_decoding():
+    """`greedy_check=true`: True exactly for what one-token-a-step greedy decoding writes (s3dsl's
+    own `single` with steps = block = gen_length), False for a one-token change of it."""
+    from s3dsl.compiler.passes import plan
+    from s3dsl.session import compile_file, execute
+    from s3dsl.tasks.base import Problem
+
+    lm = S3DSLLM(strategy="single", model="arith", mc_samples=2, greedy_check=True)
+    tok = lm.lm.tokenizer
+    program = compile_file(STRATEGY / "single.yaml", {"block_length": "7", "steps": "7"}, 7,
+                           "arith-heuristic")
+    problems = [Problem(id=q, prompt=q + "=", answer="") for q in MC_QUESTIONS]
+    results, _ = execute(plan(program, 0), lm.lm, problems, lambda t: t, lambda a, b: False)
+    written = [(p.prompt, r.completion) for p, r in zip(problems, results)
+               if len(tok.encode(r.completion)) == 7]  # no end-of-text inside: all 7 positions
+    assert written
+    for prompt, completion in written:
+        changed = completion[:-1] + ("1" if completion[-1] != "1" else "2")
+        (_, same), (_, other) = lm.loglikelihood([_Request(prompt, completion),
+                                                  _Request(prompt, changed)])
+        assert same is True and other is False
+
+
+def test_multiple_choice_task_through_lm_eval(tmp_path):
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    data = tmp_path / "mc.jsonl"
+    data.write_text("".join(json.dumps(_mc_doc(q, a, i)) + "\n"
+                            for i, (q, a) in enumerate(MC_QUESTIONS.items())))
+    (tmp_path / "tiny_arith_mc.yaml").write_text(
+        MC_TASK_YAML.format(data=data, cache=tmp_path / "cache"))
+    out = lm_eval.simple_evaluate(
+        model="s3dsl", model_args="strategy=single,model=arith,mc_samples=32",
+        tasks=["tiny_arith_mc"], device="cpu",
+        task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False))
+    info = out["config"]["s3dsl"]
+    assert info["likelihood_requests"] == 4 * len(MC_QUESTIONS)
+    assert info["likelihood_forwards"] == 32 * 4 * len(MC_QUESTIONS) and info["mc_samples"] == 32
+    assert out["results"]["tiny_arith_mc"]["acc,none"] >= 0.75  # chance is 0.25
