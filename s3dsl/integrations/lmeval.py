@@ -1,16 +1,19 @@
 """s3dsl as an lm-evaluation-harness model: any strategy file on any generation task.
 
-    s3dsl-lm-eval --model s3dsl --model_args strategy=s3,model=PATH,particles=8 --tasks gsm8k
+    lm_eval --model s3dsl --model_args strategy=s3,model=PATH,particles=8 --tasks gsm8k
 
-(`pip install 's3dsl[lmeval]'`). lm-eval formats the prompts, s3dsl runs the strategy on them and
-returns the chosen particle's completion, cut at the task's stop sequences, and lm-eval extracts
-and scores the answer. `model_args` keys: `strategy` (file or built-in name), `model` (as
-`s3dsl run --model`), `verifier` (what `task-default` means in the strategy; default
-`math-heuristic`), `extractor` (the answer particles vote on), `gen_length` (default: the task's
-`max_gen_toks`), `seed`, `opt_level`, `device`, `threads`, `trust_remote_code`, `stats` (a JSONL
-file of per-request statistics), the checkpoint options of `s3dsl run` (`chat`, `system`,
-`dtype`, `mask_id`: use `chat=false` with lm-eval's `--apply_chat_template`, so the template is
-applied once); every other key is a strategy param, as with `--set`.
+(`pip install 's3dsl[lmeval]'`; how plain `lm_eval` finds the model: lmeval_autoload.py and
+docs/lm-eval.md; `s3dsl-lm-eval` is the same command with the model registered in-process).
+lm-eval formats the prompts, s3dsl runs the strategy on them and returns the chosen particle's
+completion, cut at the task's stop sequences, and lm-eval extracts and scores the answer.
+`model_args` keys: `strategy` (file or built-in name), `model` (as `s3dsl run --model`),
+`verifier` (what `task-default` means in the strategy; default `math-heuristic`), `extractor`
+(the answer particles vote on), `gen_length` (default: the task's `max_gen_toks`), `seed`,
+`opt_level`, `device`, `threads`, `trust_remote_code`, `stats` (a JSONL file of per-request
+statistics), the checkpoint options of `s3dsl run` (`chat`, `system`, `dtype`, `mask_id`: use
+`chat=false` with lm-eval's `--apply_chat_template`, so the template is applied once),
+`mc_samples`, `mc_batch`, `greedy_check` (log-likelihood requests: lmeval_likelihood.py); every
+other key is a strategy param, as with `--set`.
 Forwards and search statistics are logged and returned by `get_model_info`, which lm-eval writes
 into the results' `config`. Sampling options in `gen_kwargs` (temperature, do_sample) are not
 used: the strategy file decides how to sample.

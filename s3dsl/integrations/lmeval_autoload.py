@@ -40,7 +40,9 @@ def register_entry_points() -> list[str]:
     names lm-eval already has are kept. Returns the names added."""
     registry = sys.modules.get("lm_eval.api.registry")
     if registry is None or hasattr(registry, "load_plugins"):
-        return []
+        return []  # lm-eval discovers entry points itself
+    if not hasattr(registry, "model_registry"):
+        return []  # before 0.4.10 the registry held no lazy entries (the extra needs 0.4.10)
     added = []
     for ep in own_entry_points():
         if ep.name not in registry.model_registry:
