@@ -373,3 +373,24 @@ def test_multiple_choice_task_through_lm_eval(tmp_path):
     assert info["likelihood_requests"] == 4 * len(MC_QUESTIONS)
     assert info["likelihood_forwards"] == 32 * 4 * len(MC_QUESTIONS) and info["mc_samples"] == 32
     assert out["results"]["tiny_arith_mc"]["acc,none"] >= 0.75  # chance is 0.25
+
+
+def test_likelihood_on_a_dream_checkpoint_reads_shifted_logits(tmp_path):
+    """Dream's logits at position i predict token i+1: the one-token bound must be read one
+    position early. Also lm-eval's space convention with a word-level tokenizer."""
+    import torch
+
+    from s3dsl.integrations.lmeval_likelihood import encode_pair
+    from s3dsl.models.tiny_official import write_checkpoint
+
+    lm = S3DSLLM(strategy="single", model=str(write_checkpoint(tmp_path / "dream", "dream")),
+                 chat=False, mc_samples=3)
+    model, tok = lm.lm, lm.lm.tokenizer
+    assert model.shifted_logits
+    context, continuation = encode_pair(tok, "You are a ", "w20")
+    assert (context, continuation) == (tok.encode("You are a"), tok.encode("w20"))
+    row = torch.tensor([[*context, model.mask_id]])
+    logits = model.forward(row, torch.ones_like(row, dtype=torch.bool), 1).float()
+    exact = torch.log_softmax(logits[0, -2], dim=-1)[continuation[0]].item()
+    ((value, greedy),) = lm.loglikelihood([_Request("You are a ", "w20")])
+    assert value == pytest.approx(exact, abs=1e-4) and greedy is False
