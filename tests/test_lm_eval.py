@@ -275,6 +275,22 @@ def test_elbo_of_one_token_is_its_exact_log_probability(arith_lm):
     assert estimate == pytest.approx(exact, abs=1e-5)
 
 
+def test_guided_elbo_of_one_token_combines_both_forwards(arith_lm):
+    """mc_cfg (LLaDA's cfg): u + (cfg + 1)(c - u), u with the context masked; two rows a sample."""
+    import torch
+
+    from s3dsl.integrations.lmeval_likelihood import ElboScorer, request_generator
+
+    model = arith_lm.lm
+    context, token = model.tokenizer.encode("4*2=8#"), model.tokenizer.encode("8")
+    rows = torch.tensor([[*context, model.mask_id], [model.mask_id] * (len(context) + 1)])
+    c, u = model.forward(rows, torch.ones_like(rows, dtype=torch.bool), 1).float()[:, -1]
+    exact = torch.log_softmax(u + 1.5 * (c - u), dim=-1)[token[0]].item()
+    scorer = ElboScorer(model, 3, 2, 0, cfg=0.5)
+    assert scorer.elbo(context, token, request_generator(0, "x")) == pytest.approx(exact, abs=1e-5)
+    assert scorer.forwards == 6
+
+
 def test_elbo_estimate_converges_to_the_enumerated_bound(arith_lm):
     """Two tokens: the bound is 1/2 (log p(a|_b) + log p(b|a_)) + 1/2 (log p(a|__) + log p(b|__))
     (half the samples mask one token, weight 2, half mask both); many samples approach it."""

@@ -12,8 +12,8 @@ completion, cut at the task's stop sequences, and lm-eval extracts and scores th
 `opt_level`, `device`, `threads`, `trust_remote_code`, `stats` (a JSONL file of per-request
 statistics), the checkpoint options of `s3dsl run` (`chat`, `system`, `dtype`, `mask_id`: use
 `chat=false` with lm-eval's `--apply_chat_template`, so the template is applied once),
-`mc_samples`, `mc_batch`, `greedy_check` (log-likelihood requests: lmeval_likelihood.py); every
-other key is a strategy param, as with `--set`.
+`mc_samples`, `mc_batch`, `mc_cfg`, `greedy_check` (log-likelihood requests:
+lmeval_likelihood.py); every other key is a strategy param, as with `--set`.
 Forwards and search statistics are logged and returned by `get_model_info`, which lm-eval writes
 into the results' `config`. Sampling options in `gen_kwargs` (temperature, do_sample) are not
 used: the strategy file decides how to sample.
@@ -136,6 +136,7 @@ class S3DSLLM(LM):
         mask_id: int | None = None,
         mc_samples: int = 128,
         mc_batch: int = 32,
+        mc_cfg: float = 0.0,
         greedy_check: bool = False,
         **params: Any,
     ):
@@ -154,7 +155,7 @@ class S3DSLLM(LM):
         self.batch = _batch_size(batch_size)
         self.overrides = {k: str(v) for k, v in params.items()}
         self.stats_path = Path(stats) if stats else None
-        self.mc_samples, self.mc_batch = int(mc_samples), int(mc_batch)
+        self.mc_samples, self.mc_batch, self.mc_cfg = int(mc_samples), int(mc_batch), float(mc_cfg)
         self.greedy_check = str(greedy_check).lower() in ("true", "1", "yes")
         self.lm = load_any_model(str(model), _device(device), bool(trust_remote_code),
                                  **_loader_options(load_any_model, checkpoint))
@@ -240,14 +241,14 @@ class S3DSLLM(LM):
             "mh_accepted": self.totals["accepted"], "mh_proposed": self.totals["proposed"],
             "likelihood_requests": self.totals.get("likelihood_requests", 0),
             "likelihood_forwards": self.totals.get("likelihood_forwards", 0),
-            "mc_samples": self.mc_samples,
+            "mc_samples": self.mc_samples, "mc_cfg": self.mc_cfg,
             "counters": self.totals["counters"],
             "plans": self.totals["plans"],
         }}
 
     # --- log-likelihoods -------------------------------------------------------------------
     def _scorer(self) -> ElboScorer:
-        return ElboScorer(self.lm, self.mc_samples, self.mc_batch, self.seed)
+        return ElboScorer(self.lm, self.mc_samples, self.mc_batch, self.seed, self.mc_cfg)
 
     def _fit(self, head: list[int], tail: list[int]) -> list[int]:
         limit = model_max_length(self.lm)

@@ -67,20 +67,37 @@ def _aligned(logits: torch.Tensor, shifted: bool) -> torch.Tensor:
 
 class ElboScorer:
     """Estimates log p(continuation | context) for `model` with `samples` masked forwards per
-    request, `batch` rows a forward. `forwards` counts the rows run."""
+    request, `batch` rows a forward. `forwards` counts the rows run.
 
-    def __init__(self, model, samples: int, batch: int, seed: int):
+    `cfg` > 0 is LLaDA's unsupervised classifier-free guidance: logits u + (cfg + 1)(c - u), with
+    u from the same rows with the context masked too (two rows per sample)."""
+
+    def __init__(self, model, samples: int, batch: int, seed: int, cfg: float = 0.0):
         if samples < 1:
             raise S3DSLError(f"model_args: mc_samples must be at least 1, got {samples}")
+        if not cfg >= 0:
+            raise S3DSLError(f"model_args: mc_cfg must be at least 0, got {cfg}")
         self.model, self.samples, self.batch, self.seed = model, samples, max(1, batch), seed
+        self.cfg = float(cfg)
         self.forwards = 0
 
     def _logits(self, rows: torch.Tensor, answer: int) -> torch.Tensor:
+        """Position-aligned float logits of `rows`, whose last `answer` positions are the
+        continuation (guided when `cfg` > 0)."""
+        n = rows.shape[0]
+        if self.cfg > 0:
+            unconditional = rows.clone()
+            unconditional[:, :rows.shape[1] - answer] = self.model.mask_id
+            rows = torch.cat([rows, unconditional])
         self.forwards += rows.shape[0]
         rows = rows.to(self.model.device)
         attention = torch.ones_like(rows, dtype=torch.bool)
-        logits = self.model.forward(rows, attention, answer)
-        return _aligned(logits, self.model.shifted_logits).float()
+        logits = _aligned(self.model.forward(rows, attention, answer),
+                          self.model.shifted_logits).float()
+        if self.cfg > 0:
+            conditional, unconditional = logits[:n], logits[n:]
+            logits = unconditional + (self.cfg + 1) * (conditional - unconditional)
+        return logits
 
     @torch.no_grad()
     def elbo(self, context: list[int], continuation: list[int], gen: torch.Generator) -> float:
