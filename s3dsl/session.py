@@ -140,9 +140,11 @@ def check_run_limits(
     """What the file, the data or a flag asks for, against the model and the machine: gen_length
     and every prompt against the model's length, and the plan's least memory against the
     device's. Checked once before any forward, so a run never fails after minutes of work."""
+    from s3dsl.runtime.kv_cache import check_model as check_block_kv
     from s3dsl.runtime.scoring import encode_prompt
 
     check_run_options(seed, batch_size)
+    check_block_kv(the_plan, model)
     gen = the_plan.program.decode.gen_length
     limit = model_max_length(model)
     prompt_lengths = [(p, len(encode_prompt(p, model.tokenizer))) for p in problems]

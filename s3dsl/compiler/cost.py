@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from s3dsl.compiler import primitives as prims
 from s3dsl.compiler.ir import Program
+from s3dsl.compiler.kv_rewrite import forward_positions, window_end
 from s3dsl.compiler.lowered import Stage, StepPlan
 from s3dsl.compiler.schedule import StepContext, edge_context, step_contexts
 
@@ -26,6 +27,13 @@ class Cost:
     by_stage: dict[str, int] = field(default_factory=dict)
     peak_particles: int = 1
     exact: bool = True  # False: an upper bound (see the module docstring)
+    positions: int = 0  # answer positions the forwards compute, per problem (block KV caches)
+
+    @property
+    def positions_per_forward(self) -> float:
+        """Answer positions one row's forward computes, on average (gen_length without a block
+        KV cache; the prompt, when not cached, comes on top)."""
+        return self.positions / self.forwards if self.forwards else 0.0
 
     def memory_bytes(
         self,
@@ -55,6 +63,7 @@ class _Walk:
     distinct: int = 1  # an upper bound on distinct states
     cached: bool = False  # every row's current state has a forward in the cache
     filled_end: int = 0  # every generated position before this one is committed
+    kv_block: int = -1  # the block the block KV cache was last refreshed for
 
 
 def _deterministic(program: Program) -> bool:
@@ -88,6 +97,7 @@ def count(lowered: StepPlan, program: Program) -> Cost:
                 # `stop` may finish every particle here; what it saves later is not subtracted
                 paid = walk.n if walk.filled_end < gen else 0
                 cost.forwards += paid
+                cost.positions += paid * gen
                 key = f"{op.name}@{op.span.line}" if op.span else op.name
                 cost.by_stage[key] = cost.by_stage.get(key, 0) + paid
                 continue
@@ -105,6 +115,11 @@ def count(lowered: StepPlan, program: Program) -> Cost:
                     free = node.get("cache") == "reuse" and walk.cached
                     paid = 0 if free else (walk.distinct if dedup else walk.n)
                     cost.forwards += paid
+                    if paid:
+                        w1 = window_end(node, ctx.block_end, ctx.next_block_end, gen)
+                        width, walk.kv_block = forward_positions(node, w1, walk.kv_block,
+                                                                 program.decode)
+                        cost.positions += paid * width
                     key = f"{op.name}@{op.span.line}" if op.span else op.name
                     cost.by_stage[key] = cost.by_stage.get(key, 0) + paid
                     walk.cached = True

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from s3dsl.compiler.cost import Cost, count
 from s3dsl.compiler.ir import Program
+from s3dsl.compiler.kv_rewrite import block_kv_cache
 from s3dsl.compiler.lowered import StepPlan, lower
 from s3dsl.compiler.rewrites import (
     Rewrite,
@@ -64,6 +65,13 @@ PASSES: tuple[Pass, ...] = (
     Pass("approx-prompt-cache", 2, "prompt cache on any built-in model: CHANGES TOKENS "
          "without prompt isolation", "prompt positions (approx.)", opt_in=True,
          rewrite=set_forward(positions="answer (prompt cached, approximate)")),
+    Pass("prefix-cache", 2, "Fast-dLLM prefix KV cache: keys/values before the current block "
+         "computed at block start; each step recomputes the block and what follows: CHANGES "
+         "TOKENS", "positions per forward (approx.)", opt_in=True,
+         rewrite=block_kv_cache("prefix")),
+    Pass("dual-cache", 2, "Fast-dLLM dual KV cache: prefix and suffix cached at block start; "
+         "each step recomputes only the current block: CHANGES TOKENS",
+         "positions per forward (approx.)", opt_in=True, rewrite=block_kv_cache("dual")),
 )
 OPT_IN = frozenset(p.name for p in PASSES if p.opt_in)
 
@@ -80,6 +88,7 @@ class Flags:
     approximate_prompt_cache: bool = False  # ...and also where that changes the logits (opt-in)
     static_steps: bool = False  # denoise steps as one fixed-shape, sync-free function
     compile_steps: bool = False  # ...captured by torch.compile (opt-in: rounding may differ)
+    block_kv: str | None = None  # block KV cache kind, prefix | dual (opt-in, approximate)
     chunk_rows: int | None = None  # rows per forward call; None: sized from the memory budget
     memory_budget: int | None = None  # bytes for one forward call's activations and logits
 
@@ -165,6 +174,7 @@ def flags_of(lowered: StepPlan, chunk_rows: int | None, memory_budget: int | Non
         approximate_prompt_cache=any("approximate" in x for x in positions),
         static_steps=lowered.has("static-step"),
         compile_steps=any(n.get("compiled") == "yes" for n in lowered.nodes("static-step")),
+        block_kv=next((n.get("kv") for n in lowered.nodes("forward") if n.get("kv")), None),
         # without the chunking pass a forward call takes every row at once
         chunk_rows=chunk_rows or (None if chunking else 1 << 30),
         memory_budget=memory_budget,
@@ -182,6 +192,8 @@ def lowered_for(program: Program, flags: Flags) -> StepPlan:
         "approx-prompt-cache": flags.approximate_prompt_cache,
         "static-steps": flags.static_steps,
         "compile-steps": flags.static_steps and flags.compile_steps,
+        "prefix-cache": flags.block_kv == "prefix",
+        "dual-cache": flags.block_kv == "dual",
     }
     current = lower(program)
     for p in PASSES:
