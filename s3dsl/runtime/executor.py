@@ -284,7 +284,8 @@ class BatchedExecutor(BatchedForwards):
         pop.tokens, pop.commit_logp, pop.step_logp = (torch.cat(t) for t in zip(*outs))
         pop.slot.fill_(-1)
         self.counters.forward_rows += rows
-        self.counters.positions += rows * (pop.tokens.shape[1] - prompt_len)
+        self.counters.positions += rows * (pop.tokens.shape[1] if self.prompts is None
+                                           else self.gen)
         self.nfe = [k + self.n for k in self.nfe]
 
     def score_rows(self, verifier_name: str, w1: int) -> torch.Tensor:

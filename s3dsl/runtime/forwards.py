@@ -113,7 +113,7 @@ class BatchedForwards:
             return self.block_kv.forward(ids, owners, pop.kv_row[src_rows], pop.kv_row, w0, w1,
                                          self._in_chunks)
         prompt_len = self._prompt_positions(ids.shape[1])
-        self.counters.positions += rows * (ids.shape[1] - prompt_len)
+        self.counters.positions += rows * (ids.shape[1] if self.prompts is None else self.gen)
         shifted = self.model.shifted_logits
         parts = self._in_chunks(
             rows,
