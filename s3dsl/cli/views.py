@@ -98,6 +98,10 @@ def print_plan(console: Console, plan: Plan, model, explain: bool) -> None:
         f"blocks save more at run time)"
     )
     console.print(f"peak particles per problem: {plan.cost.peak_particles}")
+    if plan.flags.block_kv:  # the block KV caches trade positions, not forwards
+        console.print(f"answer positions per forward: {plan.cost.positions_per_forward:,.1f} of "
+                      f"{program.decode.gen_length:,} ({plan.flags.block_kv} KV cache, "
+                      "approximate)")
     console.print(memory_line(plan, model))
 
 
