@@ -202,6 +202,21 @@ def test_the_lineage_check_catches_a_wrong_gather(monkeypatch):
     assert not all(checks)
 
 
+def test_cached_runs_do_not_depend_on_batch_or_chunk_size():
+    """Cache rows are per particle: splitting problems into batches or rows into chunks
+    changes nothing."""
+    model = load_model("tiny-random")
+    program = compile_file(resolve_strategy("s3"), {"gen_length": "16"}, 16, "confidence")
+    problems = ARITH.problems("test", 3)
+    runs = []
+    for chunk, batch in ((None, 8), (3, 8), (None, 1)):
+        the_plan = plan(program, 2, chunk_rows=chunk, enable=("dual-cache",))
+        results, _ = execute(the_plan, model, problems, ARITH.extract_answer, ARITH.is_correct,
+                             0, batch)
+        runs.append([[p.tokens for p in r.particles] for r in results])
+    assert runs[0] == runs[1] == runs[2]
+
+
 # -- refused before a run ----------------------------------------------------------------------
 
 def test_a_model_without_span_forwards_is_refused(toy_model):
