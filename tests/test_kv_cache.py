@@ -75,6 +75,35 @@ def test_span_forward_against_its_own_keys_equals_the_full_forward(kv_heads):
     torch.testing.assert_close(span, full[:, 8:14], atol=1e-5, rtol=1e-5)
 
 
+def _one_chunk(rows, length, run):
+    return [run(slice(0, rows))]
+
+
+@pytest.mark.parametrize("kind", ["prefix", "dual"])
+@pytest.mark.parametrize("layout", ["llada", "dream", "arith"])
+def test_a_span_over_unchanged_tokens_equals_the_refresh(official, layout, kind):
+    """Through the executor's cache: refresh rows, then run the span path on the same tokens;
+    the window's log-probs and the clean prediction must be the refresh's (Dream's shifted
+    logits, LLaDA's full-sequence rows and arith's prompt-cached rows)."""
+    model = load_model("arith") if layout == "arith" else official[layout]
+    texts = ["1+2=", "3*4-5="] if layout == "arith" else TEXTS
+    program = compile_file(resolve_strategy("single"), SMALL, 16, "confidence")
+    the_plan = plan(program, 2, enable=(f"{kind}-cache",))
+    executor = BatchedExecutor(program, model, ARITH.extract_answer, 0, the_plan.flags,
+                               ARITH.is_correct, the_plan.lowered)
+    executor.begin([Problem(id=str(i), prompt=t, answer="") for i, t in enumerate(texts)])
+    kv, ids = executor.block_kv, executor.pop.tokens
+    owners = torch.arange(len(texts))
+    none = torch.full_like(owners, -1)
+    refreshed = kv.forward(ids, owners, none, none, 4, 8, _one_chunk)
+    rows = kv.last_rows.clone()
+    span = kv.forward(ids, owners, rows, rows, 4, 8, _one_chunk)
+    assert torch.equal(kv.last_rows, rows)  # no refresh: the same block
+    torch.testing.assert_close(span.window_logp, refreshed.window_logp, atol=2e-4, rtol=1e-4)
+    assert torch.equal(span.clean_tok, refreshed.clean_tok)
+    assert executor.counters.kv_refreshes == len(texts)
+
+
 # -- exact where the approximation vanishes ---------------------------------------------------
 
 @pytest.fixture(scope="module")
