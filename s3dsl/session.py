@@ -187,7 +187,9 @@ def least_memory_bytes(the_plan: Plan, model: MaskedLM, length: int, batch: int)
     weights = int(model.num_parameters()) * 2  # at least 16-bit weights
     cached = window * vocab * 4 if the_plan.flags.forward_reuse else 0
     state = particles * (length * 8 + cached)
-    return weights + state + length * vocab * 4
+    from s3dsl.runtime.kv_cache import cache_bytes
+
+    return weights + state + length * vocab * 4 + cache_bytes(the_plan, model, length, batch)
 
 
 def device_memory_bytes(device: torch.device) -> int | None:

@@ -157,6 +157,9 @@ def memory_line(plan: Plan, model) -> str:
         length=length, hidden=hidden, chunk_rows=chunk,
         window=plan.program.decode.block_length,
     )
+    from s3dsl.runtime.kv_cache import cache_bytes
+
+    estimate += cache_bytes(plan, model, length, 8, torch.finfo(dtype).bits // 8)
     return (f"peak memory estimate on {user_text(model.name)} ({params:,} params, "
             f"vocab {model.vocab_size}, 8 problems a batch): {estimate / 2**20:,.1f} MB")
 

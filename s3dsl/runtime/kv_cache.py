@@ -257,3 +257,16 @@ class BlockKV:
             return self._allocate(count, in_use)
         self._want = max(self._want, count)
         return torch.arange(count, device=dev)
+
+
+def cache_bytes(the_plan: Plan, model: MaskedLM, length: int, batch: int,
+                value_bytes: int = 2) -> int:
+    """The block KV cache's rows for the plan's peak particles (a lower bound: a refresh may
+    hold up to twice as many): every layer's keys and values of `length` positions."""
+    if the_plan.lowered is None or plan_kind(the_plan.lowered) is None:
+        return 0
+    if not isinstance(model, BlockCachingLM):
+        return 0
+    layers, heads, hd = model.kv_shape
+    rows = the_plan.cost.peak_particles * max(batch, 1)
+    return rows * layers * 2 * length * heads * hd * value_bytes
