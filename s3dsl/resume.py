@@ -171,8 +171,10 @@ def run_stored(
         advance(resumed)
     mine = [problems[i] for i in world.shard(pending_idx)]
     counters: dict[str, int] = {}
-    for r in range(world.rounds(len(pending_idx), batch_size)):
-        batch = mine[r * batch_size : (r + 1) * batch_size]
+    # the overlap pass keeps `overlap_lanes` batches in flight: a round feeds them all
+    per_round = batch_size * max(1, the_plan.flags.overlap_lanes)
+    for r in range(world.rounds(len(pending_idx), per_round)):
+        batch = mine[r * per_round : (r + 1) * per_round]
         shares = world.gather(_run_batch(the_plan, model, task, batch, seed, batch_size, trace))
         if not world.is_main:
             continue

@@ -165,7 +165,8 @@ def check_run_limits(
                 f"{n + gen:,} positions; model {model.name} takes at most {limit:,}",
                 None, f"shorten the prompt or use --set gen_length=N with N <= {limit - n:,}",
             )
-    need = least_memory_bytes(the_plan, model, longest + gen, min(batch_size, len(problems)))
+    in_flight = batch_size * max(1, the_plan.flags.overlap_lanes)  # the overlap pass: 2 batches
+    need = least_memory_bytes(the_plan, model, longest + gen, min(in_flight, len(problems)))
     have = device_memory_bytes(model.device)
     if have and need > have:
         raise S3DSLError(

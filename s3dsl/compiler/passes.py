@@ -3,7 +3,8 @@
 The strategy says *what*; a pass rewrites the lowered plan (`s3dsl.compiler.lowered`) to say *how*,
 never changing the tokens. Opt level 0 runs the reference interpreter; 1 the batched executor;
 2 (the default) adds forward sharing, dedup and the exact prompt cache; 3 trades dedup for
-static-shape, sync-free denoise steps that a GPU can capture. An opt-in pass may change tokens
+static-shape, sync-free denoise steps that a GPU can capture, and overlaps host work (decoding,
+verifiers) of one batch with the forwards of the next. An opt-in pass may change tokens
 (an approximation a user asks for by name with --enable-pass); runs that used one are stored and
 reported as such.
 """
@@ -21,6 +22,7 @@ from s3dsl.compiler.rewrites import (
     compile_static,
     forward_reuse,
     keep_parent_forward,
+    overlap_host,
     set_forward,
     static_applicable,
     static_steps,
@@ -72,6 +74,9 @@ PASSES: tuple[Pass, ...] = (
     Pass("dual-cache", 2, "Fast-dLLM dual KV cache: prefix and suffix cached at block start; "
          "each step recomputes only the current block: CHANGES TOKENS",
          "positions per forward (approx.)", opt_in=True, rewrite=block_kv_cache("dual")),
+    Pass("overlap", 3, "two batches in flight: the host decodes and scores one while the "
+         "other runs its forward (GIL-bound verifiers in a process pool)", "device idle time",
+         rewrite=overlap_host),
 )
 OPT_IN = frozenset(p.name for p in PASSES if p.opt_in)
 
@@ -91,6 +96,7 @@ class Flags:
     block_kv: str | None = None  # block KV cache kind, prefix | dual (opt-in, approximate)
     chunk_rows: int | None = None  # rows per forward call; None: sized from the memory budget
     memory_budget: int | None = None  # bytes for one forward call's activations and logits
+    overlap_lanes: int = 1  # micro-batches in flight (the overlap pass: 2)
 
 
 @dataclass
@@ -178,6 +184,7 @@ def flags_of(lowered: StepPlan, chunk_rows: int | None, memory_budget: int | Non
         # without the chunking pass a forward call takes every row at once
         chunk_rows=chunk_rows or (None if chunking else 1 << 30),
         memory_budget=memory_budget,
+        overlap_lanes=max((int(n.get("lanes") or 1) for n in forwards), default=1),
     )
 
 
@@ -194,6 +201,7 @@ def lowered_for(program: Program, flags: Flags) -> StepPlan:
         "compile-steps": flags.static_steps and flags.compile_steps,
         "prefix-cache": flags.block_kv == "prefix",
         "dual-cache": flags.block_kv == "dual",
+        "overlap": flags.overlap_lanes > 1,
     }
     current = lower(program)
     for p in PASSES:

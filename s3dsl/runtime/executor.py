@@ -105,6 +105,10 @@ class BatchedExecutor(BatchedForwards):
         batch_size: int = 8,
         progress: Callable[[int], None] | None = None,
     ) -> list[ProblemResult]:
+        from s3dsl.runtime import overlap  # the overlap pass: micro-batches in flight
+
+        if overlap.lanes_of(self) > 1 and len(problems) > batch_size:
+            return overlap.run_lanes(self, problems, batch_size, progress)
         results: list[ProblemResult] = []
         for start in range(0, len(problems), batch_size):
             batch = list(problems[start : start + batch_size])
@@ -310,7 +314,11 @@ class BatchedExecutor(BatchedForwards):
         )
         self.pop.answers = [self.extract(c.completion) for c in cands]
         gold = [self.batch[b].answer for b in owners]
-        return run_verifier(self.verifiers[verifier_name], cands, gold).to(self.device)
+        return self.verify(verifier_name, cands, gold).to(self.device)
+
+    def verify(self, name: str, cands: list, gold: Sequence[str]) -> torch.Tensor:
+        """Scores of the named verifier, on the host (the overlap pass may send them elsewhere)."""
+        return run_verifier(self.verifiers[name], cands, gold)
 
     def op_score(self, op: Op, ctx: StepContext, active) -> None:
         values = self.score_rows(op.args["verifier"], ctx.next_block_end)
