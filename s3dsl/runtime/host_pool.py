@@ -11,12 +11,39 @@ import atexit
 import multiprocessing
 import pickle
 import threading
+import warnings
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from s3dsl.verifiers.base import Candidate, Verifier
 
 _pools: dict[int, ProcessPoolExecutor] = {}
 _lock = threading.Lock()
+
+
+_broken: list[str] = []  # why the pool cannot be used, once it failed
+
+
+def usable() -> bool:
+    return not _broken
+
+
+def score(workers: int, verifier: Verifier, candidates: list[Candidate],
+          gold: list[str] | None) -> list[float]:
+    """Scores from a worker; in place (the same numbers) if the pool cannot run: a spawned
+    worker re-imports the main script, which fails unless it is guarded by
+    `if __name__ == "__main__":`."""
+    if usable():
+        try:
+            return submit(workers, verifier, candidates, gold).result()
+        except BrokenProcessPool as err:
+            if not _broken:
+                _broken.append(str(err))
+                warnings.warn("s3dsl: the verifier process pool could not start; verifiers run "
+                              "in place (a script running s3dsl at -O3 needs an "
+                              "`if __name__ == \"__main__\":` guard)", RuntimeWarning,
+                              stacklevel=2)
+    return _score(verifier, candidates, gold)
 
 
 def pool(workers: int) -> ProcessPoolExecutor:

@@ -76,9 +76,9 @@ class LaneExecutor(BatchedExecutor):
         if host is None or host.get("pool") != "process" or not self.shippable[name]:
             return super().verify(name, cands, gold)
         verifier = self.verifiers[name]
-        future = host_pool.submit(self.workers, verifier, cands,
-                                  list(gold) if verifier.needs_gold else None)
-        return torch.tensor(future.result(), dtype=torch.float64)
+        scores = host_pool.score(self.workers, verifier, cands,
+                                 list(gold) if verifier.needs_gold else None)
+        return torch.tensor(scores, dtype=torch.float64)
 
 
 def lanes_of(executor: BatchedExecutor) -> int:
