@@ -111,3 +111,22 @@ def test_a_forward_runs_while_another_batch_is_verified(arith_model, monkeypatch
     monkeypatch.setattr(overlap.LaneExecutor, "forward", counting_forward)
     _run(_program("s3", "slow(ms=2)"), arith_model)
     assert state["forward_during_verify"] > 0
+
+
+def test_overlap_bench_smoke(tmp_path):
+    """benchmarks/overlap_bench.py end to end at a tiny size: structure and identity, no timing."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "overlap_bench.py"
+    spec = importlib.util.spec_from_file_location("overlap_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["overlap_bench"] = bench
+    spec.loader.exec_module(bench)
+    rows = bench.main(["--quick", "--gen", "16", "--verifiers", "slow(ms=0.0)", "--out",
+                       str(tmp_path)])
+    assert [r["identical"] for r in rows] == [True]
+    assert set(rows[0]["wall_s"]) == set(bench.MODES)
+    text = (tmp_path / "overlap_bench.md").read_text()
+    assert "| s3 particles=4 candidates=4 | slow(ms=0.0) | arith (0.88M) |" in text

@@ -33,6 +33,8 @@ from s3dsl.runtime.results import ProblemResult
 from s3dsl.tasks.base import Problem
 from s3dsl.verifiers.base import Candidate
 
+POOL_WORKERS: int | None = None  # verifier processes; None: one per lane (benchmarks vary it)
+
 
 class DeviceTurn:
     """One lane at a time issues device work: the device is one resource, and on a CPU run this
@@ -96,7 +98,7 @@ def run_lanes(base: BatchedExecutor, problems: Sequence[Problem], batch_size: in
     lanes = min(lanes_of(base), len(batches))
     turn = DeviceTurn()
     observer, advance = _serialized(getattr(base, "observer", None)), _serialized(progress)
-    executors = [LaneExecutor(base, turn, lanes) for _ in range(lanes)]
+    executors = [LaneExecutor(base, turn, POOL_WORKERS or lanes) for _ in range(lanes)]
     streams = _streams(base.device, lanes)
     out: list[list[ProblemResult]] = [[] for _ in batches]
 

@@ -1,5 +1,8 @@
-"""`slow`: a verifier that burns CPU (GIL held) per candidate, for benchmarks and tests of the
-overlap pass only. It is not a built-in: `register()` adds it to the registry where wanted.
+"""`slow`: a verifier that costs a set time per candidate, for benchmarks and tests of the overlap
+pass only. It is not a built-in: `register()` adds it to the registry where wanted.
+
+`mode=burn` spins in Python with the GIL held (a parser, a checker written in Python);
+`mode=sleep` waits without using a core (a reward-model server, a proof checker in a subprocess).
 
 Its score is the wrapped verifier's, so a search run with it is a real search; only its cost is
 artificial, standing in for heavy host-side verifiers (a parser, a checker, a reward model
@@ -16,25 +19,30 @@ NAME = "slow"
 
 
 class SlowVerifier:
-    """`inner`'s score after `ms` milliseconds of busy Python per candidate."""
+    """`inner`'s score after `ms` milliseconds per candidate, busy (`burn`) or waiting."""
 
     name = NAME
     needs_gold = False
     gil_bound = True
 
-    def __init__(self, ms: float = 1.0, inner: str = "arith-heuristic"):
+    def __init__(self, ms: float = 1.0, inner: str = "arith-heuristic", mode: str = "burn"):
         from s3dsl.verifiers.registry import get_verifier
 
         if ms < 0:
             raise ValueError("ms must be >= 0")
-        self.ms, self.inner_name = float(ms), inner
+        if mode not in ("burn", "sleep"):
+            raise ValueError("mode must be burn or sleep")
+        self.ms, self.inner_name, self.mode = float(ms), inner, mode
         self.inner = get_verifier(inner)
         if self.inner.needs_gold:
             raise ValueError("inner must not need the gold answer")
 
     def score(self, candidates: list[Candidate], gold: list[str] | None = None) -> list[float]:
-        for _ in candidates:
-            burn(self.ms / 1000.0)
+        seconds = self.ms / 1000.0 * len(candidates)
+        if self.mode == "sleep":
+            time.sleep(seconds)
+        else:
+            burn(seconds)
         return self.inner.score(candidates)
 
 
