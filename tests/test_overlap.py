@@ -11,7 +11,7 @@ import pytest
 from s3dsl.catalog import builtin_strategies
 from s3dsl.compiler.passes import lowered_for, plan
 from s3dsl.runtime import host_pool, overlap
-from s3dsl.session import execute
+from s3dsl.session import compile_file, execute
 from s3dsl.tasks.registry import get_task
 from s3dsl.verifiers import slow
 
@@ -84,6 +84,8 @@ def test_the_plan_says_where_verifiers_run():
     assert lowered_for(program, the_plan.flags) == the_plan.lowered
     compiled = plan(_program("best_of_k"), 3, enable=("compile-steps",))
     assert compiled.flags.overlap_lanes == 1  # one capture per lane: not combined
+    single = compile_file(builtin_strategies()["single"], None, 16, "arith-heuristic")
+    assert plan(single, 3).flags.overlap_lanes == 1  # no verifier, no host work to overlap
 
 
 def test_a_forward_runs_while_another_batch_is_verified(arith_model, monkeypatch):

@@ -69,10 +69,12 @@ def overlap_host(p: StepPlan, program: Program) -> StepPlan:
     """Two batches of problems in flight: while one runs a forward, the host decodes and scores
     the other (`s3dsl.runtime.overlap`). Forwards say `lanes=2`; verifier calls say where they
     run: `pool=process` for GIL-bound verifiers, else `inline`. Each batch runs as in the serial
-    engine and problems are independent, so results are the serial engine's bit for bit. Not
-    with compiled steps (one capture per lane)."""
+    engine and problems are independent, so results are the serial engine's bit for bit. Only
+    for programs that call a verifier; not with compiled steps (one capture per lane)."""
     if any(n.get("compiled") == "yes" for n in p.nodes("static-step")):
         return p
+    if not any(stage_verifier(stage) for stage in p.stages()):
+        return p  # no verifier: no host work worth a second batch in flight
     p = p.map_nodes("forward", lambda s, n: n.replace(lanes=OVERLAP_LANES))
     p = p.map_nodes("static-step", lambda s, n: n.replace(lanes=OVERLAP_LANES))
 
