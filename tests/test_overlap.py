@@ -20,6 +20,14 @@ SETS = {"s3": {"gen_length": "16", "particles": "2", "candidates": "2"},
         "best_of_k": {"gen_length": "16", "k": "3"}}
 
 
+@pytest.fixture(autouse=True)
+def slow_verifier(monkeypatch):
+    """`slow` is a verifier name for these tests only (the registry is restored after each)."""
+    from s3dsl.verifiers.registry import VERIFIERS
+
+    monkeypatch.setitem(VERIFIERS, slow.NAME, (slow.SlowVerifier, "test only"))
+
+
 @pytest.fixture(scope="module")
 def arith_model():
     from s3dsl.models.registry import load_model
@@ -28,7 +36,6 @@ def arith_model():
 
 
 def _program(name: str, verifier: str = "slow(ms=0.2)"):
-    slow.register()
     text = builtin_strategies()[name].read_text().replace("v: task-default", f"v: {verifier}")
     from s3dsl.compiler.build import build
     from s3dsl.dsl.loader import parse_strategy
