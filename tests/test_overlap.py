@@ -139,3 +139,20 @@ def test_overlap_bench_smoke(tmp_path):
     assert set(rows[0]["wall_s"]) == set(bench.MODES)
     text = (tmp_path / "overlap_bench.md").read_text()
     assert "| s3 particles=4 candidates=4 | slow(ms=0.0) | arith (0.88M) |" in text
+
+
+def test_a_pool_that_cannot_start_scores_in_place(arith_model, monkeypatch):
+    """A spawned worker re-imports an unguarded main script and dies: the run goes on with the
+    verifier in place (same numbers) and says so once."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    def broken(*args):
+        raise BrokenProcessPool("no workers")
+
+    program = _program("s3")
+    _, serial, _ = _run(program, arith_model, ("overlap",))
+    monkeypatch.setattr(host_pool, "submit", broken)
+    monkeypatch.setattr(host_pool, "_broken", [])
+    with pytest.warns(RuntimeWarning, match="run in place"):
+        _, lanes, _ = _run(program, arith_model)
+    assert lanes == serial and not host_pool.usable()

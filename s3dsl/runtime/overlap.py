@@ -101,12 +101,19 @@ def run_lanes(base: BatchedExecutor, problems: Sequence[Problem], batch_size: in
     executors = [LaneExecutor(base, turn, POOL_WORKERS or lanes) for _ in range(lanes)]
     streams = _streams(base.device, lanes)
     out: list[list[ProblemResult]] = [[] for _ in batches]
+    failed = threading.Event()  # one lane's error stops the others at their next batch
 
     def lane(k: int) -> None:
         ex = executors[k]
         ex.observer = observer
         for b in range(k, len(batches), lanes):
-            out[b] = _run_batch(ex, batches[b], streams[k])
+            if failed.is_set():
+                return
+            try:
+                out[b] = _run_batch(ex, batches[b], streams[k])
+            except BaseException:
+                failed.set()
+                raise
             if advance is not None:
                 advance(len(batches[b]))
 
