@@ -43,8 +43,8 @@ def _program(name: str, verifier: str = "slow(ms=0.2)"):
     return build(parse_strategy(text, f"{name}.yaml"), dict(SETS[name]), 16, "arith-heuristic")
 
 
-def _run(program, model, disable=(), batch_size=2, observer=None, problems=4):
-    the_plan = plan(program, 3, disable)
+def _run(program, model, disable=(), batch_size=2, observer=None, problems=4, enable=()):
+    the_plan = plan(program, 3, disable, enable=enable)
     results, counters = execute(the_plan, model, ARITH.problems("test", problems),
                                 ARITH.extract_answer, ARITH.is_correct, 3, batch_size,
                                 observer=observer)
@@ -67,6 +67,15 @@ def test_overlap_is_bit_for_bit_the_serial_engine(name, arith_model):
     _, odd, _ = _run(program, arith_model, batch_size=3, problems=7)
     _, odd_serial, _ = _run(program, arith_model, ("overlap",), batch_size=3, problems=7)
     assert odd == odd_serial
+
+
+def test_overlap_with_a_block_kv_cache_is_the_serial_engine(arith_model):
+    """Each lane keeps its own block KV cache (`kv_cache.py`): the same results, counters."""
+    program = _program("s3")
+    _, serial, serial_counters = _run(program, arith_model, ("overlap",), enable=("dual-cache",))
+    _, lanes, lanes_counters = _run(program, arith_model, enable=("dual-cache",))
+    assert lanes == serial and lanes_counters == serial_counters
+    assert lanes_counters.kv_refreshes > 0
 
 
 def test_traces_under_overlap_are_the_serial_ones(arith_model):

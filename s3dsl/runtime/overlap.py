@@ -65,9 +65,9 @@ class LaneExecutor(BatchedExecutor):
         with self.turn():
             super().begin(batch)
 
-    def forward(self, ids: torch.Tensor, owners: torch.Tensor, w0: int, w1: int):
+    def forward(self, *args, **kwargs):
         with self.turn():
-            return super().forward(ids, owners, w0, w1)
+            return super().forward(*args, **kwargs)
 
     def _static_denoise(self, op, ctx) -> None:
         with self.turn():
