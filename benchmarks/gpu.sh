@@ -6,7 +6,11 @@
 #   - compiler_bench.py's GPU rows: S3 (8 particles x 4 candidates) and single, tokens/s,
 #     forwards/s, MFU, share of wall time outside forwards, compiled static steps;
 #   - handwritten_bench.py: s3dsl against hand-written batched PyTorch of the same algorithm on
-#     the same model (best-of-K and S3 at 1 and 8 particles), wall, MFU, peak memory.
+#     the same model (best-of-K and S3 at 1 and 8 particles), wall, MFU, peak memory;
+#   - overlap_bench.py: the overlap pass (two batches in flight) against the serial engine, wall
+#     and device idle share of S3 with a slow host verifier and with arith-heuristic, on the
+#     8B-shaped model; then the same on the CPU with the arith model (the device machine's idle
+#     cores give the CPU figures the shared development machine cannot).
 # Without CUDA it runs the same code at a tiny shape on the CPU and says so: those figures are
 # not GPU figures.
 #
@@ -32,8 +36,16 @@ if "$py" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"
     | tee "$out/compiler_bench.log"
   timeout 180 "$py" benchmarks/handwritten_bench.py --device cuda --model 8b --problems 1 \
     --particles 1,8 --gens 64 --repeats 1 --out "$out" | tee "$out/handwritten.log"
+  timeout 80 "$py" benchmarks/overlap_bench.py --device cuda --model 8b --problems 2 \
+    --batch-size 1 --gen 32 --repeats 1 --strategies s3 \
+    --verifiers "slow(ms=0.5);arith-heuristic" --out "$out" | tee "$out/overlap.log" \
+    || echo "overlap_bench (GPU): failed or timed out"
+  timeout 60 "$py" benchmarks/overlap_bench.py --strategies s3 --repeats 2 \
+    --verifiers "slow(ms=0.5);slow(ms=0.5, mode=sleep);arith-heuristic" --out "$out/cpu" \
+    | tee "$out/overlap_cpu.log"
 else
   echo "NO CUDA DEVICE: tiny shapes on the CPU; these are NOT GPU figures" | tee "$out/NOT_GPU"
   timeout 300 "$py" benchmarks/handwritten_bench.py --quick --out "$out" \
     | tee "$out/handwritten.log"
+  timeout 200 "$py" benchmarks/overlap_bench.py --quick --out "$out" | tee "$out/overlap.log"
 fi

@@ -1,7 +1,8 @@
 """Runs spread over processes: `torchrun --nproc-per-node N -m s3dsl run ...`.
 
-Problems are sharded over ranks by index; randomness is per problem (`rng.root_key(seed, id)`)
-and never depends on batch layout, so a sharded run gives exactly the tokens of one process. Only
+Problems are sharded over ranks in whole batches (rank r runs the batches r, r + N, ... of the
+one-process run); randomness is per problem (`rng.root_key(seed, id)`), so a sharded run gives
+exactly the tokens, and every batch's forwards the shapes, hence the floats, of one process. Only
 rank 0 touches the results store: it reads which problems are finished, tells every rank the
 pending ones, and after every round of batches gathers the ranks' results and commits them, so
 an interrupted sharded run resumes (under any world size) like a one-process run does.

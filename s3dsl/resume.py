@@ -169,10 +169,15 @@ def run_stored(
         on_open(resumed, len(problems))
     if world.is_main and advance is not None and resumed:
         advance(resumed)
-    mine = [problems[i] for i in world.shard(pending_idx)]
     counters: dict[str, int] = {}
-    for r in range(world.rounds(len(pending_idx), batch_size)):
-        batch = mine[r * batch_size : (r + 1) * batch_size]
+    # the overlap pass keeps `overlap_lanes` batches in flight: a round feeds them all
+    per_round = batch_size * max(1, the_plan.flags.overlap_lanes)
+    # sharded by whole rounds: every batch holds the problems one process would batch together,
+    # so forwards run the same shapes and results agree bit for bit under any world size
+    rounds = [pending_idx[s : s + per_round] for s in range(0, len(pending_idx), per_round)]
+    mine = [[problems[i] for i in chunk] for chunk in world.shard(rounds)]
+    for r in range(world.rounds(len(rounds), 1)):
+        batch = mine[r] if r < len(mine) else []
         shares = world.gather(_run_batch(the_plan, model, task, batch, seed, batch_size, trace))
         if not world.is_main:
             continue

@@ -140,9 +140,11 @@ def check_run_limits(
     """What the file, the data or a flag asks for, against the model and the machine: gen_length
     and every prompt against the model's length, and the plan's least memory against the
     device's. Checked once before any forward, so a run never fails after minutes of work."""
+    from s3dsl.runtime.kv_cache import check_model as check_block_kv
     from s3dsl.runtime.scoring import encode_prompt
 
     check_run_options(seed, batch_size)
+    check_block_kv(the_plan, model)
     gen = the_plan.program.decode.gen_length
     limit = model_max_length(model)
     prompt_lengths = [(p, len(encode_prompt(p, model.tokenizer))) for p in problems]
@@ -163,7 +165,8 @@ def check_run_limits(
                 f"{n + gen:,} positions; model {model.name} takes at most {limit:,}",
                 None, f"shorten the prompt or use --set gen_length=N with N <= {limit - n:,}",
             )
-    need = least_memory_bytes(the_plan, model, longest + gen, min(batch_size, len(problems)))
+    in_flight = batch_size * max(1, the_plan.flags.overlap_lanes)  # the overlap pass: 2 batches
+    need = least_memory_bytes(the_plan, model, longest + gen, min(in_flight, len(problems)))
     have = device_memory_bytes(model.device)
     if have and need > have:
         raise S3DSLError(
@@ -185,7 +188,9 @@ def least_memory_bytes(the_plan: Plan, model: MaskedLM, length: int, batch: int)
     weights = int(model.num_parameters()) * 2  # at least 16-bit weights
     cached = window * vocab * 4 if the_plan.flags.forward_reuse else 0
     state = particles * (length * 8 + cached)
-    return weights + state + length * vocab * 4
+    from s3dsl.runtime.kv_cache import cache_bytes
+
+    return weights + state + length * vocab * 4 + cache_bytes(the_plan, model, length, batch)
 
 
 def device_memory_bytes(device: torch.device) -> int | None:

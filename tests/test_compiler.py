@@ -177,7 +177,7 @@ def test_default_plan_is_level_2_and_level_3_adds_only_static_steps():
     program = compile_text(S3_LIKE)
     default, top = plan(program), plan(program, 3)
     assert default.opt_level == 2 and "static-steps" not in default.enabled
-    assert top.enabled - default.enabled == {"static-steps"}
+    assert top.enabled - default.enabled == {"static-steps", "overlap"}
     assert not top.flags.static_steps  # S3 scores and resamples inside its steps
 
 

@@ -356,6 +356,9 @@ def compile_cmd(
     # a real checkpoint is read for its shapes only (no weights, bf16 unless --dtype says else):
     # estimating an 8B model needs no 32 GB of RAM
     the_model = load_any_model(model or the_task.default_model, "cpu", weights=False, dtype=dtype)
+    from s3dsl.runtime.kv_cache import check_model
+
+    check_model(the_plan, the_model)  # a model that cannot run a block KV cache: exit 2 here
     views.print_plan(console, the_plan, the_model, explain)
 
 

@@ -159,6 +159,10 @@ def compare(
         raise S3DSLError("--max-k must be at least 1")
     check_device(device)
     set_threads(threads)
+    from s3dsl.distributed import current_world
+
+    world = current_world(device)  # torchrun: problems sharded over ranks, rank 0 reports
+    device = world.device(device)
     the_task = load_task(task, data, extractor)
     specs, notes = expand_specs(strategies, _parse_sets(sets), parse_sweeps(sweep), the_task)
     the_model = load_any_model(model or the_task.default_model, device, trust_remote_code,
@@ -169,12 +173,17 @@ def compare(
         raise S3DSLError(f"no problems in split '{split}'")
     seed_list = list(range(seed, seed + seeds))
     runner = _Runner(the_task, the_model, problems, split, seed_list, opt_level,
-                     tuple(disable_pass), batch_size, trace is not None)
-    with Store(MEMORY if no_db else db) as store:
+                     tuple(disable_pass), batch_size, trace is not None, world)
+    with Store(MEMORY if no_db or not world.is_main else db) as store:
         per_spec = runner.run_all(specs, store)
+        if reference:
+            curves = run_curves(runner, store, specs, per_spec, the_task, max_k, notes)
+        if not world.is_main:  # every rank ran its share of every run; rank 0 reports
+            world.finish()
+            return
         asked = {r.key for runs in per_spec for r in runs}
         if reference:
-            per_spec += run_curves(runner, store, specs, per_spec, the_task, max_k, notes)
+            per_spec += curves
         unique = list({r.key: r for runs in per_spec for r in runs}.values())
         added = {r.key for r in unique} - asked
         context = describe_context(the_task, data, split, the_model.name, len(problems),
@@ -184,6 +193,7 @@ def compare(
         if trace is not None:
             page = write_compare_traces(store, report, unique, trace)
             report.notes.append(f"trace: {page}")
+    world.finish()
     _emit(report, out)
 
 
@@ -203,7 +213,7 @@ def run_curves(runner: _Runner, store: Store, specs: list[Spec], per_spec: list[
             continue
         ref = reference_spec(spec, 1, task)
         key = tuple(sorted((k, v) for k, v in ref.overrides.items() if k != "k"))
-        need = measured_forwards(store, spec_runs)
+        need = runner.measured(store, spec_runs)
         old = targets.get(key)
         targets[key] = (ref, max(need, old[1] if old else 0.0))
     out: list[list[RunRecord]] = []
@@ -212,7 +222,7 @@ def run_curves(runner: _Runner, store: Store, specs: list[Spec], per_spec: list[
         while (k := ks_to_run(need, have, max_k)) is not None:
             spec = Spec(REFERENCE, base.path, {**base.overrides, "k": str(k)})
             (runs,) = runner.run_all([spec], store)
-            have[k] = measured_forwards(store, runs)
+            have[k] = runner.measured(store, runs)
             out.append(runs)
         if have and max(have.values()) < need:
             notes.append(f"best-of-K reaches {max(have.values()):,.1f} forwards per problem at "
@@ -264,10 +274,18 @@ class _Runner:
     """Runs specs x seeds through the store with one progress display."""
 
     def __init__(self, task, model, problems, split, seeds, opt_level, disable, batch_size,
-                 trace: bool = False):
+                 trace: bool = False, world=None):
+        from s3dsl.distributed import SINGLE
+
         self.task, self.model, self.problems, self.split = task, model, problems, split
         self.seeds, self.opt_level, self.disable = seeds, opt_level, disable
-        self.batch_size, self.trace = batch_size, trace
+        self.batch_size, self.trace, self.world = batch_size, trace, world or SINGLE
+
+    def measured(self, store: Store, runs: list[RunRecord]) -> float:
+        """`measured_forwards`, read by rank 0 (the only rank with the store) and told to every
+        rank, so all of them choose the same best-of-K runs next."""
+        value = measured_forwards(store, runs) if self.world.is_main else 0.0
+        return self.world.broadcast(value)
 
     def run_all(self, specs: list[Spec], store: Store) -> list[list[RunRecord]]:
         """The runs of each spec, one per seed, in spec order (variants keep the order given)."""
@@ -277,7 +295,7 @@ class _Runner:
         from s3dsl.session import compile_file
 
         runs = []
-        with _progress() as bar:
+        with _progress(self.world.is_main) as bar:
             for spec in specs:
                 program = compile_file(spec.path, spec.overrides, self.task.gen_length,
                                        self.task.default_verifier)
@@ -290,7 +308,7 @@ class _Runner:
                     stored = run_stored(
                         the_plan, self.model, self.task, self.problems, s, self.batch_size,
                         store, self.split, self.disable, advance=lambda k, j=job: bar.advance(j, k),
-                        trace=self.trace,
+                        world=self.world, trace=self.trace,
                     )
                     runs[-1].append(stored.run)
         return runs

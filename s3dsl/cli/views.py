@@ -107,6 +107,10 @@ def print_plan(console: Console, plan: Plan, model, explain: bool) -> None:
             "each problem spent"
         )
     console.print(f"peak particles per problem: {plan.cost.peak_particles}")
+    if plan.flags.block_kv:  # the block KV caches trade positions, not forwards
+        console.print(f"answer positions per forward: {plan.cost.positions_per_forward:,.1f} of "
+                      f"{program.decode.gen_length:,} ({plan.flags.block_kv} KV cache, "
+                      "approximate)")
     console.print(memory_line(plan, model))
 
 
@@ -162,6 +166,9 @@ def memory_line(plan: Plan, model) -> str:
         length=length, hidden=hidden, chunk_rows=chunk,
         window=plan.program.decode.block_length,
     )
+    from s3dsl.runtime.kv_cache import cache_bytes
+
+    estimate += cache_bytes(plan, model, length, 8, torch.finfo(dtype).bits // 8)
     return (f"peak memory estimate on {user_text(model.name)} ({params:,} params, "
             f"vocab {model.vocab_size}, 8 problems a batch): {estimate / 2**20:,.1f} MB")
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from s3dsl.compiler import branches
 from s3dsl.compiler import primitives as prims
 from s3dsl.compiler.ir import Program
+from s3dsl.compiler.kv_rewrite import forward_positions, window_end
 from s3dsl.compiler.lowered import Stage, StepPlan
 from s3dsl.compiler.schedule import StepContext, edge_context
 
@@ -31,6 +32,13 @@ class Cost:
     peak_particles: int = 1
     exact: bool = True  # False: an upper bound (see the module docstring)
     paths: int = 1  # the most schedule paths (ways `when=` conditions fall) followed at once
+    positions: int = 0  # answer positions the forwards compute, per problem (block KV caches)
+
+    @property
+    def positions_per_forward(self) -> float:
+        """Answer positions one row's forward computes, on average (gen_length without a block
+        KV cache; the prompt, when not cached, comes on top)."""
+        return self.positions / self.forwards if self.forwards else 0.0
 
     def memory_bytes(
         self,
@@ -62,12 +70,14 @@ class _Walk:
     cached: bool = False  # every row's current state has a forward in the cache
     window: int = 0  # ...whose log-probs reach this far (a wider request recomputes)
     filled_end: int = 0  # every generated position before this one is committed
+    kv_block: int = -1  # the block the block KV cache was last refreshed for
     forwards: int = 0
+    positions: int = 0  # answer positions those forwards computed
     by_stage: dict[str, int] = field(default_factory=dict)
 
-    def state(self) -> tuple[int, int, bool, int]:
+    def state(self) -> tuple[int, int, bool, int, int, int]:
         """What later stages' costs depend on (paths with equal states merge)."""
-        return (self.n, self.distinct, self.cached, self.window, self.filled_end)
+        return (self.n, self.distinct, self.cached, self.window, self.filled_end, self.kv_block)
 
     def pay(self, key: str, paid: int) -> None:
         self.forwards += paid
@@ -105,7 +115,9 @@ def count(lowered: StepPlan, program: Program) -> Cost:
             kind = node.kind
             if kind == "forward" and node.get("rows") == prims.STOPPED_ROWS:
                 # `stop` finishes every particle here: nothing is masked after it on this path
-                walk.pay(key, walk.n if walk.filled_end < gen else 0)
+                paid = walk.n if walk.filled_end < gen else 0
+                walk.pay(key, paid)
+                walk.positions += paid * gen
                 continue
             if kind == "commit" and op.name == "stop":
                 walk.cached, walk.filled_end = False, gen
@@ -122,7 +134,13 @@ def count(lowered: StepPlan, program: Program) -> Cost:
                     # the window the executor asks for: score's reaches the next step's block
                     reach = ctx.next_block_end if rows == "with masks" else ctx.block_end
                     free = node.get("cache") == "reuse" and walk.cached and walk.window >= reach
-                    walk.pay(key, 0 if free else (walk.distinct if dedup else walk.n))
+                    paid = 0 if free else (walk.distinct if dedup else walk.n)
+                    walk.pay(key, paid)
+                    if paid:
+                        w1 = window_end(node, ctx.block_end, ctx.next_block_end, gen)
+                        width, walk.kv_block = forward_positions(node, w1, walk.kv_block,
+                                                                 program.decode)
+                        walk.positions += paid * width
                     if not free:
                         walk.window = reach
                     walk.cached = True
@@ -161,6 +179,7 @@ def count(lowered: StepPlan, program: Program) -> Cost:
             stages = {k: max(known.by_stage.get(k, 0), w.by_stage.get(k, 0))
                       for k in (*known.by_stage, *w.by_stage)}
             out[w.state()] = replace(known, forwards=max(known.forwards, w.forwards),
+                                     positions=max(known.positions, w.positions),
                                      by_stage=stages)
         return list(out.values())
 
@@ -180,7 +199,7 @@ def count(lowered: StepPlan, program: Program) -> Cost:
     if len({w.forwards for w in walks}) > 1:
         cost.exact = False
     worst = max(walks, key=lambda w: w.forwards)
-    cost.forwards = worst.forwards
+    cost.forwards, cost.positions = worst.forwards, worst.positions
     cost.by_stage = {k: max(w.by_stage.get(k, 0) for w in walks)
                      for w0 in walks for k in w0.by_stage}
     return cost

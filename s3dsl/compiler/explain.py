@@ -35,6 +35,11 @@ def explain_lines(the_plan: Plan) -> list[str]:
                f"({'exact' if cost.exact else 'an upper bound: data-dependent steps'}"
                + (f"; the costliest of {cost.paths} when= paths" if cost.paths > 1 else "") + ")")
     out += [f"    {stage}: {n:,}" for stage, n in cost.by_stage.items()]
+    kinds = sorted({str(n.get("kv")) for n in the_plan.lowered.nodes("forward") if n.get("kv")})
+    gen = the_plan.program.decode.gen_length
+    cached = f" (block KV cache: {', '.join(kinds)}; approximate)" if kinds else ""
+    out.append(f"  answer positions per forward, read off this plan: "
+               f"{cost.positions_per_forward:,.1f} of {gen:,}{cached}")
     return out
 
 

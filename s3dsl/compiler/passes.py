@@ -3,7 +3,8 @@
 The strategy says *what*; a pass rewrites the lowered plan (`s3dsl.compiler.lowered`) to say *how*,
 never changing the tokens. Opt level 0 runs the reference interpreter; 1 the batched executor;
 2 (the default) adds forward sharing, dedup and the exact prompt cache; 3 trades dedup for
-static-shape, sync-free denoise steps that a GPU can capture. An opt-in pass may change tokens
+static-shape, sync-free denoise steps that a GPU can capture, and overlaps host work (decoding,
+verifiers) of one batch with the forwards of the next. An opt-in pass may change tokens
 (an approximation a user asks for by name with --enable-pass); runs that used one are stored and
 reported as such.
 """
@@ -14,12 +15,14 @@ from dataclasses import dataclass, field
 
 from s3dsl.compiler.cost import Cost, count
 from s3dsl.compiler.ir import Program
+from s3dsl.compiler.kv_rewrite import block_kv_cache
 from s3dsl.compiler.lowered import StepPlan, lower
 from s3dsl.compiler.rewrites import (
     Rewrite,
     compile_static,
     forward_reuse,
     keep_parent_forward,
+    overlap_host,
     set_forward,
     static_applicable,
     static_steps,
@@ -64,6 +67,16 @@ PASSES: tuple[Pass, ...] = (
     Pass("approx-prompt-cache", 2, "prompt cache on any built-in model: CHANGES TOKENS "
          "without prompt isolation", "prompt positions (approx.)", opt_in=True,
          rewrite=set_forward(positions="answer (prompt cached, approximate)")),
+    Pass("prefix-cache", 2, "Fast-dLLM prefix KV cache: keys/values before the current block "
+         "computed at block start; each step recomputes the block and what follows: CHANGES "
+         "TOKENS", "positions per forward (approx.)", opt_in=True,
+         rewrite=block_kv_cache("prefix")),
+    Pass("dual-cache", 2, "Fast-dLLM dual KV cache: prefix and suffix cached at block start; "
+         "each step recomputes only the current block: CHANGES TOKENS",
+         "positions per forward (approx.)", opt_in=True, rewrite=block_kv_cache("dual")),
+    Pass("overlap", 3, "two batches in flight: the host decodes and scores one while the "
+         "other runs its forward (GIL-bound verifiers in a process pool)", "device idle time",
+         rewrite=overlap_host),
 )
 OPT_IN = frozenset(p.name for p in PASSES if p.opt_in)
 
@@ -80,8 +93,10 @@ class Flags:
     approximate_prompt_cache: bool = False  # ...and also where that changes the logits (opt-in)
     static_steps: bool = False  # denoise steps as one fixed-shape, sync-free function
     compile_steps: bool = False  # ...captured by torch.compile (opt-in: rounding may differ)
+    block_kv: str | None = None  # block KV cache kind, prefix | dual (opt-in, approximate)
     chunk_rows: int | None = None  # rows per forward call; None: sized from the memory budget
     memory_budget: int | None = None  # bytes for one forward call's activations and logits
+    overlap_lanes: int = 1  # micro-batches in flight (the overlap pass: 2)
 
 
 @dataclass
@@ -165,9 +180,11 @@ def flags_of(lowered: StepPlan, chunk_rows: int | None, memory_budget: int | Non
         approximate_prompt_cache=any("approximate" in x for x in positions),
         static_steps=lowered.has("static-step"),
         compile_steps=any(n.get("compiled") == "yes" for n in lowered.nodes("static-step")),
+        block_kv=next((n.get("kv") for n in lowered.nodes("forward") if n.get("kv")), None),
         # without the chunking pass a forward call takes every row at once
         chunk_rows=chunk_rows or (None if chunking else 1 << 30),
         memory_budget=memory_budget,
+        overlap_lanes=max((int(n.get("lanes") or 1) for n in forwards), default=1),
     )
 
 
@@ -182,6 +199,9 @@ def lowered_for(program: Program, flags: Flags) -> StepPlan:
         "approx-prompt-cache": flags.approximate_prompt_cache,
         "static-steps": flags.static_steps,
         "compile-steps": flags.static_steps and flags.compile_steps,
+        "prefix-cache": flags.block_kv == "prefix",
+        "dual-cache": flags.block_kv == "dual",
+        "overlap": flags.overlap_lanes > 1,
     }
     current = lower(program)
     for p in PASSES:

@@ -60,3 +60,49 @@ def static_applicable(program: Program) -> bool:
         return False
     rules = {op.args.get("rule") or program.decode.commit for op in program.step}
     return "threshold" not in rules
+
+
+OVERLAP_LANES = 2  # batches in flight: one in a forward while the host works on the other
+
+
+def overlap_host(p: StepPlan, program: Program) -> StepPlan:
+    """Two batches of problems in flight: while one runs a forward, the host decodes and scores
+    the other (`s3dsl.runtime.overlap`). Forwards say `lanes=2`; verifier calls say where they
+    run: `pool=process` for GIL-bound verifiers, else `inline`. Each batch runs as in the serial
+    engine and problems are independent, so results are the serial engine's bit for bit. Only
+    for programs that call a verifier; not with compiled steps (one capture per lane)."""
+    if any(n.get("compiled") == "yes" for n in p.nodes("static-step")):
+        return p
+    if not any(stage_verifier(stage) for stage in p.stages()):
+        return p  # no verifier: no host work worth a second batch in flight
+    p = p.map_nodes("forward", lambda s, n: n.replace(lanes=OVERLAP_LANES))
+    p = p.map_nodes("static-step", lambda s, n: n.replace(lanes=OVERLAP_LANES))
+
+    def pool(stage: Stage, node: Node) -> Node:
+        name = stage_verifier(stage)
+        if name is None:
+            return node
+        return node.replace(pool="process" if verifier_gil_bound(program, name) else "inline")
+
+    return p.map_nodes("host", pool)
+
+
+def stage_verifier(stage: Stage) -> str | None:
+    """The verifier a stage's host node calls (score, mh-accept with a tilted target)."""
+    if stage.op.name == "score":
+        return stage.op.args.get("verifier")
+    target = stage.op.args.get("target")
+    if stage.op.name == "mh-accept" and isinstance(target, tuple) and target[0] == "tilted":
+        return target[1]["verifier"]
+    return None
+
+
+def verifier_gil_bound(program: Program, name: str) -> bool:
+    """Whether any term of the named verifier is CPU-bound Python (its class says
+    `gil_bound = True`)."""
+    from s3dsl.verifiers.registry import VERIFIERS, normalize
+
+    spec = program.verifiers.get(name)
+    terms = [builtin for _, builtin, _ in spec.terms] if spec is not None else [name]
+    entries = [VERIFIERS.get(normalize(b)) for b in terms]
+    return any(bool(getattr(e[0], "gil_bound", False)) for e in entries if e is not None)

@@ -1,16 +1,19 @@
 """s3dsl as an lm-evaluation-harness model: any strategy file on any generation task.
 
-    s3dsl-lm-eval --model s3dsl --model_args strategy=s3,model=PATH,particles=8 --tasks gsm8k
+    lm_eval --model s3dsl --model_args strategy=s3,model=PATH,particles=8 --tasks gsm8k
 
-(`pip install 's3dsl[lmeval]'`). lm-eval formats the prompts, s3dsl runs the strategy on them and
-returns the chosen particle's completion, cut at the task's stop sequences, and lm-eval extracts
-and scores the answer. `model_args` keys: `strategy` (file or built-in name), `model` (as
-`s3dsl run --model`), `verifier` (what `task-default` means in the strategy; default
-`math-heuristic`), `extractor` (the answer particles vote on), `gen_length` (default: the task's
-`max_gen_toks`), `seed`, `opt_level`, `device`, `threads`, `trust_remote_code`, `stats` (a JSONL
-file of per-request statistics), the checkpoint options of `s3dsl run` (`chat`, `system`,
-`dtype`, `mask_id`: use `chat=false` with lm-eval's `--apply_chat_template`, so the template is
-applied once); every other key is a strategy param, as with `--set`.
+(`pip install 's3dsl[lmeval]'`; how plain `lm_eval` finds the model: lmeval_autoload.py and
+docs/lm-eval.md; `s3dsl-lm-eval` is the same command with the model registered in-process).
+lm-eval formats the prompts, s3dsl runs the strategy on them and returns the chosen particle's
+completion, cut at the task's stop sequences, and lm-eval extracts and scores the answer.
+`model_args` keys: `strategy` (file or built-in name), `model` (as `s3dsl run --model`),
+`verifier` (what `task-default` means in the strategy; default `math-heuristic`), `extractor`
+(the answer particles vote on), `gen_length` (default: the task's `max_gen_toks`), `seed`,
+`opt_level`, `device`, `threads`, `trust_remote_code`, `stats` (a JSONL file of per-request
+statistics), the checkpoint options of `s3dsl run` (`chat`, `system`, `dtype`, `mask_id`: use
+`chat=false` with lm-eval's `--apply_chat_template`, so the template is applied once),
+`mc_samples`, `mc_batch`, `mc_cfg`, `greedy_check` (log-likelihood requests:
+lmeval_likelihood.py); every other key is a strategy param, as with `--set`.
 Forwards and search statistics are logged and returned by `get_model_info`, which lm-eval writes
 into the results' `config`. Sampling options in `gen_kwargs` (temperature, do_sample) are not
 used: the strategy file decides how to sample.
@@ -29,11 +32,24 @@ from typing import Any
 from lm_eval.api.model import LM
 
 from s3dsl.dsl.errors import S3DSLError
+from s3dsl.integrations.lmeval_likelihood import (
+    ElboScorer,
+    encode_pair,
+    request_generator,
+    rolling_windows,
+)
+from s3dsl.session import model_max_length
 from s3dsl.tasks.base import Problem
 
 log = logging.getLogger("lm_eval.models.s3dsl")  # shown by lm-eval's own log setup
 NAME = "s3dsl"
 DEFAULT_GEN_LENGTH = 256  # lm-eval's own default for max_gen_toks
+
+
+def prompt_id(context: str, repeat: int = 0) -> str:
+    """A stable problem id from the prompt text and its repeat number, so that a prompt's random
+    streams do not depend on the order or batch lm-eval sends it in."""
+    return f"{hashlib.sha256(context.encode()).hexdigest()[:16]}-{repeat}"
 
 
 def answer_extractor(name: str) -> Callable[[str], str | None]:
@@ -118,6 +134,10 @@ class S3DSLLM(LM):
         system: str | None = None,
         dtype: str | None = None,
         mask_id: int | None = None,
+        mc_samples: int = 128,
+        mc_batch: int = 32,
+        mc_cfg: float = 0.0,
+        greedy_check: bool = False,
         **params: Any,
     ):
         super().__init__()
@@ -135,6 +155,8 @@ class S3DSLLM(LM):
         self.batch = _batch_size(batch_size)
         self.overrides = {k: str(v) for k, v in params.items()}
         self.stats_path = Path(stats) if stats else None
+        self.mc_samples, self.mc_batch, self.mc_cfg = int(mc_samples), int(mc_batch), float(mc_cfg)
+        self.greedy_check = str(greedy_check).lower() in ("true", "1", "yes")
         self.lm = load_any_model(str(model), _device(device), bool(trust_remote_code),
                                  **_loader_options(load_any_model, checkpoint))
         self.model_label = str(model)
@@ -157,13 +179,34 @@ class S3DSLLM(LM):
                 out[i] = text
         return out
 
-    def loglikelihood(self, requests, disable_tqdm: bool = False):
-        raise NotImplementedError(
-            "s3dsl runs generation tasks (output_type: generate_until); a masked diffusion LM "
-            "has no exact log-likelihood, so loglikelihood tasks are not supported")
+    def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        """(log p(continuation | context), greedy) per request: a Monte-Carlo ELBO estimate of
+        `mc_samples` masked forwards (lmeval_likelihood.py); the context is cut from the left
+        to fit the model."""
+        scorer, out = self._scorer(), []
+        start = time.perf_counter()
+        for req in requests:
+            context, continuation = req.args[0], req.args[1]
+            head, tail = encode_pair(self.lm.tokenizer, context, continuation)
+            head = self._fit(head, tail)
+            gen = request_generator(self.seed, context, continuation)
+            greedy = self.greedy_check and scorer.greedy(head, tail)
+            out.append((scorer.elbo(head, tail, gen), bool(greedy)))
+        self._record_likelihood("loglikelihood", len(requests), scorer, start)
+        return out
 
-    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
-        return self.loglikelihood(requests, disable_tqdm)
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
+        """log p(text), the ELBO estimates of windows that cover the text once each."""
+        scorer, out = self._scorer(), []
+        start = time.perf_counter()
+        for req in requests:
+            text = req.args[0]
+            ids = encode_pair(self.lm.tokenizer, "", text)[1]
+            gen = request_generator(self.seed, "", text)
+            out.append(sum(scorer.elbo(head, tail, gen)
+                           for head, tail in rolling_windows(ids, model_max_length(self.lm))))
+        self._record_likelihood("loglikelihood_rolling", len(requests), scorer, start)
+        return out
 
     def apply_chat_template(self, chat_history: list[dict[str, str]],
                             add_generation_prompt: bool = True) -> str:
@@ -196,18 +239,42 @@ class S3DSLLM(LM):
             "resamples_per_request": self.totals["resamples"] / n,
             "distinct_answers_per_request": self.totals["distinct_answers"] / n,
             "mh_accepted": self.totals["accepted"], "mh_proposed": self.totals["proposed"],
+            "likelihood_requests": self.totals.get("likelihood_requests", 0),
+            "likelihood_forwards": self.totals.get("likelihood_forwards", 0),
+            "mc_samples": self.mc_samples, "mc_cfg": self.mc_cfg,
             "counters": self.totals["counters"],
             "plans": self.totals["plans"],
         }}
 
+    # --- log-likelihoods -------------------------------------------------------------------
+    def _scorer(self) -> ElboScorer:
+        return ElboScorer(self.lm, self.mc_samples, self.mc_batch, self.seed, self.mc_cfg)
+
+    def _fit(self, head: list[int], tail: list[int]) -> list[int]:
+        limit = model_max_length(self.lm)
+        if limit is None or len(head) + len(tail) <= limit:
+            return head
+        if len(tail) > limit:
+            raise S3DSLError(f"loglikelihood: a continuation of {len(tail):,} tokens does not "
+                             f"fit model {self.model_label} ({limit:,} positions)")
+        return head[len(head) + len(tail) - limit:]
+
+    def _record_likelihood(self, kind: str, n: int, scorer: ElboScorer, start: float) -> None:
+        t = self.totals
+        t["likelihood_requests"] = t.get("likelihood_requests", 0) + n
+        t["likelihood_forwards"] = t.get("likelihood_forwards", 0) + scorer.forwards
+        wall = time.perf_counter() - start
+        t["wall_s"] += wall
+        log.info("s3dsl %s on %d requests: %d forwards (%d Monte-Carlo samples a request%s), "
+                 "%.2f s", kind, n, scorer.forwards, self.mc_samples,
+                 ", greedy check" if self.greedy_check and kind == "loglikelihood" else "", wall)
+
     # --- the run ---------------------------------------------------------------------------
     def _problem(self, context: str) -> Problem:
-        """A stable id from the prompt text (and its repeat number), so a prompt's random
-        streams do not depend on the order or batch lm-eval sends it in."""
-        digest = hashlib.sha256(context.encode()).hexdigest()[:16]
-        k = self._seen.get(digest, 0)
-        self._seen[digest] = k + 1
-        return Problem(id=f"{digest}-{k}", prompt=context, answer="")
+        """The request as a problem; its id numbers the repeats of one prompt."""
+        k = self._seen.get(context, 0)
+        self._seen[context] = k + 1
+        return Problem(id=prompt_id(context, k), prompt=context, answer="")
 
     def _run(self, requests: list, gen_length: int) -> list[str]:
         from s3dsl.compiler.passes import plan

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from s3dsl.dsl.errors import S3DSLError
+from s3dsl.models.block_kv import BlockKVForwards
 from s3dsl.models.config import ModelConfig
 from s3dsl.models.hub_tokenizer import HubTokenizer, load_fast_tokenizer
 from s3dsl.models.transformer import MaskPredictor
@@ -224,7 +225,7 @@ def read_weights(
     return state
 
 
-class CheckpointLM:
+class CheckpointLM(BlockKVForwards):
     """An official checkpoint as a `MaskedLM`: the native module plus the checkpoint's facts.
 
     No prompt cache is offered for shifted-logit models (the first answer position's logits sit

@@ -18,6 +18,7 @@ Dream's (Qwen2 names), which also needs grouped-query attention and q/k/v biases
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -99,22 +100,57 @@ class Block(nn.Module):
 
         Returns the new hidden states and the keys/values of `x`'s own positions.
         """
+        q, k, v = self._qkv(x, cos, sin)
+        keys, values = (
+            (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
+        )
+        return self._attend(x, q, keys, values, attn_mask), (k, v)
+
+    def forward_into(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        attn_mask: torch.Tensor | None,
+        context: KeyValues,
+        at: int,
+    ) -> torch.Tensor:
+        """One block over a span of positions whose context (every position's keys/values,
+        [B, kv_heads, Lc, head_dim] each, cached ones included) is given: the span's fresh
+        keys/values are written into `context` at [at, at + n) in place (a buffer the caller
+        owns), so no per-layer concatenation is needed (the block KV caches)."""
+        q, k, v = self._qkv(x, cos, sin)
+        n = x.shape[1]
+        context[0][:, :, at : at + n] = k
+        context[1][:, :, at : at + n] = v
+        return self._attend(x, q, context[0], context[1], attn_mask)
+
+    def _qkv(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, n, d = x.shape
         h = self.attn_norm(x)
         hd = d // self.n_heads
         q = self.q_proj(h).view(b, n, self.n_heads, hd).transpose(1, 2)
         k, v = (p(h).view(b, n, self.n_kv, hd).transpose(1, 2) for p in (self.k_proj, self.v_proj))
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        keys, values = (
-            (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
-        )
+        return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v
+
+    def _attend(
+        self,
+        x: torch.Tensor,
+        q: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        attn_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        b, n, d = x.shape
         if self.n_kv != self.n_heads:  # grouped-query attention: each kv head serves a group
             group = self.n_heads // self.n_kv
             keys, values = (t.repeat_interleave(group, dim=1) for t in (keys, values))
         att = F.scaled_dot_product_attention(q, keys, values, attn_mask=attn_mask)
         x = x + self.attn_out(att.transpose(1, 2).reshape(b, n, d))
         h = self.ff_norm(x)
-        return x + self.ff_out(F.silu(self.ff_proj(h)) * self.up_proj(h)), (k, v)
+        return x + self.ff_out(F.silu(self.ff_proj(h)) * self.up_proj(h))
 
 
 class Transformer(nn.Module):
@@ -154,11 +190,13 @@ class MaskPredictor(nn.Module):
         ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         gen_length: int | None = None,
+        keep_kv: list[KeyValues] | None = None,
     ) -> torch.Tensor:
         """Logits for every position; the last `gen_length` positions are the answer.
 
         `gen_length` matters only to an `isolate_prompt` model, whose prompt positions must not
-        see the answer; such a model requires it.
+        see the answer; such a model requires it. A `keep_kv` list receives every layer's
+        keys/values (a block KV cache's refresh: the same logits as without it).
         """
         b, n = ids.shape
         if n > self.config.max_len:
@@ -177,7 +215,9 @@ class MaskPredictor(nn.Module):
         x = self._embed(ids, positions)
         cos, sin = self._rotary(positions, x.dtype)
         for block in self.transformer.blocks:
-            x, _ = block(x, cos, sin, mask)
+            x, layer_kv = block(x, cos, sin, mask)
+            if keep_kv is not None:
+                keep_kv.append(layer_kv)
         return self.transformer.ff_out(self.transformer.ln_f(x))
 
     @torch.no_grad()
@@ -198,9 +238,14 @@ class MaskPredictor(nn.Module):
         return PromptCache(kv, attention_mask, attention_mask.sum(-1))
 
     def forward_answer(
-        self, cache: PromptCache, rows: torch.Tensor, answer_ids: torch.Tensor
+        self,
+        cache: PromptCache,
+        rows: torch.Tensor,
+        answer_ids: torch.Tensor,
+        keep_kv: list[KeyValues] | None = None,
     ) -> torch.Tensor:
-        """Logits [B, G, V] of the answer positions; row i continues prompt `rows[i]` of `cache`."""
+        """Logits [B, G, V] of the answer positions; row i continues prompt `rows[i]` of `cache`.
+        `keep_kv` receives every layer's keys/values of the answer positions."""
         b, g = answer_ids.shape
         if cache.mask.shape[1] + g > self.config.max_len:
             raise ValueError(f"sequence length exceeds max_len {self.config.max_len}")
@@ -210,7 +255,27 @@ class MaskPredictor(nn.Module):
         x = self._embed(answer_ids, positions)
         cos, sin = self._rotary(positions, x.dtype)
         for block, (k, v) in zip(self.transformer.blocks, cache.kv, strict=True):
-            x, _ = block(x, cos, sin, mask, past=(k[rows], v[rows]))
+            x, layer_kv = block(x, cos, sin, mask, past=(k[rows], v[rows]))
+            if keep_kv is not None:
+                keep_kv.append(layer_kv)
+        return self.transformer.ff_out(self.transformer.ln_f(x))
+
+    def forward_span(
+        self,
+        ids: torch.Tensor,
+        positions: torch.Tensor,
+        attn_mask: torch.Tensor,
+        context: Callable[[int], KeyValues],
+        at: int,
+    ) -> torch.Tensor:
+        """Logits [B, n, V] of a span of positions (ids [B, n] at `positions` [B, n]) attending
+        to a context of cached keys/values: `context(layer)` gives that layer's [B, kv_heads, Lc,
+        head_dim] buffers, whose [at, at + n) the span's fresh keys/values overwrite.
+        `attn_mask` [B, 1, 1, Lc] bool marks the context positions the span may attend to."""
+        x = self._embed(ids, positions)
+        cos, sin = self._rotary(positions, x.dtype)
+        for i, block in enumerate(self.transformer.blocks):
+            x = block.forward_into(x, cos, sin, attn_mask, context(i), at)
         return self.transformer.ff_out(self.transformer.ln_f(x))
 
     def _embed(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import torch
 
+from s3dsl.models.block_kv import BlockKVForwards
 from s3dsl.models.config import ModelConfig
 from s3dsl.models.tokenizer import CharTokenizer
 from s3dsl.models.transformer import MaskPredictor, PromptCache
 
 
-class DiffusionLM:
+class DiffusionLM(BlockKVForwards):
     """A `MaskedLM`: position-aligned logits (`shifted_logits=False`), char tokenizer."""
 
     shifted_logits = False

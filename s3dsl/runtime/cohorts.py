@@ -50,7 +50,19 @@ def subset(ex: BatchedExecutor, keep: torch.Tensor) -> BatchedExecutor:
     for name in PER_PROBLEM:
         values = getattr(ex, name)
         setattr(part, name, [values[b] for b in problems])
+    if ex.block_kv is not None:  # rows are refreshed in place: each cohort gets its own copy
+        part.block_kv = _own_copy(ex.block_kv)
     return part
+
+
+def _own_copy(kv):
+    """A block KV cache whose rows a cohort may overwrite without touching another's."""
+    out = copy.copy(kv)
+    out.k, out.v = [t.clone() for t in kv.k], [t.clone() for t in kv.v]
+    for name in ("block", "clean_tok", "clean_logp", "src", "last_rows"):
+        setattr(out, name, getattr(kv, name).clone())
+    out._scratch = None
+    return out
 
 
 class Cohorts:

@@ -10,7 +10,9 @@ cached, already-reduced output of a forward pass over its current tokens.
 - `forward chunk=memory budget`: a call is split into chunks that halve on out-of-memory;
 - `forward positions=answer`: each problem's prompt is encoded once and its keys/values are
   shared by all its particles, whose forwards then run over the answer positions only;
-- `static-step`: forward and commit fused into one fixed-shape, sync-free function.
+- `static-step`: forward and commit fused into one fixed-shape, sync-free function;
+- `forward kv=prefix|dual` (opt-in, approximate): block KV caches (`kv_cache.py`); particles
+  point at cache rows (`Population.kv_row`), moved by the same gathers.
 Expand and resample move slots with the same gather as every other field.
 """
 
@@ -24,7 +26,7 @@ import torch
 from s3dsl.compiler.ir import Op, Program
 from s3dsl.compiler.lowered import FINISH, Stage, StepPlan
 from s3dsl.compiler.passes import Flags, lowered_for
-from s3dsl.runtime import resampling, rng, static, transition
+from s3dsl.runtime import kv_cache, resampling, rng, static, transition
 from s3dsl.runtime.cohorts import Cohorts
 from s3dsl.runtime.engine import StepContext, drive
 from s3dsl.runtime.forwards import BatchedForwards, Counters
@@ -91,6 +93,7 @@ class BatchedExecutor(BatchedForwards):
             n: build_verifier(s, extract, match) for n, s in program.verifiers.items()
         }
         self.counters = Counters()
+        self.block_kv: kv_cache.BlockKV | None = None
         self._chunk: int | None = self.flags.chunk_rows
         self._step_fn = static.denoise_step
         if any(n.get("compiled") == "yes" for n in fused):
@@ -103,6 +106,10 @@ class BatchedExecutor(BatchedForwards):
         batch_size: int = 8,
         progress: Callable[[int], None] | None = None,
     ) -> list[ProblemResult]:
+        from s3dsl.runtime import overlap  # the overlap pass: micro-batches in flight
+
+        if overlap.lanes_of(self) > 1 and len(problems) > batch_size:
+            return overlap.run_lanes(self, problems, batch_size, progress)
         results: list[ProblemResult] = []
         for start in range(0, len(problems), batch_size):
             batch = list(problems[start : start + batch_size])
@@ -134,6 +141,8 @@ class BatchedExecutor(BatchedForwards):
             cut = width - self.gen
             self.prompts = self.model.encode_prompt(ids[:, :cut].to(dev), self.attn[:, :cut])
             self.counters.prompt_encodes += B
+        self.block_kv = kv_cache.for_plan(self.lowered, self.model, self.program.decode,
+                                          self.attn, self.prompts, self.counters)
         self.nfe = [0] * B
         self.accepted, self.proposed, self.resamples = [0] * B, [0] * B, [0] * B
         self.min_ess: list[float | None] = [None] * B
@@ -287,6 +296,8 @@ class BatchedExecutor(BatchedForwards):
         pop.tokens, pop.commit_logp, pop.step_logp = (torch.cat(t) for t in zip(*outs))
         pop.slot.fill_(-1)
         self.counters.forward_rows += rows
+        self.counters.positions += rows * (pop.tokens.shape[1] if self.prompts is None
+                                           else self.gen)
         self.nfe = [k + self.n for k in self.nfe]
 
     def score_rows(self, verifier_name: str, w1: int) -> torch.Tensor:
@@ -311,7 +322,11 @@ class BatchedExecutor(BatchedForwards):
         )
         self.pop.answers = [self.extract(c.completion) for c in cands]
         gold = [self.batch[b].answer for b in owners]
-        return run_verifier(self.verifiers[verifier_name], cands, gold).to(self.device)
+        return self.verify(verifier_name, cands, gold).to(self.device)
+
+    def verify(self, name: str, cands: list, gold: Sequence[str]) -> torch.Tensor:
+        """Scores of the named verifier, on the host (the overlap pass may send them elsewhere)."""
+        return run_verifier(self.verifiers[name], cands, gold)
 
     def op_score(self, op: Op, ctx: StepContext, active) -> None:
         values = self.score_rows(op.args["verifier"], ctx.next_block_end)

@@ -25,6 +25,8 @@ class Counters:
     reused: int = 0  # rows served from the cache
     oom_halvings: int = 0
     prompt_encodes: int = 0  # prompts encoded once for the prompt cache
+    positions: int = 0  # positions that went through the model, summed over rows
+    kv_refreshes: int = 0  # rows whose block KV cache a full forward rebuilt
 
 
 class BatchedForwards:
@@ -65,7 +67,7 @@ class BatchedForwards:
             w0n, w1n = w0, w1
         else:
             w0n, w1n = cache.w0, cache.w1
-        fresh = self.forward(unique, owners, w0n, w1n)
+        fresh = self.forward(unique, owners, w0n, w1n, rows[first])
         if cache is None:
             self.cache, base = fresh, 0
         else:
@@ -78,6 +80,8 @@ class BatchedForwards:
                 w1n,
             )
         pop.slot[rows] = base + inverse
+        if self.block_kv is not None:  # identical states share the first one's cache row
+            pop.kv_row[rows] = self.block_kv.last_rows[inverse]
         self._compact()
 
     def _compact(self) -> None:
@@ -93,15 +97,23 @@ class BatchedForwards:
         self.pop.slot[live] = remap
 
     def forward(
-        self, ids: torch.Tensor, owners: torch.Tensor, w0: int, w1: int
+        self, ids: torch.Tensor, owners: torch.Tensor, w0: int, w1: int,
+        src_rows: torch.Tensor | None = None,
     ) -> transition.Reduced:
         """One logical forward over rows (of problems `owners`), in chunks that fit memory.
 
         A chunk halves on out-of-memory and the call goes on. With the prompt cache only the
-        answer positions go through the model.
+        answer positions go through the model. With a block KV cache (`kv_cache.py`) the rows
+        read the cache rows of particles `src_rows`.
         """
         rows = ids.shape[0]
+        if src_rows is not None and self.block_kv is not None:
+            self.counters.forward_rows += rows
+            pop = self.pop
+            return self.block_kv.forward(ids, self.owner[owners], pop.kv_row[src_rows],
+                                         pop.kv_row, w0, w1, self._in_chunks)
         prompt_len = self._prompt_positions(ids.shape[1])
+        self.counters.positions += rows * (ids.shape[1] if self.prompts is None else self.gen)
         shifted = self.model.shifted_logits
         parts = self._in_chunks(
             rows,

@@ -74,3 +74,37 @@ class PromptCachingLM(MaskedLM, Protocol):
     ) -> torch.Tensor:
         """answer_ids [B, G], row i continuing cached prompt rows[i] -> logits [B, G, V]."""
         ...
+
+
+@runtime_checkable
+class BlockCachingLM(MaskedLM, Protocol):
+    """A `MaskedLM` that can keep every layer's keys/values of a forward and run a span of
+    positions against cached ones: what the block KV caches (`prefix-cache`, `dual-cache`, as
+    Fast-dLLM defines them) need. `kv_shape` is (layers, kv heads, head dim)."""
+
+    kv_shape: tuple[int, int, int]
+
+    def forward_keep(
+        self, ids: torch.Tensor, attention_mask: torch.Tensor, gen_length: int, keep_kv: list
+    ) -> torch.Tensor:
+        """`forward`'s logits, with every layer's (keys, values) [B, kv_heads, L, hd] appended
+        to `keep_kv`."""
+        ...
+
+    def forward_answer_keep(
+        self, cache: object, rows: torch.Tensor, answer_ids: torch.Tensor, keep_kv: list
+    ) -> torch.Tensor:
+        """`forward_answer`'s logits, keeping the answer positions' keys/values."""
+        ...
+
+    def forward_span(
+        self,
+        ids: torch.Tensor,
+        positions: torch.Tensor,
+        attn_mask: torch.Tensor,
+        context: object,
+        at: int,
+    ) -> torch.Tensor:
+        """Logits [B, n, V] of a span attending to cached keys/values (see
+        `MaskPredictor.forward_span`)."""
+        ...

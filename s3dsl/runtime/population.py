@@ -24,6 +24,7 @@ class Population:
     group: torch.Tensor  # [P] long
     key: torch.Tensor  # [P] int64
     slot: torch.Tensor  # [P] long: row of the forward cache holding this state, -1 if none
+    kv_row: torch.Tensor  # [P] long: row of the block KV cache (kv_cache.py) this particle reads
     answers: list  # [P] extracted answer of the last scored clean prediction
 
     @classmethod
@@ -39,7 +40,7 @@ class Population:
             step_logp=full(0.0), logw=full(0.0), score=full(float("nan")),
             prev_score=full(float("nan")), best_score=full(float("-inf")),
             stratum=full(0, torch.long), group=full(0, torch.long), key=keys.clone(),
-            slot=full(-1, torch.long), answers=[None] * rows,
+            slot=full(-1, torch.long), kv_row=full(-1, torch.long), answers=[None] * rows,
         )
 
     @property

@@ -34,3 +34,8 @@ class Verifier(Protocol):
     def score(self, candidates: list[Candidate], gold: list[str] | None = None) -> list[float]:
         """One float per candidate, higher is better. `gold` is passed only if `needs_gold`."""
         ...
+
+
+# A verifier class may say `gil_bound = True` when its `score` is CPU-bound Python (text parsing):
+# the overlap pass (`s3dsl.runtime.overlap`) then runs it in a process pool, where it cannot hold
+# the GIL the forwards of the other micro-batch need. Without the attribute it runs in place.

@@ -22,6 +22,7 @@ class FourPartHeuristic:
 
     name = "four-part-heuristic"
     needs_gold = False
+    gil_bound = True  # pure-Python text work: the overlap pass runs it in a process pool
 
     def __init__(self, structure: float, arithmetic: float, confidence: float,
                  nondegenerate: float):

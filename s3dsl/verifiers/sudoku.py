@@ -66,6 +66,7 @@ class SudokuConstraints:
 
     name = "sudoku-constraints"
     needs_gold = False
+    gil_bound = True  # pure-Python grid checks: the overlap pass runs it in a process pool
 
     def score(self, candidates: list[Candidate], gold: list[str] | None = None) -> list[float]:
         out = []
