@@ -178,3 +178,21 @@ def test_the_reported_ess_is_that_of_the_weights_resample_drew_by(tiny_model, mo
     assert result.min_ess == pytest.approx(min(seen)) and min(seen) < 0.99
     (batched,) = run(program, tiny_model, ARITH.problems("test", 1), 2)
     assert batched.min_ess == pytest.approx(result.min_ess)
+
+
+def test_a_split_batch_keeps_its_block_kv_cache_rows_apart(arith_model):
+    """With a block KV cache (rows refreshed in place), a batch that splits gives each problem
+    the tokens it gets alone."""
+    program = compile_file(builtin_strategies()["adaptive"], None, ARITH.gen_length,
+                           ARITH.default_verifier)
+    problems = ARITH.problems("test", 6)
+
+    def tokens(batch_size: int) -> list:
+        the_plan = plan(program, 2, enable=("prefix-cache",))
+        results, _ = execute(the_plan, arith_model, problems, ARITH.extract_answer,
+                             ARITH.is_correct, 0, batch_size)
+        return [[p.tokens for p in r.particles] for r in results]
+
+    together = tokens(6)
+    assert len({len(t) for t in together}) > 1  # some escalated, some did not: it split
+    assert together == tokens(1)

@@ -113,13 +113,18 @@ class BatchedExecutor(BatchedForwards):
         results: list[ProblemResult] = []
         for start in range(0, len(problems), batch_size):
             batch = list(problems[start : start + batch_size])
-            self.begin(batch)
-            cohorts = Cohorts(self)
-            drive(self.program, cohorts)
-            results.extend(cohorts.results())
+            results.extend(self.run_batch(batch))
             if progress is not None:
                 progress(len(batch))
         return results
+
+    def run_batch(self, batch: list[Problem]) -> list[ProblemResult]:
+        """One batch through the engine, as cohorts (a count-changing `when=` stage splits it:
+        s3dsl.runtime.cohorts)."""
+        self.begin(batch)
+        cohorts = Cohorts(self)
+        drive(self.program, cohorts)
+        return cohorts.results()
 
     def begin(self, batch: list[Problem]) -> None:
         tok = self.model.tokenizer

@@ -27,7 +27,6 @@ from dataclasses import fields
 import torch
 
 from s3dsl.runtime import host_pool
-from s3dsl.runtime.engine import drive
 from s3dsl.runtime.executor import BatchedExecutor
 from s3dsl.runtime.results import ProblemResult
 from s3dsl.tasks.base import Problem
@@ -131,9 +130,7 @@ def _run_batch(ex: LaneExecutor, batch: list[Problem], stream) -> list[ProblemRe
     # inference mode and the current stream are per thread
     on_stream = torch.cuda.stream(stream) if stream is not None else nullcontext()
     with torch.inference_mode(), on_stream:
-        ex.begin(batch)
-        drive(ex.program, ex)
-        return ex.results()
+        return ex.run_batch(batch)
 
 
 def _streams(device: torch.device, n: int) -> list:
