@@ -97,6 +97,14 @@ class Cohorts:
         ran.run_op(op, ctx, None)
         return [ran, passed]
 
+    def __getattr__(self, name: str):
+        """Observers written for one executor (search traces, tests) read its fields: those of
+        the batch's one cohort, while it has not split."""
+        parts = self.__dict__.get("parts")
+        if parts is not None and len(parts) == 1:
+            return getattr(parts[0], name)
+        raise AttributeError(f"{name} (the batch has split into {len(parts or [])} cohorts)")
+
     def finish(self, ctx: StepContext) -> None:
         for part in self.parts:
             part.finish(ctx)
