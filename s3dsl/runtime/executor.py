@@ -97,6 +97,12 @@ class BatchedExecutor(BatchedForwards):
         self._step_fn = static.denoise_step
         if any(n.get("compiled") == "yes" for n in fused):
             self._step_fn = static.compiled(static.denoise_step, self.device)
+        self.captured = None  # whole steps captured as one function (runtime.captured)
+        if self.lowered.has("captured-step"):
+            from s3dsl.runtime.captured_driver import CapturedSteps, compiled
+
+            on = any(n.get("compiled") == "yes" for n in self.lowered.nodes("captured-step"))
+            self.captured = CapturedSteps(self, compiled(self.device) if on else None, on)
 
     # -- batches ---------------------------------------------------------------------------
     def run(
@@ -148,6 +154,8 @@ class BatchedExecutor(BatchedForwards):
         self.last_ess: list[float | None] = [None] * B  # of the latest resample (for traces)
         self.remasks = [0] * B  # remask applications (for traces)
         self.stopped = [False] * B  # a `stop` fired: finished, and no stage may reopen it
+        if self.captured is not None:
+            self.captured.begin()
 
     @property
     def uses_prompt_cache(self) -> bool:
@@ -175,6 +183,11 @@ class BatchedExecutor(BatchedForwards):
 
     # -- the primitives --------------------------------------------------------------------
     def apply(self, op: Op, ctx: StepContext) -> None:
+        if self.captured is not None:
+            if self.captured.owns(op):
+                self.captured.apply(op, ctx)
+                return
+            self.captured.materialize()
         active = None
         if op.schedule.when is not None:
             active = torch.tensor(
@@ -496,6 +509,8 @@ class BatchedExecutor(BatchedForwards):
         return out
 
     def results(self) -> list[ProblemResult]:
+        if self.captured is not None:
+            self.captured.materialize()
         return [
             problem_result(
                 self.batch[b],
@@ -514,6 +529,8 @@ class BatchedExecutor(BatchedForwards):
         """Per problem, where the search stands now (s3dsl.trace records it after each step)."""
         from s3dsl.runtime.semantics import search_snapshot
 
+        if self.captured is not None:
+            self.captured.materialize()
         scores, n = self.pop.score.tolist(), self.n
         return [search_snapshot(p.id, scores[b * n : (b + 1) * n],
                                 self.pop.answers[b * n : (b + 1) * n], self.last_ess[b],
