@@ -51,6 +51,7 @@ class CapturedSteps:
                 self.scorers[op.args["verifier"]] = scorer
         self.step_fn: StepFn = step_fn or captured.run_step
         self.replays = replays
+        self.chunk_cap: int | None = None  # problems per chunk after an out-of-memory halving
         self.begin()
 
     def begin(self) -> None:
@@ -94,7 +95,7 @@ class CapturedSteps:
         step = torch.tensor(ctx.step, device=dev)
         steps_left = torch.tensor(ctx.steps_left, device=dev)
         budget = ex._chunk or ex._auto_chunk(width - prompt_len)
-        per_chunk = max(1, min(problems, budget // planned.peak))
+        per_chunk = max(1, min(problems, budget // planned.peak, self.chunk_cap or problems))
         while True:
             try:
                 out, chunks = self._chunks(state, planned, shape, step, steps_left, per_chunk)
@@ -102,7 +103,7 @@ class CapturedSteps:
             except torch.OutOfMemoryError:
                 if per_chunk == 1:
                     raise
-                per_chunk = max(1, per_chunk // 2)
+                per_chunk = self.chunk_cap = max(1, per_chunk // 2)
                 ex.counters.oom_halvings += 1
                 if dev.type == "cuda":
                     torch.cuda.empty_cache()
@@ -114,21 +115,24 @@ class CapturedSteps:
         ex.resamples = [k + planned.resamples for k in ex.resamples]
         self.ess_log += [out[f"ess{i}"] for i in range(planned.resamples)]
 
+    def _call(self, state, planned, shape, step, steps_left, problem0: int) -> dict:
+        if self.replays and step.device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()  # the previous replay's outputs are copied
+        first = torch.tensor(problem0, device=step.device)
+        return self.step_fn(self.ex._logits, state, planned.ops, shape, step, steps_left, first)
+
     def _chunks(self, state, planned, shape, step, steps_left, per_chunk: int):
         """Run the step over chunks of `per_chunk` problems, each chunk's outputs copied into
         whole-batch buffers at once (none with a single chunk of an eager step)."""
         problems = state["root"].shape[0]
         starts = list(range(0, problems, per_chunk))
         if len(starts) == 1 and not self.replays:
-            zero = torch.tensor(0, device=step.device)
-            return self.step_fn(self.ex._logits, state, planned.ops, shape, step, steps_left,
-                                zero), 1
+            return self._call(state, planned, shape, step, steps_left, 0), 1
         buffers: dict[str, torch.Tensor] = {}
         for b0 in starts:
             b1 = min(problems, b0 + per_chunk)
             part = _problem_slice(state, b0, b1, problems)
-            out = self.step_fn(self.ex._logits, part, planned.ops, shape, step, steps_left,
-                               torch.tensor(b0, device=step.device))
+            out = self._call(part, planned, shape, step, steps_left, b0)
             for name, value in out.items():
                 per = value.shape[0] // (b1 - b0)
                 if name not in buffers:

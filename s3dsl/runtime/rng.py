@@ -34,6 +34,13 @@ def _finalize(x: torch.Tensor) -> torch.Tensor:
     return x ^ _srl(x, 31)
 
 
+def _times_golden(idx: torch.Tensor) -> torch.Tensor:
+    """idx * GOLDEN mod 2^64, as two products that each fit int64 (idx < 2^31): torch.compile's
+    inductor folds `arange` arithmetic into exact integer index expressions, which overflow on
+    the one 64-bit product. The shift wraps as the product does, so the bits are the same."""
+    return idx * (_GOLDEN & 0xFFFFFFFF) + ((idx * (_GOLDEN >> 32)) << 32)
+
+
 def mix(keys: torch.Tensor, *words: int | torch.Tensor) -> torch.Tensor:
     """Derive new int64 keys from keys and integers (a child index, an op id, a step)."""
     x = keys.to(torch.int64)
@@ -66,7 +73,7 @@ def uniform(
         n *= s
     idx = torch.arange(n, dtype=torch.int64, device=keys.device) + offset
     base = mix(keys.to(torch.int64), counter).view(-1, 1)
-    bits = _finalize(base + idx.view(1, -1) * _signed(_GOLDEN))
+    bits = _finalize(base + _times_golden(idx.view(1, -1)))
     mantissa = _srl(bits, 11).to(torch.float64)
     u = (mantissa + 0.5) * (2.0**-53)
     return u.view(len(keys), *shape)
