@@ -75,6 +75,13 @@ def tokens(results) -> list:
     return [[p.tokens for p in r.particles] for r in results]
 
 
+def agreement(results, base) -> float:
+    """Share of generated positions, over every particle, holding the same token as `base`."""
+    pairs = [(a, b) for r, o in zip(results, base) for p, q in zip(r.particles, o.particles)
+             for a, b in zip(p.tokens, q.tokens)]
+    return sum(a == b for a, b in pairs) / max(1, len(pairs))
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=("arith", "tiny-random", "8b"),
@@ -90,6 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--backend", default="inductor", help="torch.compile backend on a CPU")
     ap.add_argument("--sides", default=",".join(SIDES), help="e.g. eager,static (no compile)")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--append", action="store_true", help="add to the results, not replace")
     args = ap.parse_args(argv)
     sides = tuple(s for s in SIDES if s in args.sides.split(","))
     torch.set_num_threads(1)
@@ -123,23 +131,27 @@ def main(argv: list[str] | None = None) -> dict:
                 for s in sides}
     base = "eager" if "eager" in sides else sides[0]
     same = {s: tokens(outs[s]) == tokens(outs[base]) for s in sides}
+    agree = {s: agreement(outs[s], outs[base]) for s in sides}
     steps_total = args.steps
     rows = [{"side": s, "median_s": median[s], "steps_per_s": steps_total / median[s],
              "vs_eager": median[base] / median[s], "all_s": walls[s],
              "forward_rows": fwd_rows[s],
-             "same_tokens_as_eager": same[s]} for s in sides]
+             "same_tokens_as_eager": same[s], "token_agreement": agree[s]} for s in sides]
     for r in rows:
         print(f"{r['side']:9s} {r['median_s'] * 1e3:8.1f} ms/run  {r['steps_per_s']:7.1f} steps/s"
               f"  {r['vs_eager']:.2f}x eager  {r['forward_rows']} forward rows"
-              f"  same tokens: {r['same_tokens_as_eager']}")
+              f"  same tokens: {r['same_tokens_as_eager']} ({r['token_agreement']:.1%})")
     backend = "inductor + CUDA graphs" if model.device.type == "cuda" else args.backend
     doc = {"what": what, "backend": backend if compile_s is not None else "not compiled",
            "compile_first_run_s": compile_s, "rows": rows,
            "meta": meta(args)}
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "captured_bench.json").write_text(json.dumps(doc, indent=2))
-        (args.out / "captured_bench.md").write_text(markdown(doc))
+        json_path, md_path = args.out / "captured_bench.json", args.out / "captured_bench.md"
+        docs = json.loads(json_path.read_text()) if args.append and json_path.exists() else []
+        json_path.write_text(json.dumps([*docs, doc], indent=2))
+        text = md_path.read_text() + "\n" if args.append and md_path.exists() else ""
+        md_path.write_text(text + markdown(doc, heading=not text))
     return doc
 
 
@@ -153,15 +165,15 @@ def meta(args) -> dict:
             "machine": platform.machine(), "commit": commit, "repeats": args.repeats}
 
 
-def markdown(doc: dict) -> str:
+def markdown(doc: dict, heading: bool = True) -> str:
     m = doc["meta"]
     compiled_note = (
         f"Compiled with {doc['backend']}, fullgraph=True; the first compiled run (tracing and "
         f"compiling every step shape) took {doc['compile_first_run_s']:.1f} s and is not in "
         "the table." if doc["compile_first_run_s"] is not None else "Nothing compiled.")
     lines = [
-        "# Captured S3 steps: eager engine vs static step vs compiled step",
-        "",
+        *(["# Captured S3 steps: eager engine vs static step vs compiled step", ""]
+          if heading else []),
         f"Measured {m['date']}, torch {m['torch']}, commit {m['commit']}, median of "
         f"{m['repeats']} interleaved runs after one warm-up run each. What ran: {doc['what']}. "
         + compiled_note,
@@ -173,7 +185,8 @@ def markdown(doc: dict) -> str:
     for r in doc["rows"]:
         lines.append(f"| {r['side']} | {r['median_s'] * 1e3:.1f} ms | {r['steps_per_s']:.1f} | "
                      f"{r['vs_eager']:.2f}x | {r['forward_rows']} | "
-                     f"{'yes' if r['same_tokens_as_eager'] else 'NO'} |")
+                     f"{'yes' if r['same_tokens_as_eager'] else 'no'} "
+                     f"({r['token_agreement']:.1%} of positions) |")
     return "\n".join(lines) + "\n"
 
 

@@ -254,7 +254,8 @@ def plan_step(stages, ctx, decode, cache: Window | None, n: int, scorers: dict[s
         fwd = stage.node("forward")
         reuse = fwd is not None and fwd.get("cache") == "reuse"
         if op.name == "expand":
-            keep = (stage.node("gather") or stage.nodes[0]).get("cache") == "keep"
+            gather = stage.node("gather")
+            keep = gather is not None and gather.get("cache") == "keep"
             ops.append(Expand(int(op.args["k"]), op.uid, keep))
             cache = cache if keep else None
             n *= int(op.args["k"])

@@ -12,7 +12,8 @@ cached, already-reduced output of a forward pass over its current tokens.
   shared by all its particles, whose forwards then run over the answer positions only;
 - `static-step`: forward and commit fused into one fixed-shape, sync-free function;
 - `forward kv=prefix|dual` (opt-in, approximate): block KV caches (`kv_cache.py`); particles
-  point at cache rows (`Population.kv_row`), moved by the same gathers.
+  point at cache rows (`Population.kv_row`), moved by the same gathers;
+- `captured-step`: the whole step as one such function (`runtime.captured_driver` runs it).
 Expand and resample move slots with the same gather as every other field.
 """
 
