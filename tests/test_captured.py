@@ -173,7 +173,7 @@ capturable_texts = st.builds(
 )
 
 
-@settings(max_examples=8, deadline=None, derandomize=True, database=None,
+@settings(max_examples=15, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(text=capturable_texts)
 def test_generated_capturable_steps_match_the_eager_engine(text, tiny_model):
