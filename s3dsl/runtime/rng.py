@@ -35,10 +35,16 @@ def _finalize(x: torch.Tensor) -> torch.Tensor:
 
 
 def _times_golden(idx: torch.Tensor) -> torch.Tensor:
-    """idx * GOLDEN mod 2^64, as two products that each fit int64 (idx < 2^31): torch.compile's
-    inductor folds `arange` arithmetic into exact integer index expressions, which overflow on
-    the one 64-bit product. The shift wraps as the product does, so the bits are the same."""
-    return idx * (_GOLDEN & 0xFFFFFFFF) + ((idx * (_GOLDEN >> 32)) << 32)
+    """idx * GOLDEN mod 2^64. Under torch.compile it is four products by 16-bit pieces, shifted
+    into place (the same bits, idx < 2^31): inductor folds `arange` arithmetic into integer
+    index expressions, whose exact 64-bit product overflows, and its CPU vector `arange` steps
+    by the multiplier in 32-bit ints."""
+    if not torch.compiler.is_compiling():
+        return idx * _signed(_GOLDEN)
+    out = idx * (_GOLDEN & 0xFFFF)
+    for shift in (16, 32, 48):
+        out = out + ((idx * ((_GOLDEN >> shift) & 0xFFFF)) << shift)
+    return out
 
 
 def mix(keys: torch.Tensor, *words: int | torch.Tensor) -> torch.Tensor:
