@@ -257,3 +257,10 @@ def test_chunked_captured_steps_equal_one_chunk(chunk, tiny_model):
     floats = [(p[3:], q[3:]) for r, o in zip(got, want) for p, q in zip(r[5], o[5])]
     assert all(math.isclose(a, b, rel_tol=1e-5) for x, y in floats for a, b in zip(x, y))
     assert counters.forward_calls == whole_counters.forward_calls * (3 if chunk == 4 else 2)
+
+
+def test_block_kv_caches_are_refused_with_captured_steps():
+    from s3dsl.errors import S3DSLError
+
+    with pytest.raises(S3DSLError, match="static steps"):
+        plan(s3(), 3, enable=("prefix-cache",))

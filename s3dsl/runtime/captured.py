@@ -29,7 +29,7 @@ from s3dsl.runtime.static import StepSpec
 
 Logits = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (tokens, owners) -> logits
 ROW_FIELDS = ("tokens", "commit_logp", "step_logp", "logw", "score", "prev_score", "best_score",
-              "stratum", "group", "key")
+              "stratum", "group", "key", "kv_row")
 CACHE_FIELDS = ("window", "clean_tok", "clean_logp")
 
 

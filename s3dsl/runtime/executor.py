@@ -11,9 +11,9 @@ cached, already-reduced output of a forward pass over its current tokens.
 - `forward positions=answer`: each problem's prompt is encoded once and its keys/values are
   shared by all its particles, whose forwards then run over the answer positions only;
 - `static-step`: forward and commit fused into one fixed-shape, sync-free function;
+- `captured-step`: the whole step as one such function (`runtime.captured_driver` runs it);
 - `forward kv=prefix|dual` (opt-in, approximate): block KV caches (`kv_cache.py`); particles
-  point at cache rows (`Population.kv_row`), moved by the same gathers;
-- `captured-step`: the whole step as one such function (`runtime.captured_driver` runs it).
+  point at cache rows (`Population.kv_row`), moved by the same gathers.
 Expand and resample move slots with the same gather as every other field.
 """
 
