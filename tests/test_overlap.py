@@ -94,8 +94,10 @@ def test_the_plan_says_where_verifiers_run():
     hosts = [n for s in the_plan.lowered.step for n in s.nodes if n.kind == "host"]
     assert [n.get("pool") for n in hosts] == ["process"]  # one GIL-bound term is enough
     assert all(n.get("lanes") == 2 for n in the_plan.lowered.nodes("forward"))
-    conf = plan(_program("s3", "confidence"), 3).lowered
-    assert [n.get("pool") for s in conf.step for n in s.nodes if n.kind == "host"] == ["inline"]
+    oracle = plan(_program("s3", "oracle"), 3).lowered
+    assert [n.get("pool") for s in oracle.step for n in s.nodes if n.kind == "host"] == ["inline"]
+    conf = plan(_program("s3", "confidence"), 3)  # a tensor verifier: a captured step instead
+    assert conf.lowered.has("captured-step") and conf.flags.overlap_lanes == 1
     assert "overlap" not in plan(program, 2).enabled  # an -O3 pass
     assert lowered_for(program, the_plan.flags) == the_plan.lowered
     compiled = plan(_program("best_of_k"), 3, enable=("compile-steps",))

@@ -40,7 +40,7 @@ def block_kv_cache(kind: str):
     assert kind in KINDS
 
     def rewrite(p: StepPlan, program: Program) -> StepPlan:
-        if p.has("static-step"):
+        if p.has("static-step") or p.has("captured-step"):
             raise S3DSLError(
                 f"--enable-pass {kind}-cache needs the general denoise step, not static steps",
                 None, "use --opt-level 2, or add --disable-pass static-steps",

@@ -59,7 +59,8 @@ PASSES: tuple[Pass, ...] = (
     Pass("prompt-cache", 2, "prompt encoded once; forwards cover the answer only (exact "
          "for prompt-isolated models, skipped for others)", "prompt positions",
          rewrite=set_forward(positions="answer (prompt cached)")),
-    Pass("static-steps", 3, "denoise-only steps as one fixed-shape, sync-free function "
+    Pass("static-steps", 3, "denoise-only steps, or whole steps of capturable stages (expand, "
+         "denoise, tensor verifiers, weight, resample), as one fixed-shape, sync-free function "
          "(no dedup)", "host syncs", rewrite=static_steps),
     Pass("compile-steps", 3, "torch.compile the static step (CUDA graphs on a GPU); may "
          "round differently", "kernel launches", opt_in=True, requires="static-steps",
@@ -178,8 +179,9 @@ def flags_of(lowered: StepPlan, chunk_rows: int | None, memory_budget: int | Non
         dedup=any(n.get("dedup") == "yes" for n in lowered.nodes("forward")),
         prompt_cache=any(x.startswith("answer") for x in positions),
         approximate_prompt_cache=any("approximate" in x for x in positions),
-        static_steps=lowered.has("static-step"),
-        compile_steps=any(n.get("compiled") == "yes" for n in lowered.nodes("static-step")),
+        static_steps=lowered.has("static-step") or lowered.has("captured-step"),
+        compile_steps=any(n.get("compiled") == "yes"
+                          for n in lowered.nodes("static-step") + lowered.nodes("captured-step")),
         block_kv=next((n.get("kv") for n in lowered.nodes("forward") if n.get("kv")), None),
         # without the chunking pass a forward call takes every row at once
         chunk_rows=chunk_rows or (None if chunking else 1 << 30),

@@ -28,7 +28,10 @@ def forward_reuse(p: StepPlan, program: Program) -> StepPlan:
 
 
 def static_steps(p: StepPlan, program: Program) -> StepPlan:
-    """Fuse each denoise stage's forward and commit into one fixed-shape, sync-free node."""
+    """Fuse each denoise stage's forward and commit into one fixed-shape, sync-free node; a step
+    of capturable stages (`capturable_step`) becomes one captured step."""
+    if capturable_step(program):
+        return capture_steps(p, program)
     if not static_applicable(program):
         return p
 
@@ -48,6 +51,7 @@ def static_steps(p: StepPlan, program: Program) -> StepPlan:
 
 
 def compile_static(p: StepPlan, program: Program) -> StepPlan:
+    p = p.map_nodes("captured-step", lambda s, n: n.replace(compiled="yes"))
     return p.map_nodes("static-step", lambda s, n: n.replace(compiled="yes"))
 
 
@@ -73,6 +77,8 @@ def overlap_host(p: StepPlan, program: Program) -> StepPlan:
     for programs that call a verifier; not with compiled steps (one capture per lane)."""
     if any(n.get("compiled") == "yes" for n in p.nodes("static-step")):
         return p
+    if p.has("captured-step"):
+        return p  # its verifiers run on the device, inside the step: no host work to overlap
     if not any(stage_verifier(stage) for stage in p.stages()):
         return p  # no verifier: no host work worth a second batch in flight
     p = p.map_nodes("forward", lambda s, n: n.replace(lanes=OVERLAP_LANES))
@@ -106,3 +112,59 @@ def verifier_gil_bound(program: Program, name: str) -> bool:
     terms = [builtin for _, builtin, _ in spec.terms] if spec is not None else [name]
     entries = [VERIFIERS.get(normalize(b)) for b in terms]
     return any(bool(getattr(e[0], "gil_bound", False)) for e in entries if e is not None)
+
+
+# -- whole steps captured as one function (s3dsl.runtime.captured) ------------------------------
+CAPTURED_STAGES = ("expand", "denoise", "score", "weight", "resample")
+CAPTURED_RESAMPLING = ("multinomial", "systematic", "stratified", "ssp")
+
+
+def capturable_step(program: Program) -> bool:
+    """A step the host can plan without reading tensors: stages from CAPTURED_STAGES with no
+    `when`, one unscheduled `denoise` whose rule commits a fixed count and whose schedule keeps
+    masks in the block until its last step (LLaDA's even split needs block_length >=
+    steps_per_block), verifiers with a tensor form, resampling without strata by a scheme with
+    a static form. Denoise-only steps keep the simpler `static-step`."""
+    from s3dsl.verifiers.tensor import tensor_scorer
+
+    step, d = program.step, program.decode
+    if not step or all(op.name == "denoise" for op in step):
+        return False
+    if any(op.name not in CAPTURED_STAGES or op.schedule.when is not None for op in step):
+        return False
+    denoise = [op for op in step if op.name == "denoise"]
+    if len(denoise) != 1 or denoise[0].schedule.at or denoise[0].schedule.every is not None:
+        return False
+    if (denoise[0].args.get("rule") or d.commit) in ("threshold", "origin"):
+        return False
+    if getattr(d, "schedule", "even") != "linear" and d.block_length < d.steps_per_block:
+        return False
+    for op in step:
+        verifier = program.verifiers.get(op.args.get("verifier")) if op.name == "score" else None
+        if op.name == "score" and (verifier is None or tensor_scorer(verifier.terms) is None):
+            return False
+        if op.name == "resample" and (
+            op.args["method"] not in CAPTURED_RESAMPLING or op.args["within"] == "strata"
+        ):
+            return False
+    return True
+
+
+def capture_steps(p: StepPlan, program: Program) -> StepPlan:
+    """The whole step as one `captured-step` node (on the first step stage); the stages keep
+    their nodes to say what runs inside it: forwards without dedup (fixed shapes), verifiers on
+    the device."""
+    names = " | ".join(op.name for op in program.step)
+    head = Node.of("captured-step", stages=names, rows="all (fixed shape)", host_syncs="none",
+                   compiled="no")
+
+    def inside(node: Node) -> Node:
+        if node.kind == "forward":
+            return node.replace(dedup="no")
+        if node.kind == "host":
+            return Node.of("device", **dict(node.attrs))
+        return node
+
+    step = tuple(replace(stage, nodes=tuple(inside(n) for n in stage.nodes)) for stage in p.step)
+    step = (replace(step[0], nodes=(head, *step[0].nodes)), *step[1:])
+    return StepPlan(p.init, step, p.final, p.finish)

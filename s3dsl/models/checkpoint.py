@@ -253,7 +253,7 @@ class CheckpointLM(BlockKVForwards):
         self.eos_id = tokenizer.eos_id
         self.eot_id = eot_id
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: torch.compile cannot capture that region
     def forward(
         self, ids: torch.Tensor, attention_mask: torch.Tensor | None, gen_length: int | None = None
     ) -> torch.Tensor:

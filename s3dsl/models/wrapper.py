@@ -23,7 +23,9 @@ class DiffusionLM(BlockKVForwards):
         self.mask_id = self.tokenizer.mask_id
         self.vocab_size = module.config.vocab_size
 
-    @torch.inference_mode()
+    # no_grad, not inference_mode: torch.compile (inductor, CUDA graphs) cannot compile an
+    # inference_mode region inside a captured step; under the callers' inference_mode it is one
+    @torch.no_grad()
     def forward(
         self,
         ids: torch.Tensor,
@@ -46,7 +48,7 @@ class DiffusionLM(BlockKVForwards):
         """Keys/values of left-padded prompts, computed once and shared by their particles."""
         return self.module.encode_prompt(ids.to(self.device), attention_mask.to(self.device))
 
-    @torch.inference_mode()
+    @torch.no_grad()  # as `forward`
     def forward_answer(
         self, cache: PromptCache, rows: torch.Tensor, answer_ids: torch.Tensor
     ) -> torch.Tensor:

@@ -50,6 +50,7 @@ def subset(ex: BatchedExecutor, keep: torch.Tensor) -> BatchedExecutor:
     for name in PER_PROBLEM:
         values = getattr(ex, name)
         setattr(part, name, [values[b] for b in problems])
+    part.captured = None  # captured steps hold their executor: a cohort runs its steps plainly
     if ex.block_kv is not None:  # rows are refreshed in place: each cohort gets its own copy
         part.block_kv = _own_copy(ex.block_kv)
     return part
@@ -81,6 +82,8 @@ class Cohorts:
 
     @staticmethod
     def _apply(part: BatchedExecutor, op: Op, ctx: StepContext) -> list[BatchedExecutor]:
+        if part.captured_apply(op, ctx):
+            return [part]
         active = part.condition(op, ctx)
         if active is None:
             part.run_op(op, ctx, None)

@@ -11,6 +11,7 @@ cached, already-reduced output of a forward pass over its current tokens.
 - `forward positions=answer`: each problem's prompt is encoded once and its keys/values are
   shared by all its particles, whose forwards then run over the answer positions only;
 - `static-step`: forward and commit fused into one fixed-shape, sync-free function;
+- `captured-step`: the whole step as one such function (`runtime.captured_driver` runs it);
 - `forward kv=prefix|dual` (opt-in, approximate): block KV caches (`kv_cache.py`); particles
   point at cache rows (`Population.kv_row`), moved by the same gathers.
 Expand and resample move slots with the same gather as every other field.
@@ -98,6 +99,12 @@ class BatchedExecutor(BatchedForwards):
         self._step_fn = static.denoise_step
         if any(n.get("compiled") == "yes" for n in fused):
             self._step_fn = static.compiled(static.denoise_step, self.device)
+        self.captured = None  # whole steps captured as one function (runtime.captured)
+        if self.lowered.has("captured-step"):
+            from s3dsl.runtime.captured_driver import CapturedSteps, compiled
+
+            on = any(n.get("compiled") == "yes" for n in self.lowered.nodes("captured-step"))
+            self.captured = CapturedSteps(self, compiled(self.device) if on else None, on)
 
     # -- batches ---------------------------------------------------------------------------
     def run(
@@ -158,6 +165,8 @@ class BatchedExecutor(BatchedForwards):
         # each problem's index in the batch as begun: its prompt cache and attention rows (a
         # cohort, s3dsl.runtime.cohorts, holds some of the problems)
         self.owner = torch.arange(B, device=dev)
+        if self.captured is not None:
+            self.captured.begin()
 
     @property
     def uses_prompt_cache(self) -> bool:
@@ -185,10 +194,23 @@ class BatchedExecutor(BatchedForwards):
 
     # -- the primitives --------------------------------------------------------------------
     def apply(self, op: Op, ctx: StepContext) -> None:
+        if self.captured_apply(op, ctx):
+            return
         active = self.condition(op, ctx)
         if active is not None and not active.any():
             return
         self.run_op(op, ctx, active)
+
+    def captured_apply(self, op: Op, ctx: StepContext) -> bool:
+        """Whether captured steps ran `op` (with the rest of its step); before any other stage
+        they hand the state back."""
+        if self.captured is None:
+            return False
+        if self.captured.owns(op):
+            self.captured.apply(op, ctx)
+            return True
+        self.captured.materialize()
+        return False
 
     def condition(self, op: Op, ctx: StepContext) -> torch.Tensor | None:
         """Per problem of the batch, whether the op's `when=` holds (None: it has none)."""
@@ -510,6 +532,8 @@ class BatchedExecutor(BatchedForwards):
         return out
 
     def results(self) -> list[ProblemResult]:
+        if self.captured is not None:
+            self.captured.materialize()
         return [
             problem_result(
                 self.batch[b],
@@ -528,6 +552,8 @@ class BatchedExecutor(BatchedForwards):
         """Per problem, where the search stands now (s3dsl.trace records it after each step)."""
         from s3dsl.runtime.semantics import search_snapshot
 
+        if self.captured is not None:
+            self.captured.materialize()
         scores, n = self.pop.score.tolist(), self.n
         return [search_snapshot(p.id, scores[b * n : (b + 1) * n],
                                 self.pop.answers[b * n : (b + 1) * n], self.last_ess[b],

@@ -34,6 +34,19 @@ def _finalize(x: torch.Tensor) -> torch.Tensor:
     return x ^ _srl(x, 31)
 
 
+def _times_golden(idx: torch.Tensor) -> torch.Tensor:
+    """idx * GOLDEN mod 2^64. Under torch.compile it is four products by 16-bit pieces, shifted
+    into place (the same bits, idx < 2^31): inductor folds `arange` arithmetic into integer
+    index expressions, whose exact 64-bit product overflows, and its CPU vector `arange` steps
+    by the multiplier in 32-bit ints."""
+    if not torch.compiler.is_compiling():
+        return idx * _signed(_GOLDEN)
+    out = idx * (_GOLDEN & 0xFFFF)
+    for shift in (16, 32, 48):
+        out = out + ((idx * ((_GOLDEN >> shift) & 0xFFFF)) << shift)
+    return out
+
+
 def mix(keys: torch.Tensor, *words: int | torch.Tensor) -> torch.Tensor:
     """Derive new int64 keys from keys and integers (a child index, an op id, a step)."""
     x = keys.to(torch.int64)
@@ -66,7 +79,7 @@ def uniform(
         n *= s
     idx = torch.arange(n, dtype=torch.int64, device=keys.device) + offset
     base = mix(keys.to(torch.int64), counter).view(-1, 1)
-    bits = _finalize(base + idx.view(1, -1) * _signed(_GOLDEN))
+    bits = _finalize(base + _times_golden(idx.view(1, -1)))
     mantissa = _srl(bits, 11).to(torch.float64)
     u = (mantissa + 0.5) * (2.0**-53)
     return u.view(len(keys), *shape)
