@@ -34,10 +34,11 @@ from pathlib import Path
 import torch
 
 from s3dsl.models.registry import load_model
-from s3dsl.runtime.scoring import candidates
+from s3dsl.runtime.scoring import completion_text
 from s3dsl.session import run_strategy
 from s3dsl.tasks.registry import get_task
 from s3dsl.verifiers import get_verifier
+from s3dsl.verifiers.base import Candidate
 
 CANDIDATES = 4  # S3's b
 H200_BF16_DENSE_FLOPS = 790e12  # the lent GPU's measured bf16 matrix rate (device tool notes)
@@ -59,6 +60,15 @@ def left_pad(prompts: list[list[int]], pad: int, gen: int, mask: int) -> tuple[t
     width = max(map(len, prompts))
     rows = [[pad] * (width - len(p)) + p + [mask] * gen for p in prompts]
     return torch.tensor(rows), width
+
+
+def candidates(prompts, tokens, logps, filled, tok) -> list[Candidate]:
+    """What the verifier reads, row by row: the straightforward loop (no dedup of decoding)."""
+    out = []
+    for prompt, t, lp, fill in zip(prompts, tokens.tolist(), logps.tolist(), filled.tolist()):
+        text, cut = completion_text(t, tok)
+        out.append(Candidate(prompt, text, tuple(lp[:cut]), tuple(fill[:cut])))
+    return out
 
 
 def forward_logp(model, x: torch.Tensor, attn: torch.Tensor, gen: int, dedup: bool):
