@@ -119,9 +119,8 @@ def categorical(
         x.div_(temperature)
     if exclude is not None:
         x[..., exclude] = -math.inf
-    top = x.amax(dim=-1, keepdim=True)
-    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-    cdf = x.sub_(top).exp_().cumsum_(dim=-1)  # unnormalised, in place: one [R, W, V] buffer
+    # all -inf: -inf - -inf is nan, total nan, and `total > 0` below picks index 0
+    cdf = x.sub_(x.amax(dim=-1, keepdim=True)).exp_().cumsum_(dim=-1)  # in place: one buffer
     total = cdf[..., -1:]
     # the first entry whose cdf exceeds u * total; kept below total, as u * total may round up to it
     target = torch.minimum(u.unsqueeze(-1) * total, torch.nextafter(total, torch.zeros_like(total)))
