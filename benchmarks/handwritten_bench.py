@@ -345,14 +345,20 @@ def main() -> None:
                       f"hand {row['hand_s']:7.2f}s  ratio {row['ratio']:.2f}  per row "
                       f"{row['per_row_ratio']:.2f}  rows {row['s3dsl_rows']:.0f}/"
                       f"{row['hand_rows']:.0f}", flush=True)
-    where = (torch.cuda.get_device_name() if args.device.startswith("cuda")
-             else f"{platform.machine()} CPU")
-    header = (f"verifier arith-heuristic (the arith task's), {repeats} interleaved repeat(s) "
-              f"(seed = repeat, both sides), 1 torch thread, {where}, torch {torch.__version__}; "
-              + "; ".join(setups))
+                if args.out is not None:  # after every row: a long run stopped keeps its rows
+                    write_tables(args.out, header_of(args, repeats, setups), rows)
+    header = header_of(args, repeats, setups)
     print(header)
     if args.out is not None:
         write_tables(args.out, header, rows)
+
+
+def header_of(args: argparse.Namespace, repeats: int, setups: list[str]) -> str:
+    where = (torch.cuda.get_device_name() if args.device.startswith("cuda")
+             else f"{platform.machine()} CPU")
+    return (f"verifier arith-heuristic (the arith task's), {repeats} interleaved repeat(s) "
+            f"(seed = repeat, both sides), 1 torch thread, {where}, torch {torch.__version__}; "
+            + "; ".join(setups))
 
 
 def write_tables(out: Path, header: str, rows: list[dict]) -> None:
