@@ -16,6 +16,10 @@ import math
 
 import torch
 
+# The randomness scheme, part of every stored run's key: a result drawn under another scheme is not
+# served. "categorical-1": proposals by inverse CDF (`categorical`), from issue 11 item 5 on.
+SCHEME = "categorical-1"
+
 _M64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
 _C1 = 0xBF58476D1CE4E5B9
