@@ -9,10 +9,18 @@ is s3dsl time / hand-written time per configuration (below 1: s3dsl is faster).
 
 Strategies: best-of-K (K sampled decodes, the task verifier picks) and S3 (N particles x 4
 candidates, expand | denoise | score | resample every step; systematic resampling on both sides,
-so the resampler's algorithm is the same and only the engine differs). The two sides draw their
-noise differently, so their tokens differ; both spend the same forward rows (checked, printed).
+so the resampler's algorithm is the same and only the engine differs). The hand-written side
+builds the verifier's candidates with a plain per-row loop (no dedup of decoding). The two sides
+draw their noise differently, so their tokens differ, and so do the rows dedup merges: on the
+trained model whole problems' particles stay identical or split by luck (forward rows move in
+steps of ~70 between seeds, on either side). The table therefore also gives the ratio per forward
+row, and the rows of each side (mean over repeats).
 
-    python benchmarks/handwritten_bench.py --out benchmarks/results          # ~6 min, 1 thread
+Models (`--grid MODEL:GENS:PROBLEMS`): the trained arith model (128 positions: gen 48 and 96) and
+the untrained `tiny-random` model (256 positions: gen 192). On an untrained model particles
+disagree from the first step, so dedup merges little and far more rows are spent.
+
+    python benchmarks/handwritten_bench.py --out benchmarks/results          # ~30 min, 1 thread
     python benchmarks/handwritten_bench.py --quick                           # ~1 min
     python benchmarks/handwritten_bench.py --device cuda --model 8b --problems 1 --gens 64
         # an 8B-shaped random bf16 model built on the GPU (benchmarks/gpu.sh runs this)
@@ -34,10 +42,11 @@ from pathlib import Path
 import torch
 
 from s3dsl.models.registry import load_model
-from s3dsl.runtime.scoring import candidates
+from s3dsl.runtime.scoring import completion_text
 from s3dsl.session import run_strategy
 from s3dsl.tasks.registry import get_task
 from s3dsl.verifiers import get_verifier
+from s3dsl.verifiers.base import Candidate
 
 CANDIDATES = 4  # S3's b
 H200_BF16_DENSE_FLOPS = 790e12  # the lent GPU's measured bf16 matrix rate (device tool notes)
@@ -59,6 +68,15 @@ def left_pad(prompts: list[list[int]], pad: int, gen: int, mask: int) -> tuple[t
     width = max(map(len, prompts))
     rows = [[pad] * (width - len(p)) + p + [mask] * gen for p in prompts]
     return torch.tensor(rows), width
+
+
+def candidates(prompts, tokens, logps, filled, tok) -> list[Candidate]:
+    """What the verifier reads, row by row: the straightforward loop (no dedup of decoding)."""
+    out = []
+    for prompt, t, lp, fill in zip(prompts, tokens.tolist(), logps.tolist(), filled.tolist()):
+        text, cut = completion_text(t, tok)
+        out.append(Candidate(prompt, text, tuple(lp[:cut]), tuple(fill[:cut])))
+    return out
 
 
 def forward_logp(model, x: torch.Tensor, attn: torch.Tensor, gen: int, dedup: bool):
@@ -198,9 +216,26 @@ def timed(fn, device: torch.device) -> tuple[float, dict]:
 
 
 def bench_model(name: str, device: str):
-    """The shipped arith model, or an 8B-shaped random bf16 LLaDA-layout model built on device."""
+    """A model by name: the shipped trained `arith`, the shipped `tiny-random` (randomly
+    initialised, 256 positions: room for gen 192), or an 8B-shaped random bf16 LLaDA-layout model
+    built on the device (`8b`)."""
     if name == "arith":
-        return load_model("arith", device=device), "arith (0.88M)"
+        return load_model("arith", device=device), "arith (trained, 0.88M, 128 positions)"
+    if name == "arith-random-256":  # the arith architecture, untrained, room for gen 192
+        import dataclasses
+
+        from s3dsl.models.config import ModelConfig
+        from s3dsl.models.registry import WEIGHTS_DIR, build_random_model
+
+        config = ModelConfig.from_json(WEIGHTS_DIR / "arith" / "config.json")
+        config = dataclasses.replace(config, max_len=256, name=name)
+        model = build_random_model(config, seed=0, device=device)
+        return model, (f"arith-random-256 (the arith architecture untrained, "
+                       f"{model.num_parameters() / 1e6:.2f}M, 256 positions)")
+    if name == "tiny-random":
+        model = load_model("tiny-random", device=device)
+        return model, (f"tiny-random (untrained, {model.num_parameters() / 1e3:.0f}K, "
+                       "256 positions, arith tokenizer)")
     sys.path.insert(0, str(Path(__file__).parent))
     from compiler_bench import GPU_8B, build_on_device
 
@@ -212,71 +247,134 @@ def ints(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split(",") if x)
 
 
+@dataclass(frozen=True)
+class Grid:
+    """One model's part of the benchmark: which gen lengths, on how many problems."""
+
+    model: str
+    gens: tuple[int, ...]
+    problems: int
+
+    @classmethod
+    def parse(cls, text: str) -> Grid:
+        """MODEL:GENS:PROBLEMS, e.g. `arith:48,96:4`."""
+        model, gens, problems = text.split(":")
+        return cls(model, ints(gens), int(problems))
+
+
+# The trained model fits gen 48 and 96 (128 positions with the prompt); gen 192 runs on the
+# untrained tiny-random model (and, with --grid arith-random-256:192:1, on the arith architecture
+# untrained), on one problem: without a trained model's agreement dedup merges little, so every
+# particle is a forward row and the grid would take hours on 4 problems.
+DEFAULT_GRIDS = ("arith:48,96:4", "tiny-random:48,96,192:1")
+
+
+def measure(model, task, problems, cfg: Config, repeats: int, tmp: Path) -> dict:
+    """Both sides, interleaved (A B B A ...), seed = repeat on both; wall and forward rows each."""
+    ours, theirs = [], []
+    for rep in range(repeats):
+        pair = [
+            ("s3dsl", lambda c=cfg, r=rep: s3dsl_run(model, problems, c, r, tmp)),
+            ("hand", lambda c=cfg, r=rep: handwritten(model, task, problems, c, r)),
+        ]
+        if model.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        for name, fn in pair if rep % 2 == 0 else pair[::-1]:
+            wall, out = timed(fn, model.device)
+            (ours if name == "s3dsl" else theirs).append((wall, out["rows"]))
+    s_wall = statistics.median(w for w, _ in ours)
+    h_wall = statistics.median(w for w, _ in theirs)
+    s_rows, h_rows = (sum(r for _, r in side) for side in (ours, theirs))
+    s_total, h_total = (sum(w for w, _ in side) for side in (ours, theirs))
+    row = {"config": cfg.label, "s3dsl_s": s_wall, "hand_s": h_wall, "ratio": s_wall / h_wall,
+           "s3dsl_rows": s_rows / repeats, "hand_rows": h_rows / repeats,
+           "per_row_ratio": (s_total / s_rows) / (h_total / h_rows),
+           "s3dsl_walls": [w for w, _ in ours], "hand_walls": [w for w, _ in theirs],
+           "s3dsl_rows_each": [r for _, r in ours], "hand_rows_each": [r for _, r in theirs]}
+    if model.device.type == "cuda":
+        length = max(len(model.tokenizer.encode(p.prompt)) for p in problems)
+        flops = 2.0 * model.num_parameters() * ours[0][1] * (length + cfg.gen_length)
+        row["s3dsl_mfu"] = flops / s_wall / H200_BF16_DENSE_FLOPS
+        row["s3dsl_tokens_per_s"] = len(problems) * cfg.gen_length / s_wall
+        row["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--problems", type=int, default=4)
+    ap.add_argument("--grid", action="append", default=None, type=Grid.parse,
+                    help=f"MODEL:GENS:PROBLEMS, repeatable (default: {' '.join(DEFAULT_GRIDS)})")
+    ap.add_argument("--problems", type=int, default=None, help="override every grid's count")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="a few configurations, 1 repeat")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--model", choices=("arith", "8b"), default="arith")
+    ap.add_argument("--model", choices=("arith", "arith-random-256", "tiny-random", "8b"),
+                    default=None,
+                    help="one model only, with --gens (the GPU script's form)")
     ap.add_argument("--particles", type=ints, default=None, help="e.g. 2,8,32")
-    ap.add_argument("--gens", type=ints, default=None, help="gen lengths, e.g. 48,96,192")
+    ap.add_argument("--gens", type=ints, default=None, help="gen lengths, with --model")
+    ap.add_argument("--strategies", default="best_of_k,s3")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    model, model_label = bench_model(args.model, args.device)
-    task = get_task("arith")
-    problems = task.problems("test", args.problems)
-    # the arith model takes at most 128 positions (prompt included), so gen 192 does not fit
-    particles, gens = ((2, 8, 32), (48, 96)) if not args.quick else ((2, 8), (48,))
-    particles, gens = args.particles or particles, args.gens or gens
+    if args.model is not None:
+        grids = [Grid(args.model, args.gens or (48, 96), args.problems or 4)]
+    elif args.quick:
+        grids = [Grid("arith", (48,), 4)]
+    else:
+        grids = args.grid or [Grid.parse(g) for g in DEFAULT_GRIDS]
+    particles = args.particles or ((2, 8) if args.quick else (2, 8, 32))
     repeats = 1 if args.quick else args.repeats
-    configs = [Config(s, p, g) for s in ("best_of_k", "s3") for p in particles for g in gens]
-    rows = []
+    strategies = args.strategies.split(",")
+    task = get_task("arith")
+    rows, setups = [], []
     with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
         (Path(tmp) / "s3_systematic.yaml").write_text(S3_SYSTEMATIC)
-        for cfg in configs:
-            ours, theirs = [], []
-            for rep in range(repeats):
-                pair = [
-                    ("s3dsl", lambda c=cfg, r=rep: s3dsl_run(model, problems, c, r, Path(tmp))),
-                    ("hand", lambda c=cfg, r=rep: handwritten(model, task, problems, c, r)),
-                ]
-                if model.device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats()
-                for name, fn in pair if rep % 2 == 0 else pair[::-1]:
-                    wall, out = timed(fn, model.device)
-                    (ours if name == "s3dsl" else theirs).append((wall, out["rows"]))
-            s_wall = statistics.median(w for w, _ in ours)
-            h_wall = statistics.median(w for w, _ in theirs)
-            row = {"config": cfg.label, "s3dsl_s": s_wall, "hand_s": h_wall,
-                   "ratio": s_wall / h_wall, "s3dsl_rows": ours[0][1], "hand_rows": theirs[0][1]}
-            if model.device.type == "cuda":
-                length = max(len(model.tokenizer.encode(p.prompt)) for p in problems)
-                flops = 2.0 * model.num_parameters() * ours[0][1] * (length + cfg.gen_length)
-                row["s3dsl_mfu"] = flops / s_wall / H200_BF16_DENSE_FLOPS
-                row["s3dsl_tokens_per_s"] = len(problems) * cfg.gen_length / s_wall
-                row["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
-            rows.append(row)
-            print(f"{cfg.label:36s} s3dsl {s_wall:7.2f}s  hand {h_wall:7.2f}s  "
-                  f"ratio {row['ratio']:.2f}  rows {row['s3dsl_rows']}/{row['hand_rows']}",
-                  flush=True)
-    where = (torch.cuda.get_device_name() if model.device.type == "cuda"
-             else f"{platform.machine()} CPU")
-    header = (f"model {model_label}, verifier arith-heuristic, {len(problems)} arith test problems "
-              f"in one batch, {repeats} interleaved repeat(s), 1 torch thread, "
-              f"{where}, torch {torch.__version__}")
+        for grid in grids:
+            model, model_label = bench_model(grid.model, args.device)
+            problems = task.problems("test", args.problems or grid.problems)
+            setups.append(f"{model_label}: {len(problems)} arith test problem(s) in one batch")
+            warm = Config(strategies[0], particles[0], grid.gens[0])  # grammar, caches: untimed
+            s3dsl_run(model, problems, warm, 0, Path(tmp))
+            handwritten(model, task, problems, warm, 0)
+            for cfg in (Config(s, p, g) for s in strategies for p in particles for g in grid.gens):
+                row = {"model": model_label, "problems": len(problems),
+                       **measure(model, task, problems, cfg, repeats, Path(tmp))}
+                rows.append(row)
+                print(f"{grid.model:12s} {cfg.label:36s} s3dsl {row['s3dsl_s']:7.2f}s  "
+                      f"hand {row['hand_s']:7.2f}s  ratio {row['ratio']:.2f}  per row "
+                      f"{row['per_row_ratio']:.2f}  rows {row['s3dsl_rows']:.0f}/"
+                      f"{row['hand_rows']:.0f}", flush=True)
+                if args.out is not None:  # after every row: a long run stopped keeps its rows
+                    write_tables(args.out, header_of(args, repeats, setups), rows)
+    header = header_of(args, repeats, setups)
     print(header)
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "handwritten_bench.json").write_text(
-            json.dumps({"setup": header, "rows": rows}, indent=2))
-        lines = [f"# s3dsl vs hand-written batched PyTorch\n\n{header}\n",
-                 "| configuration | s3dsl (s) | hand-written + dedup (s) | ratio | forward rows "
-                 "s3dsl / hand |", "|---|---:|---:|---:|---:|"]
-        lines += [f"| {r['config']} | {r['s3dsl_s']:.2f} | {r['hand_s']:.2f} | {r['ratio']:.2f} "
-                  f"| {r['s3dsl_rows']} / {r['hand_rows']} |" for r in rows]
-        (args.out / "handwritten_bench.md").write_text("\n".join(lines) + "\n")
+        write_tables(args.out, header, rows)
+
+
+def header_of(args: argparse.Namespace, repeats: int, setups: list[str]) -> str:
+    where = (torch.cuda.get_device_name() if args.device.startswith("cuda")
+             else f"{platform.machine()} CPU")
+    return (f"verifier arith-heuristic (the arith task's), {repeats} interleaved repeat(s) "
+            f"(seed = repeat, both sides), 1 torch thread, {where}, torch {torch.__version__}; "
+            + "; ".join(setups))
+
+
+def write_tables(out: Path, header: str, rows: list[dict]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "handwritten_bench.json").write_text(json.dumps({"setup": header, "rows": rows},
+                                                           indent=2))
+    lines = ["# s3dsl vs hand-written batched PyTorch\n", header + "\n",
+             "ratio = median s3dsl wall / median hand-written wall (below 1: s3dsl faster); per "
+             "row = the same per forward row spent (total wall / total rows), which removes the "
+             "luck of how many rows each side's dedup merged.\n",
+             "| model | configuration | s3dsl (s) | hand-written + dedup (s) | ratio | per row | "
+             "forward rows s3dsl / hand (mean) |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['model'].split(' (')[0]} | {r['config']} | {r['s3dsl_s']:.2f} | "
+              f"{r['hand_s']:.2f} | {r['ratio']:.2f} | {r['per_row_ratio']:.2f} | "
+              f"{r['s3dsl_rows']:.0f} / {r['hand_rows']:.0f} |" for r in rows]
+    (out / "handwritten_bench.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import s3dsl
 from s3dsl.compiler.ir import Program
 from s3dsl.compiler.passes import OPT_IN, Plan
 from s3dsl.distributed import SINGLE, World
+from s3dsl.runtime import rng
 from s3dsl.runtime.model import MaskedLM
 from s3dsl.session import check_run_options, execute, peak_memory_mb
 from s3dsl.store import RunRecord, Store, StoredResult, problem_key
@@ -60,6 +61,7 @@ def run_config(
         "opt_level": the_plan.opt_level,
         "disabled": sorted(disable),
         "version": s3dsl.__version__,
+        "rng": rng.SCHEME,
     } | approximations(the_plan)
 
 

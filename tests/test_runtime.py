@@ -358,11 +358,13 @@ def test_smc_resamples_exactly_when_ess_is_low(arith_problems):
     model = load_model("arith")
     source = builtin_strategies()["smc"].read_text()
     blocks = builtin("smc").decode.num_blocks
-    for threshold, low, high in (("0.0", 0, 0), ("0.9", 1, blocks - 1), ("1.01", blocks, blocks)):
+    for threshold, low, high in (("0.0", 0, 0), ("0.9", 0, blocks - 1), ("1.01", blocks, blocks)):
         text = source.replace("ess < 0.5", f"ess < {threshold}")
         program = build(parse_strategy(text, "smc.yaml"), SMALL, 16, "confidence")
         results = run(program, model, arith_problems, level=2)
         assert all(low <= r.resamples <= high for r in results), threshold
+        if threshold == "0.9":  # some block ends fired, and others did not
+            assert sum(r.resamples for r in results) > 0
         for r in results:
             assert (r.min_ess is None) == (r.resamples == 0)
             assert r.min_ess is None or 0 < r.min_ess < float(threshold)

@@ -38,6 +38,7 @@ from s3dsl.runtime.scoring import (
     Extract,
     Match,
     ParticleOutcome,
+    answers_of,
     build_verifier,
     candidates,
     choose,
@@ -347,7 +348,7 @@ class BatchedExecutor(BatchedForwards):
             fill.cpu(),
             self.model.tokenizer,
         )
-        self.pop.answers = [self.extract(c.completion) for c in cands]
+        self.pop.answers = answers_of(cands, self.extract)
         gold = [self.batch[b].answer for b in owners]
         return self.verify(verifier_name, cands, gold).to(self.device)
 

@@ -1,12 +1,13 @@
 """The batched population: every particle of every problem in a batch, as tensors on the device.
 
 Rows are laid out problem-major: problem b owns rows [b*n, (b+1)*n). Every per-particle field is a
-tensor with one row per particle, so expand and resample are one index gather over all fields.
+tensor with one row per particle, so expand and resample are one index gather over all fields,
+with no host copy: even the extracted answers are ids on the device into a table kept on the host.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import torch
 
@@ -25,7 +26,8 @@ class Population:
     key: torch.Tensor  # [P] int64
     slot: torch.Tensor  # [P] long: row of the forward cache holding this state, -1 if none
     kv_row: torch.Tensor  # [P] long: row of the block KV cache (kv_cache.py) this particle reads
-    answers: list  # [P] extracted answer of the last scored clean prediction
+    answer_id: torch.Tensor  # [P] long: the last scored clean prediction's answer in answer_table
+    answer_table: list = field(default_factory=lambda: [None])  # distinct answers; [0] is None
 
     @classmethod
     def initial(cls, tokens: torch.Tensor, keys: torch.Tensor, gen: int) -> Population:
@@ -40,20 +42,31 @@ class Population:
             step_logp=full(0.0), logw=full(0.0), score=full(float("nan")),
             prev_score=full(float("nan")), best_score=full(float("-inf")),
             stratum=full(0, torch.long), group=full(0, torch.long), key=keys.clone(),
-            slot=full(-1, torch.long), kv_row=full(-1, torch.long), answers=[None] * rows,
+            slot=full(-1, torch.long), kv_row=full(-1, torch.long),
+            answer_id=full(0, torch.long),
         )
 
     @property
     def rows(self) -> int:
         return self.tokens.shape[0]
 
+    @property
+    def answers(self) -> list:
+        """[P] extracted answer of the last scored clean prediction (None before any)."""
+        return [self.answer_table[i] for i in self.answer_id.tolist()]
+
+    @answers.setter
+    def answers(self, values: list) -> None:
+        table: dict = {None: 0}
+        ids = [table.setdefault(v, len(table)) for v in values]
+        self.answer_table = list(table)
+        self.answer_id = torch.tensor(ids, dtype=torch.long, device=self.answer_id.device)
+
     def gather(self, index: torch.Tensor) -> Population:
-        """The population of rows `index` (repeats allowed): expand and resample."""
+        """The population of rows `index` (repeats allowed): expand and resample. Tensor fields
+        are gathered on their device; the answer table is shared (ids index into it)."""
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, list):
-                out[f.name] = [value[i] for i in index.tolist()]
-            else:
-                out[f.name] = value[index.to(value.device)]
+            out[f.name] = value if isinstance(value, list) else value[index.to(value.device)]
         return Population(**out)

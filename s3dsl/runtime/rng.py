@@ -4,13 +4,21 @@ Every random number is a pure function of (particle key, counter, index): a spli
 computed with int64 tensor ops. So the reference interpreter (one particle at a time) and the
 batched executor (all particles, any chunking) draw exactly the same numbers, and a result never
 depends on how particles were laid out. Keys derive from (run seed, problem, lineage).
+
+A token proposal (`categorical`) takes one uniform per position, not one Gumbel per vocabulary
+entry: hashing is the expensive part, and LLaDA's vocabulary has 126,464 entries.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 
 import torch
+
+# The randomness scheme, part of every stored run's key: a result drawn under another scheme is not
+# served. "categorical-1": proposals by inverse CDF (`categorical`), from issue 11 item 5 on.
+SCHEME = "categorical-1"
 
 _M64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -90,3 +98,35 @@ def gumbel(
 ) -> torch.Tensor:
     """Standard Gumbel noise, float64 (as LLaDA does its Gumbel-max in float64)."""
     return -torch.log(-torch.log(uniform(keys, counter, shape, offset)))
+
+
+def categorical(
+    keys: torch.Tensor,
+    counter: int | torch.Tensor,
+    log_weights: torch.Tensor,
+    offset: int = 0,
+    temperature: float = 1.0,
+    exclude: int | None = None,
+) -> torch.Tensor:
+    """One draw per row and position from softmax(log_weights / temperature) over the last dim.
+
+    log_weights [R, W, V] -> indices [R, W] long. The same distribution as Gumbel-max, drawn by
+    inverse CDF from one uniform per position (`uniform(keys, counter, (W,), offset)`, so a window
+    of positions drawn alone equals the same window of a larger draw). Entries at -inf and
+    `exclude` are never drawn; a position whose weights are all -inf gets index 0. The arithmetic
+    is float64 and row-local, so a row's draw does not depend on the rows beside it.
+    """
+    rows, width, vocab = log_weights.shape
+    u = uniform(keys, counter, (width,), offset)  # [R, W] in (0, 1)
+    x = log_weights.to(torch.float64, copy=True)
+    if temperature != 1.0:
+        x.div_(temperature)
+    if exclude is not None:
+        x[..., exclude] = -math.inf
+    # all -inf: -inf - -inf is nan, total nan, and `total > 0` below picks index 0
+    cdf = x.sub_(x.amax(dim=-1, keepdim=True)).exp_().cumsum_(dim=-1)  # in place: one buffer
+    total = cdf[..., -1:]
+    # the first entry whose cdf exceeds u * total; kept below total, as u * total may round up to it
+    target = torch.minimum(u.unsqueeze(-1) * total, torch.nextafter(total, torch.zeros_like(total)))
+    index = torch.searchsorted(cdf, target, right=True).clamp_(max=vocab - 1)
+    return torch.where(total > 0, index, torch.zeros_like(index)).squeeze(-1)

@@ -62,12 +62,33 @@ def candidates(
     filled: torch.Tensor,
     tokenizer: Tokenizer,
 ) -> list[Candidate]:
-    out = []
-    rows_tok, rows_lp, rows_fill = tokens.tolist(), logps.tolist(), filled.tolist()
-    for prompt, tok, lp, fill in zip(prompts, rows_tok, rows_lp, rows_fill):
+    """One candidate per row. Identical rows (same prompt, tokens, log-prob bits and fills: in a
+    search, most children of a particle) are copied to the host and decoded once, and share one
+    `Candidate` object, so `run_verifier` scores them once too."""
+    rows = tokens.shape[0]
+    if rows == 0:
+        return []
+    prompt_ids: dict[str, int] = {}
+    dev = tokens.device
+    owner = torch.tensor([prompt_ids.setdefault(p, len(prompt_ids)) for p in prompts], device=dev)
+    key = torch.cat([owner.view(-1, 1), tokens.long(),
+                     logps.float().view(torch.int32).long(), filled.long()], dim=1)
+    unique, inverse = torch.unique(key, dim=0, return_inverse=True)
+    first = torch.full((len(unique),), rows, dtype=torch.long, device=dev).scatter_reduce(
+        0, inverse, torch.arange(rows, device=dev), "amin")
+    distinct = []
+    for r, tok, lp, fill in zip(first.tolist(), tokens[first].tolist(), logps[first].tolist(),
+                                filled[first].tolist()):
         text, cut = completion_text(tok, tokenizer)
-        out.append(Candidate(prompt, text, tuple(lp[:cut]), tuple(fill[:cut])))
-    return out
+        distinct.append(Candidate(prompts[r], text, tuple(lp[:cut]), tuple(fill[:cut])))
+    return [distinct[i] for i in inverse.tolist()]
+
+
+def answers_of(cands: Sequence[Candidate], extract: Extract) -> list[str | None]:
+    """The extracted answer of each candidate, extracting each distinct completion once."""
+    memo: dict[str, str | None] = {}
+    return [memo[c.completion] if c.completion in memo
+            else memo.setdefault(c.completion, extract(c.completion)) for c in cands]
 
 
 Match = Callable[["str | None", str], bool]
@@ -92,8 +113,23 @@ def build_verifier(
 
 
 def run_verifier(verifier: Verifier, cands: list[Candidate], gold: Sequence[str]) -> torch.Tensor:
-    scores = verifier.score(cands, list(gold) if verifier.needs_gold else None)
-    return torch.tensor(scores, dtype=torch.float64)
+    """Scores of `cands`; a verifier scores each candidate on its own (the `Verifier` contract),
+    so candidates that are one object (identical rows, see `candidates`) with the same gold are
+    scored once."""
+    golds = list(gold) if verifier.needs_gold else [None] * len(cands)
+    where: dict[tuple[int, str | None], int] = {}
+    picked: list[Candidate] = []
+    picked_gold: list = []
+    slot = []
+    for c, g in zip(cands, golds):
+        if (id(c), g) not in where:
+            where[(id(c), g)] = len(picked)
+            picked.append(c)
+            picked_gold.append(g)
+        slot.append(where[(id(c), g)])
+    scores = torch.tensor(verifier.score(picked, picked_gold if verifier.needs_gold else None),
+                          dtype=torch.float64)
+    return scores if len(picked) == len(cands) else scores[torch.tensor(slot, dtype=torch.long)]
 
 
 @dataclass(frozen=True)

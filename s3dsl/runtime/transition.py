@@ -152,7 +152,8 @@ def propose_and_commit(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One denoising step on rows: (new gen tokens, commit mask [R, G], x0 log-probs [R, G]).
 
-    Proposal x0 = argmax(logp + temperature * Gumbel), never the mask token itself (a trained
+    Proposal x0 ~ softmax(logp / temperature) (Gumbel-max's law, drawn by inverse CDF from one
+    uniform per position: `rng.categorical`), never the mask token itself (a trained
     model gives it ~0 probability; an untrained one may not, and committing it would leave the
     position masked); positions eligible are the masked ones left of block_end; the `rule`
     ranks them and the top k (per-row k, as a rank threshold) commit. `sampler` adds the official
@@ -168,10 +169,8 @@ def propose_and_commit(
     if sampler.top_p is not None or sampler.top_k is not None:
         dist = filter_logp(dist, sampler.top_p, sampler.top_k)
     if temperature > 0:
-        noise = rng.gumbel(keys, counter(step, GUMBEL), (width, vocab), offset=w0 * vocab)
-        scores = dist.double() + (1.0 if tempered else temperature) * noise
-        scores[..., mask_id] = -math.inf  # a fresh tensor: no copy to exclude the mask token
-        x0 = scores.argmax(dim=-1)
+        x0 = rng.categorical(keys, counter(step, GUMBEL), dist, offset=w0,
+                             temperature=1.0 if tempered else temperature, exclude=mask_id)
     else:  # the best non-mask token, without a [rows, width, vocab] copy of logp
         best2 = dist.topk(2, dim=-1).indices
         x0 = torch.where(best2[..., 0] == mask_id, best2[..., 1], best2[..., 0])
