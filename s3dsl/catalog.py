@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from s3dsl.dsl.errors import S3DSLError, did_you_mean
+from s3dsl.errors import S3DSLError, did_you_mean
 
 SUFFIXES = (".yaml", ".yml", ".s3")
 

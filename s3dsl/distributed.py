@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from s3dsl.dsl.errors import S3DSLError
+from s3dsl.errors import S3DSLError
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import torch
 from s3dsl.compiler.build import build
 from s3dsl.compiler.ir import Program
 from s3dsl.compiler.passes import DEFAULT_OPT_LEVEL, OPT_IN, Plan, plan
-from s3dsl.dsl.errors import S3DSLError
+from s3dsl.errors import S3DSLError
 from s3dsl.runtime.adapters.guidance import with_guidance
 from s3dsl.runtime.executor import BatchedExecutor, Counters
 from s3dsl.runtime.model import MaskedLM

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from s3dsl.dsl.errors import S3DSLError
+from s3dsl.errors import S3DSLError
 from s3dsl.runtime.results import ProblemResult
 from s3dsl.runtime.scoring import ParticleOutcome
 from s3dsl.tasks.base import Problem

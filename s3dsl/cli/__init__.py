@@ -15,7 +15,7 @@ from s3dsl.cli.app import app
 def emit(text: str, stream: TextIO | None = None) -> None:
     """One line to stderr (or `stream`) in whatever encoding it has: characters it cannot encode
     (and lone surrogates) become backslash escapes instead of raising UnicodeEncodeError."""
-    from s3dsl.dsl.errors import printable
+    from s3dsl.errors import printable
 
     out = stream or sys.stderr
     encoding = getattr(out, "encoding", None) or "utf-8"
@@ -25,7 +25,7 @@ def emit(text: str, stream: TextIO | None = None) -> None:
 
 
 def main() -> None:
-    from s3dsl.dsl.errors import S3DSLError
+    from s3dsl.errors import S3DSLError
 
     try:
         code = app(standalone_mode=False)

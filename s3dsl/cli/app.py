@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from s3dsl.cli import views
-from s3dsl.dsl.errors import S3DSLError
+from s3dsl.errors import S3DSLError
 
 app = typer.Typer(
     name="s3dsl",
@@ -112,7 +112,7 @@ def parse_dtype(dtype: str | None):
     if dtype is None or dtype == "auto":
         return None
     if dtype.lower() not in DTYPES:
-        from s3dsl.dsl.errors import did_you_mean
+        from s3dsl.errors import did_you_mean
 
         raise S3DSLError(f"--dtype {dtype}: unknown", None, did_you_mean(dtype, DTYPES))
     import torch
@@ -415,7 +415,7 @@ def list_cmd(
     """List what is built in."""
     kinds = ("strategies", "primitives", "verifiers", "models", "tasks", "passes", "extractors")
     if what not in kinds:
-        from s3dsl.dsl.errors import did_you_mean
+        from s3dsl.errors import did_you_mean
 
         raise S3DSLError(f"cannot list '{what}'", None, did_you_mean(what, kinds))
     console.print(views.listing(what))

@@ -32,7 +32,7 @@ from s3dsl.cli.app import (
     set_threads,
 )
 from s3dsl.cli.app import parse_sets as _parse_sets
-from s3dsl.dsl.errors import S3DSLError, did_you_mean
+from s3dsl.errors import S3DSLError, did_you_mean
 from s3dsl.matching import MAX_K, ks_to_run
 from s3dsl.report import REFERENCE
 from s3dsl.store import DEFAULT_DB, MEMORY, RunRecord, Store

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from s3dsl.cli.app import app, console
 from s3dsl.cli.compare import DbOpt, _emit
-from s3dsl.dsl.errors import S3DSLError
+from s3dsl.errors import S3DSLError
 from s3dsl.store import DEFAULT_DB, RunRecord, Store
 
 _STORED_BY = "runs are stored by s3dsl run and s3dsl compare"

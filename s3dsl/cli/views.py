@@ -11,7 +11,7 @@ from rich.text import Text
 
 from s3dsl.compiler.cost import predict
 from s3dsl.compiler.passes import PASSES, Plan
-from s3dsl.dsl.errors import printable
+from s3dsl.errors import printable
 from s3dsl.runtime.scoring import Match
 from s3dsl.session import RunSummary
 

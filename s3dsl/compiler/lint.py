@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from s3dsl.compiler import primitives as prims
 from s3dsl.compiler.ir import Op, Program, VerifierSpec
 from s3dsl.dsl import ast
-from s3dsl.dsl.errors import S3DSLError
-from s3dsl.dsl.spans import Span
+from s3dsl.errors import S3DSLError
+from s3dsl.spans import Span
 
 GENERIC_VERIFIERS = frozenset({"confidence", "oracle"})
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from s3dsl.compiler import primitives as prims
 from s3dsl.dsl import ast
-from s3dsl.dsl.errors import S3DSLError
 from s3dsl.dsl.limits import (
     MAX_GEN_LENGTH,
     MAX_INT,
@@ -24,7 +23,8 @@ from s3dsl.dsl.limits import (
     check_int_range,
 )
 from s3dsl.dsl.printer import describe_value
-from s3dsl.dsl.spans import Span
+from s3dsl.errors import S3DSLError
+from s3dsl.spans import Span
 
 
 def shown(value: Any) -> str:
@@ -107,7 +107,7 @@ def check_arg(prim: prims.Primitive, p: prims.Param, value: Any, span: Span) -> 
             raise S3DSLError(f"{where} must be true or false, got {shown(value)}", span)
     elif p.kind == "choice":
         if not isinstance(value, str) or value not in p.choices:
-            from s3dsl.dsl.errors import did_you_mean
+            from s3dsl.errors import did_you_mean
 
             hint = did_you_mean(value, p.choices) if isinstance(value, str) else (
                 "expected one of: " + ", ".join(p.choices))

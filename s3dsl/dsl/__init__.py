@@ -14,7 +14,6 @@ from s3dsl.dsl.ast import (
     VerifierDef,
     VerifierTerm,
 )
-from s3dsl.dsl.errors import S3DSLError, did_you_mean
 from s3dsl.dsl.expr import Condition, compile_condition, evaluate, references
 from s3dsl.dsl.loader import detect_form, load_strategy, parse_strategy
 from s3dsl.dsl.printer import (
@@ -24,9 +23,10 @@ from s3dsl.dsl.printer import (
     format_verifier,
 )
 from s3dsl.dsl.schema import strategy_json_schema
-from s3dsl.dsl.spans import Span
 from s3dsl.dsl.text import parse_pipeline, parse_text_strategy, parse_value, parse_verifier
 from s3dsl.dsl.yaml_form import parse_yaml_strategy
+from s3dsl.errors import S3DSLError, did_you_mean
+from s3dsl.spans import Span
 
 __all__ = [
     "Arg",

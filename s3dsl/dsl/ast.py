@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from s3dsl.dsl.spans import Span
+from s3dsl.spans import Span
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from s3dsl.dsl.errors import S3DSLError, did_you_mean
 from s3dsl.dsl.limits import MAX_INT, MAX_NESTING, number_literal
-from s3dsl.dsl.spans import Span
+from s3dsl.errors import S3DSLError, did_you_mean
+from s3dsl.spans import Span
 
 Value = int | float | bool | str
 FUNCTIONS = {"min": min, "max": max}

@@ -3,8 +3,8 @@ memory. Each limit is named in the error a file gets when it goes past it."""
 
 from __future__ import annotations
 
-from s3dsl.dsl.errors import S3DSLError
-from s3dsl.dsl.spans import Span
+from s3dsl.errors import S3DSLError
+from s3dsl.spans import Span
 
 MAX_FILE_CHARS = 200_000  # a strategy file (the built-ins are under 3,000)
 MAX_NESTING = 50  # brackets, parentheses, `not`s, operators: levels of one value or expression

@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 from s3dsl.dsl.ast import Strategy
-from s3dsl.dsl.errors import S3DSLError
 from s3dsl.dsl.limits import MAX_FILE_CHARS
-from s3dsl.dsl.spans import Span
 from s3dsl.dsl.text import parse_text_strategy
 from s3dsl.dsl.yaml_form import parse_yaml_strategy
+from s3dsl.errors import S3DSLError
+from s3dsl.spans import Span
 
 YAML_SUFFIXES = (".yaml", ".yml")
 TEXT_SUFFIXES = (".s3",)

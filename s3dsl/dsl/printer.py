@@ -9,8 +9,8 @@ import math
 import re
 
 from s3dsl.dsl.ast import Arg, Call, Expr, Pipeline, Strategy, VerifierDef, VerifierTerm
-from s3dsl.dsl.errors import S3DSLError
 from s3dsl.dsl.text import NAME, VALUE_KEYWORDS, parse_value
+from s3dsl.errors import S3DSLError
 
 _LONE_DOLLAR = re.compile(r"\$\{[^}\n\r]*\}\Z")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from typing import Protocol
 
-from s3dsl.dsl.spans import Span
+from s3dsl.spans import Span
 
 
 class Locator(Protocol):

@@ -26,10 +26,10 @@ from s3dsl.dsl.ast import (
     VerifierDef,
     VerifierTerm,
 )
-from s3dsl.dsl.errors import S3DSLError, did_you_mean
 from s3dsl.dsl.limits import MAX_NESTING, number_literal
 from s3dsl.dsl.source import Locator, SourceMap
-from s3dsl.dsl.spans import Span
+from s3dsl.errors import S3DSLError, did_you_mean
+from s3dsl.spans import Span
 
 STATEMENT_KEYWORDS = ("strategy", "param", "decode", "verifier", "init", "step", "final")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

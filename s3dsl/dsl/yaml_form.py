@@ -25,7 +25,6 @@ from s3dsl.dsl.ast import (
     VerifierDef,
     VerifierTerm,
 )
-from s3dsl.dsl.errors import S3DSLError, did_you_mean, printable
 from s3dsl.dsl.limits import (
     MAX_ALIAS_NODES,
     MAX_NESTING,
@@ -34,8 +33,9 @@ from s3dsl.dsl.limits import (
     number_literal,
 )
 from s3dsl.dsl.source import EmbeddedMap, SourceMap
-from s3dsl.dsl.spans import Span
 from s3dsl.dsl.text import IDENTIFIER, NAME, parse_pipeline, parse_verifier
+from s3dsl.errors import S3DSLError, did_you_mean, printable
+from s3dsl.spans import Span
 
 TOP_LEVEL_KEYS = ("name", "description", "params", "decode", "verifiers", "program")
 PROGRAM_KEYS = ("init", "step", "final")

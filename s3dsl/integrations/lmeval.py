@@ -31,7 +31,7 @@ from typing import Any
 
 from lm_eval.api.model import LM
 
-from s3dsl.dsl.errors import S3DSLError
+from s3dsl.errors import S3DSLError
 from s3dsl.integrations.lmeval_likelihood import (
     ElboScorer,
     encode_pair,

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from s3dsl.dsl.errors import S3DSLError
+from s3dsl.errors import S3DSLError
 from s3dsl.models.block_kv import BlockKVForwards
 from s3dsl.models.config import ModelConfig
 from s3dsl.models.hub_tokenizer import HubTokenizer, load_fast_tokenizer

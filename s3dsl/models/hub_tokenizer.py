@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from s3dsl.dsl.errors import S3DSLError
+from s3dsl.errors import S3DSLError
 
 
 def load_fast_tokenizer(directory: Path) -> Any:

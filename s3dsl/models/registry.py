@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from s3dsl.dsl.errors import S3DSLError, did_you_mean
+from s3dsl.errors import S3DSLError, did_you_mean
 from s3dsl.models.config import ModelConfig
 from s3dsl.models.transformer import MaskPredictor
 from s3dsl.models.wrapper import DiffusionLM

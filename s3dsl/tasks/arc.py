@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import string
 
-from s3dsl.dsl.errors import S3DSLError
+from s3dsl.errors import S3DSLError
 from s3dsl.tasks.data import extract_choice
 from s3dsl.tasks.packs import Pack, require_text
 from s3dsl.tasks.records import Record

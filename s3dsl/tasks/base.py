@@ -54,7 +54,7 @@ def split_problems(
 ) -> list[Problem]:
     """A generated task's splits: the fixed held-out `test` list, or the first `limit` (default
     1000) problems of its train stream. An unknown split is the user's error."""
-    from s3dsl.dsl.errors import S3DSLError, did_you_mean
+    from s3dsl.errors import S3DSLError, did_you_mean
 
     if split == "test":
         return list(test[:limit])

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from s3dsl.dsl.errors import S3DSLError, did_you_mean
+from s3dsl.errors import S3DSLError, did_you_mean
 from s3dsl.tasks.base import Problem
 
 Extractor = Callable[[str], "str | None"]

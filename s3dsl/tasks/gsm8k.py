@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from s3dsl.dsl.errors import S3DSLError
+from s3dsl.errors import S3DSLError
 from s3dsl.tasks.answers import final_number
 from s3dsl.tasks.data import normalized_match
 from s3dsl.tasks.packs import Pack, require_text

@@ -3,7 +3,7 @@ scored by mathematical equivalence through math-verify."""
 
 from __future__ import annotations
 
-from s3dsl.dsl.errors import S3DSLError
+from s3dsl.errors import S3DSLError
 from s3dsl.tasks.answers import final_answer
 from s3dsl.tasks.data import extract_boxed
 from s3dsl.tasks.mathcheck import math_equal

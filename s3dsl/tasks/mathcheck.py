@@ -12,7 +12,7 @@ import re
 import threading
 from functools import lru_cache
 
-from s3dsl.dsl.errors import S3DSLError
+from s3dsl.errors import S3DSLError
 from s3dsl.tasks.data import normalized_match
 
 _WRAPPERS = re.compile(r"^\$+|\$+$|^\\\(|\\\)$|^\\\[|\\\]$")

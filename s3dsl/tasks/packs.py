@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from s3dsl.dsl.errors import S3DSLError, did_you_mean
+from s3dsl.errors import S3DSLError, did_you_mean
 from s3dsl.tasks.base import Problem
 from s3dsl.tasks.records import WHOLE_FILE, Record, read_records
 

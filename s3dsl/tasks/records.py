@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from s3dsl.dsl.errors import S3DSLError
+from s3dsl.errors import S3DSLError
 
 WHOLE_FILE = ""  # the split name of a file that has no splits (JSONL, parquet, one Dataset)
 PARQUET_SUFFIXES = (".parquet", ".pq")

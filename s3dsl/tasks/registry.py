@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from s3dsl.dsl.errors import S3DSLError, did_you_mean
+from s3dsl.errors import S3DSLError, did_you_mean
 from s3dsl.tasks.arith import ArithTask
 from s3dsl.tasks.base import Task
 from s3dsl.tasks.sudoku import SudokuTask

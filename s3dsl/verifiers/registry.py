@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
-from s3dsl.dsl.errors import S3DSLError, did_you_mean
+from s3dsl.errors import S3DSLError, did_you_mean
 from s3dsl.verifiers.arith import ArithHeuristic
 from s3dsl.verifiers.base import Verifier
 from s3dsl.verifiers.confidence import Confidence
