@@ -93,7 +93,7 @@ def infer_shapes(program: Program) -> None:
         assert prim is not None
 
         def run(s: Shape) -> Shape:
-            for need in prims.needs(prim, op.args):
+            for need in prim.needs_for(op.args):
                 if not need & s.facts:
                     wanted = " or ".join(sorted(need))
                     where = " (on a path where an earlier when= stage did not run)" if (
@@ -103,9 +103,10 @@ def infer_shapes(program: Program) -> None:
                         op.span,
                         _provider_hint(need),
                     )
-            if op.name == "mh-accept":
+            if prim.uses_group:
                 if op.uid in seen and op.group != s.group:
-                    raise S3DSLError("mh-accept sees proposal groups of different sizes", op.span)
+                    raise S3DSLError(f"{op.name} sees proposal groups of different sizes",
+                                     op.span)
                 op.group = s.group
                 seen.add(op.uid)
             n_out = prim.count(s.n, op.args, s.group)
@@ -117,8 +118,8 @@ def infer_shapes(program: Program) -> None:
                 )
             op.n_in, op.n_out = max(op.n_in, s.n), max(op.n_out, n_out)
             group = s.group
-            if op.name == "expand":
-                group = op.args["k"]
+            if prim.regroup is not None:
+                group = prim.regroup(op.args)
             elif "groups" in prim.clears:
                 group = 1
             return Shape(n_out, group, (s.facts - prim.clears) | prim.provides)

@@ -18,23 +18,24 @@ from typing import TYPE_CHECKING
 import torch
 
 from s3dsl.compiler.ir import Op
+from s3dsl.compiler.primitives import lookup
 from s3dsl.compiler.schedule import StepContext
+from s3dsl.runtime.population import COUNTERS
 from s3dsl.runtime.results import ProblemResult
 
 if TYPE_CHECKING:
     from s3dsl.runtime.executor import BatchedExecutor
 
-# stages whose executor methods take a per-problem mask (the rest split the batch)
-MASKED = frozenset({"weight", "stratify", "remask", "stop", "select"})
-PER_PROBLEM = ("nfe", "accepted", "proposed", "resamples", "min_ess", "chosen", "last_ess",
-               "remasks", "stopped")
+PER_PROBLEM = tuple(name for name, _, _ in COUNTERS)
 
 
 def splits(op: Op, n: int) -> bool:
-    """Whether a conditional `op` splits a cohort rather than masking problems."""
-    if op.name == "resample":
-        return int(op.args["n"]) != n
-    return op.name not in MASKED
+    """Whether a conditional `op` splits a cohort rather than masking problems: unless its
+    batched semantics take a per-problem mask (`Primitive.masks_problems`) and it keeps the
+    count."""
+    prim = lookup(op.name)
+    assert prim is not None
+    return not (prim.masks_problems and prim.count(n, op.args, op.group) == n)
 
 
 def subset(ex: BatchedExecutor, keep: torch.Tensor) -> BatchedExecutor:

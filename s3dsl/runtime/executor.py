@@ -20,6 +20,7 @@ Expand and resample move slots with the same gather as every other field.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from typing import TypeVar
 
 import torch
@@ -27,12 +28,13 @@ import torch
 from s3dsl.compiler.ir import Op, Program
 from s3dsl.compiler.lowered import FINISH, Stage, StepPlan
 from s3dsl.compiler.passes import Flags, lowered_for
+from s3dsl.compiler.primitives import PRIMITIVES
 from s3dsl.runtime import kv_cache, resampling, rng, static, transition
 from s3dsl.runtime.cohorts import Cohorts
 from s3dsl.runtime.engine import StepContext, drive
 from s3dsl.runtime.forwards import BatchedForwards, Counters
 from s3dsl.runtime.model import MaskedLM, PromptCachingLM
-from s3dsl.runtime.population import Population
+from s3dsl.runtime.population import COUNTERS, Population
 from s3dsl.runtime.results import ProblemResult, problem_result
 from s3dsl.runtime.scoring import (
     Extract,
@@ -41,7 +43,6 @@ from s3dsl.runtime.scoring import (
     answers_of,
     build_verifier,
     candidates,
-    choose,
     clean_prediction,
     completion_text,
     encode_prompt,
@@ -52,22 +53,25 @@ from s3dsl.runtime.semantics import (
     committed_logprob,
     condition_env,
     finishing_context,
-    imh_chain,
     problem_uniforms,
-    prune_survivors,
-    remask_positions,
-    resample_logweights,
-    resample_logweights_rows,
-    score_strata,
+    search_snapshot,
     sequence_logprob,
-    weight_update,
 )
 from s3dsl.tasks.base import Problem
 
 T = TypeVar("T")
 
+# What each primitive's batched semantics (`s3dsl.compiler.ops`) runs: read by name at each stage.
+SEMANTICS = {prim.name: prim.batched for prim in PRIMITIVES}
+# The runtime's tensor kernels, handed to the primitives (which import no runtime) as `kernels`.
+KERNELS = SimpleNamespace(rng=rng, resampling=resampling, transition=transition)
+
 
 class BatchedExecutor(BatchedForwards):
+    """Runs a plan over a batch; implements `s3dsl.compiler.ops.base.Batch` for the primitives."""
+
+    kernels = KERNELS
+
     def __init__(
         self,
         program: Program,
@@ -156,13 +160,8 @@ class BatchedExecutor(BatchedForwards):
             self.counters.prompt_encodes += B
         self.block_kv = kv_cache.for_plan(self.lowered, self.model, self.program.decode,
                                           self.attn, self.prompts, self.counters)
-        self.nfe = [0] * B
-        self.accepted, self.proposed, self.resamples = [0] * B, [0] * B, [0] * B
-        self.min_ess: list[float | None] = [None] * B
-        self.chosen = [0] * B
-        self.last_ess: list[float | None] = [None] * B  # of the latest resample (for traces)
-        self.remasks = [0] * B  # remask applications (for traces)
-        self.stopped = [False] * B  # a `stop` fired: finished, and no stage may reopen it
+        for name, initial, _ in COUNTERS:  # nfe, accepted, ..., stopped: one entry per problem
+            setattr(self, name, [initial] * B)
         # each problem's index in the batch as begun: its prompt cache and attention rows (a
         # cohort, s3dsl.runtime.cohorts, holds some of the problems)
         self.owner = torch.arange(B, device=dev)
@@ -229,7 +228,7 @@ class BatchedExecutor(BatchedForwards):
     def run_op(self, op: Op, ctx: StepContext, active: torch.Tensor | None) -> None:
         """Run one stage on the problems `active` marks (None: all of them)."""
         self.stage = self.stages[op.uid]
-        getattr(self, "op_" + op.name.replace("-", "_"))(op, ctx, active)
+        SEMANTICS[op.name](self, op, ctx, active)
         self._after_op()
 
     def active_rows(self, active: torch.Tensor | None) -> torch.Tensor:
@@ -237,35 +236,7 @@ class BatchedExecutor(BatchedForwards):
             return torch.ones(self.pop.rows, dtype=torch.bool, device=self.device)
         return active.to(self.device).repeat_interleave(self.n)
 
-    def op_expand(self, op: Op, ctx: StepContext, active) -> None:
-        k, n = op.args["k"], self.n
-        index = torch.arange(self.pop.rows, device=self.device).repeat_interleave(k)
-        pop = self.pop.gather(index)
-        child = torch.arange(len(index), device=self.device) % k
-        pop.key = rng.mix(pop.key, op.uid, ctx.step, child)
-        pop.group = index % n
-        gather = self.stage.node("gather")
-        if gather is None or gather.get("cache") != "keep":
-            pop.slot.fill_(-1)
-        self.pop = pop
-
-    def op_denoise(self, op: Op, ctx: StepContext, active) -> None:
-        if self.stage.has("static-step"):
-            self._static_denoise(op, ctx)
-            return
-        gen = self.gen_tokens()
-        need = (gen[:, : ctx.block_end] == self.mask_id).any(dim=1)
-        self.pop.step_logp.zero_()
-        if not need.any():
-            return
-        self.ensure_forward(need, ctx.block_end)
-        rows = need.nonzero().squeeze(1)
-        w0, _ = transition.window_bounds(gen[rows], self.mask_id, ctx.block_end)
-        c = self.cache
-        window = c.window_logp[self.pop.slot[rows]][:, w0 - c.w0 : ctx.block_end - c.w0]
-        self._commit(op, ctx, rows, window, w0)
-
-    def _commit(self, op: Op, ctx: StepContext, rows: torch.Tensor, window: torch.Tensor,
+    def commit(self, op: Op, ctx: StepContext, rows: torch.Tensor, window: torch.Tensor,
                 w0: int) -> None:
         """Propose and commit on `rows` from their log-probs over positions [w0, block_end)."""
         d, gen = self.program.decode, self.gen_tokens()
@@ -288,7 +259,20 @@ class BatchedExecutor(BatchedForwards):
         self.pop.step_logp[rows] = committed_logprob(x0_logp, commit)
         self.pop.slot[rows] = -1
 
-    def _static_denoise(self, op: Op, ctx: StepContext) -> None:
+    def finish_rows(self, ctx: StepContext, rows: torch.Tensor) -> None:
+        """Commit every mask of `rows` in one step (`stop`), with a forward of those rows only
+        that leaves every other row's cached forward in place."""
+        w0, _ = transition.window_bounds(self.gen_tokens()[rows], self.mask_id, self.gen)
+        owners = self.problem_of(rows)
+        for b in owners.tolist():
+            self.nfe[b] += 1
+        reduced = self.forward(self.pop.tokens[rows], owners, w0, self.gen)
+        self.commit(FINISH, finishing_context(ctx, self.gen), rows, reduced.window_logp, w0)
+
+    def problem_uniforms(self, b: int, op: Op, ctx: StepContext, count: int) -> torch.Tensor:
+        return problem_uniforms(int(self.root[b]), op, ctx, count)
+
+    def static_denoise(self, op: Op, ctx: StepContext) -> None:
         """All rows in fixed-size chunks through `static.denoise_step`: no host sync."""
         d, pop, rows = self.program.decode, self.pop, self.pop.rows
         spec = static.StepSpec(
@@ -356,167 +340,14 @@ class BatchedExecutor(BatchedForwards):
         """Scores of the named verifier, on the host (the overlap pass may send them elsewhere)."""
         return run_verifier(self.verifiers[name], cands, gold)
 
-    def op_score(self, op: Op, ctx: StepContext, active) -> None:
-        values = self.score_rows(op.args["verifier"], ctx.next_block_end)
-        pop = self.pop
-        pop.prev_score, pop.score = pop.score, values
-        pop.best_score = torch.maximum(pop.best_score, values)
-
-    def op_stratify(self, op: Op, ctx: StepContext, active) -> None:
-        n = self.n
-        for b in self._active_problems(active):
-            sl = slice(b * n, (b + 1) * n)
-            if op.args["by"] == "answer":
-                seen: dict = {}
-                labels = [seen.setdefault(a, len(seen)) for a in self.pop.answers[sl]]
-                self.pop.stratum[sl] = torch.tensor(labels, device=self.device)
-            else:
-                self.pop.stratum[sl] = score_strata(self.pop.score[sl].cpu(), op.args["strata"]).to(
-                    self.device
-                )
-
-    def op_resample(self, op: Op, ctx: StepContext, active) -> None:
-        n_in, n_out = self.n, op.args["n"]
-        batched = (
-            op.args["method"] in resampling.ROW_METHODS
-            and op.args["within"] != "strata"
-            and (active is None or n_out == n_in)
-        )
-        if batched:
-            idx, moved = self.resample_all(op, ctx, active)
-        else:
-            idx, moved = self.resample_each(op, ctx, active)
-        pop = self.pop.gather(idx)
-        slot_in_problem = torch.arange(len(idx), device=self.device) % n_out
-        new_keys = rng.mix(pop.key, op.uid, ctx.step, slot_in_problem)
-        pop.key = torch.where(moved, new_keys, pop.key)
-        pop.logw = torch.where(moved, torch.zeros_like(pop.logw), pop.logw)
-        self.pop = pop
-
-    def resample_all(self, op: Op, ctx: StepContext, active) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every problem at once (row schemes, no strata): the same ancestors as one problem at a
-        time, from the same per-problem uniforms, in a few [B, n] tensor ops."""
-        B, n_in, n_out = len(self.batch), self.n, op.args["n"]
-        logw = resample_logweights_rows(
-            self.pop.score.cpu().view(B, n_in), self.pop.logw.cpu().view(B, n_in), op.args
-        )
-        weights = resampling.normalize_rows(logw)
-        keys = rng.mix(self.root.to(torch.int64), op.uid, ctx.step)
-        u = rng.uniform(keys, 0, (2 * n_in + n_out + 2,))
-        ancestors = resampling.resample_rows(weights, n_out, op.args["method"], u)
-        ancestors = ancestors + (torch.arange(B) * n_in).view(B, 1)
-        live = torch.ones(B, dtype=torch.bool) if active is None else active.cpu().bool()
-        if not bool(live.all()):  # a finished problem keeps its rows (then n_out == n_in)
-            own = torch.arange(B * n_in).view(B, n_in)
-            ancestors = torch.where(live.view(B, 1), ancestors, own)
-        for b, ess in enumerate(resampling.ess_rows(weights).tolist()):
-            if bool(live[b]):
-                self.resamples[b] += 1
-                self.min_ess[b] = ess if self.min_ess[b] is None else min(self.min_ess[b], ess)
-                self.last_ess[b] = ess
-        moved = live.view(B, 1).expand(B, n_out).reshape(-1)
-        return ancestors.reshape(-1).to(self.device), moved.to(self.device)
-
-    def resample_each(self, op: Op, ctx: StepContext, active) -> tuple[torch.Tensor, torch.Tensor]:
-        """One problem at a time: strata, and schemes with no row form (residual, ssp, topk)."""
-        n_in, n_out = self.n, op.args["n"]
-        index, fresh = [], []
-        for b in range(len(self.batch)):
-            sl = slice(b * n_in, (b + 1) * n_in)
-            if active is not None and not bool(active[b]):
-                index.append(torch.arange(sl.start, sl.stop))
-                fresh.append(torch.zeros(n_in, dtype=torch.bool))
-                continue
-            logw = resample_logweights(
-                self.pop.score[sl].tolist(), self.pop.logw[sl].tolist(), op.args
-            )
-            weights = resampling.normalize(logw)
-            self.resamples[b] += 1
-            ess = resampling.ess(weights)
-            self.min_ess[b] = ess if self.min_ess[b] is None else min(self.min_ess[b], ess)
-            self.last_ess[b] = ess
-            u = problem_uniforms(int(self.root[b]), op, ctx, 2 * n_in + n_out + 2)
-            strata = self.pop.stratum[sl].cpu() if op.args["within"] == "strata" else None
-            ancestors = resampling.resample(weights, n_out, op.args["method"], u, strata)
-            index.append(ancestors + sl.start)
-            fresh.append(torch.ones(n_out, dtype=torch.bool))
-        return torch.cat(index).to(self.device), torch.cat(fresh).to(self.device)
-
-    def op_prune(self, op: Op, ctx: StepContext, active) -> None:
-        n, scores = self.n, self.pop.score.tolist()
-        keep = [b * n + i for b in range(len(self.batch))
-                for i in prune_survivors(scores[b * n : (b + 1) * n], op.args["n"])]
-        self.pop = self.pop.gather(torch.tensor(keep, device=self.device))
-
-    def op_weight(self, op: Op, ctx: StepContext, active) -> None:
-        pop = self.pop
-        new = weight_update(
-            pop.logw, pop.step_logp, pop.score, pop.prev_score, pop.best_score, op.args
-        )
-        pop.logw = torch.where(self.active_rows(active), new, pop.logw)
-
-    def op_mh_accept(self, op: Op, ctx: StepContext, active) -> None:
-        kind, targs = op.args["target"]
-        if kind == "tilted":
-            values = self.score_rows(targs["verifier"], ctx.next_block_end).tolist()
-        else:
-            values = sequence_logprob(self.pop.commit_logp).tolist()
-        n, k = self.n, op.group
-        keep = []
-        for b in range(len(self.batch)):
-            u = problem_uniforms(int(self.root[b]), op, ctx, n)
-            for g in range(n // k):
-                lo = b * n + g * k
-                idx, accepted = imh_chain(values[lo : lo + k], kind, targs, u[g * k : (g + 1) * k])
-                keep.append(lo + idx)
-                self.accepted[b] += accepted
-                self.proposed[b] += k - 1
-        self.pop = self.pop.gather(torch.tensor(keep, device=self.device))
-
-    def op_remask(self, op: Op, ctx: StepContext, active) -> None:
-        pop = self.pop
-        gen = self.gen_tokens()
-        stopped = torch.tensor(self.stopped, device=self.device).repeat_interleave(self.n)
-        live = self.active_rows(active) & ~stopped
-        committed = (gen != self.mask_id) & live.unsqueeze(1)
-        chosen = remask_positions(committed, pop.commit_logp, pop.key, op, ctx)
-        for b in self._active_problems(active):
-            self.remasks[b] += not self.stopped[b]
-        pop.tokens[:, -self.gen :] = torch.where(chosen, self.mask_id, gen)
-        pop.commit_logp = torch.where(chosen, torch.zeros_like(pop.commit_logp), pop.commit_logp)
-        pop.slot[chosen.any(dim=1)] = -1
-
-    def op_stop(self, op: Op, ctx: StepContext, active) -> None:
-        """Finish the problems whose condition holds, as `finish` does, with a forward of their
-        masked rows only that leaves every other row's cached forward in place."""
-        for b in self._active_problems(active):
-            self.stopped[b] = True
-        live = self.active_rows(active)
-        gen = self.gen_tokens()
-        self.pop.step_logp[live] = 0.0
-        rows = (live & (gen == self.mask_id).any(dim=1)).nonzero().squeeze(1)
-        if len(rows) == 0:
-            return
-        w0, _ = transition.window_bounds(gen[rows], self.mask_id, self.gen)
-        owners = self.problem_of(rows)
-        for b in owners.tolist():
-            self.nfe[b] += 1
-        reduced = self.forward(self.pop.tokens[rows], owners, w0, self.gen)
-        self._commit(FINISH, finishing_context(ctx, self.gen), rows, reduced.window_logp, w0)
-
-    def op_select(self, op: Op, ctx: StepContext, active) -> None:
-        outcomes = self.outcomes()
-        for b in self._active_problems(active):
-            self.chosen[b] = choose(outcomes[b], op.args["by"])
-
     def finish(self, ctx: StepContext) -> None:
         last = finishing_context(ctx, self.gen)
         if (self.gen_tokens() == self.mask_id).any():
             self.stage = self.lowered.finish
-            self.op_denoise(FINISH, last, None)
+            SEMANTICS["denoise"](self, FINISH, last, None)
             self._after_op()
 
-    def _active_problems(self, active) -> list[int]:
+    def active_problems(self, active: torch.Tensor | None) -> list[int]:
         return [b for b in range(len(self.batch)) if active is None or bool(active[b])]
 
     # -- results ---------------------------------------------------------------------------
@@ -551,8 +382,6 @@ class BatchedExecutor(BatchedForwards):
 
     def snapshot(self) -> list[dict]:
         """Per problem, where the search stands now (s3dsl.trace records it after each step)."""
-        from s3dsl.runtime.semantics import search_snapshot
-
         if self.captured is not None:
             self.captured.materialize()
         scores, n = self.pop.score.tolist(), self.n

@@ -1,72 +1,170 @@
-"""The batched population: every particle of every problem in a batch, as tensors on the device.
+"""Particle and problem state, declared once: the reference's `Particle` and `ProblemState` and
+the batched `Population` and per-problem counters are all derived from `STATE` and `COUNTERS`.
 
-Rows are laid out problem-major: problem b owns rows [b*n, (b+1)*n). Every per-particle field is a
-tensor with one row per particle, so expand and resample are one index gather over all fields,
-with no host copy: even the extracted answers are ids on the device into a table kept on the host.
+Batched rows are laid out problem-major: problem b owns rows [b*n, (b+1)*n). Every per-particle
+field is a tensor with one row per particle, so expand and resample are one index gather over
+all fields, with no host copy: a field of host values (the extracted answers) travels as ids on
+the device into a table kept on the host. Adding a field is one `StateField` here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import math
+from dataclasses import dataclass, field, fields, make_dataclass
+from typing import Any
 
 import torch
 
 
-@dataclass
-class Population:
-    tokens: torch.Tensor  # [P, L] long; prompts left-padded
-    commit_logp: torch.Tensor  # [P, G] float32
-    step_logp: torch.Tensor  # [P] float64: log-prob of the tokens the last denoise committed
-    logw: torch.Tensor  # [P] float64
-    score: torch.Tensor  # [P] float64, nan until scored
-    prev_score: torch.Tensor  # [P] float64
-    best_score: torch.Tensor  # [P] float64
-    stratum: torch.Tensor  # [P] long
-    group: torch.Tensor  # [P] long
-    key: torch.Tensor  # [P] int64
-    slot: torch.Tensor  # [P] long: row of the forward cache holding this state, -1 if none
-    kv_row: torch.Tensor  # [P] long: row of the block KV cache (kv_cache.py) this particle reads
-    answer_id: torch.Tensor  # [P] long: the last scored clean prediction's answer in answer_table
-    answer_table: list = field(default_factory=lambda: [None])  # distinct answers; [0] is None
+@dataclass(frozen=True)
+class StateField:
+    """One per-particle field. `shape` per particle: "" one value, "tokens" [L] (the prompt and
+    the generated positions), "gen" [G]. `initial` None: the caller gives it."""
 
+    name: str  # the batched name (Population attribute)
+    dtype: torch.dtype | None  # None: host values (batched: ids into a table, see storage)
+    initial: Any
+    doc: str
+    shape: str = ""
+    particle: str = ""  # the reference Particle's name, if it differs
+    batched_only: bool = False  # meaningful only in the batched executor (the forward cache)
+
+    def __post_init__(self) -> None:
+        if not self.particle:
+            object.__setattr__(self, "particle", self.name)
+
+    def storage(self) -> list[tuple[str, Any, Any]]:
+        """The Population's dataclass fields for it: the tensor, or host values as ids (0 is
+        None) into a table shared by every gather."""
+        if self.dtype is not None:
+            return [(self.name, torch.Tensor, field())]
+        return [(f"{self.particle}_id", torch.Tensor, field()),
+                (f"{self.particle}_table", list, field(default_factory=lambda: [None]))]
+
+
+STATE: tuple[StateField, ...] = (
+    StateField("tokens", torch.long, None, "prompt (left-padded when batched) + generated tokens",
+               "tokens", particle="ids"),
+    StateField("commit_logp", torch.float32, 0.0,
+               "log-prob of each committed token when committed; 0 if masked", "gen",
+               particle="logp"),
+    StateField("key", torch.int64, None, "the particle's random key"),
+    StateField("logw", torch.float64, 0.0, "SMC log-weight"),
+    StateField("step_logp", torch.float64, 0.0, "log-prob of what the last denoise committed"),
+    StateField("score", torch.float64, math.nan, "the last verifier score (nan: not scored)"),
+    StateField("prev_score", torch.float64, math.nan, "the score before it (weight by=diff)"),
+    StateField("best_score", torch.float64, -math.inf, "the best score so far (weight by=max)"),
+    StateField("answers", None, None, "answer extracted from the last scored clean prediction",
+               particle="answer"),
+    StateField("stratum", torch.long, 0, "stratum label (stratify)"),
+    StateField("group", torch.long, 0, "index of the parent in the last expand"),
+    StateField("slot", torch.long, -1, "row of the forward cache holding this state, -1: none",
+               batched_only=True),
+    StateField("kv_row", torch.long, -1, "row of the block KV cache (kv_cache.py) it reads",
+               batched_only=True),
+)
+
+# Per-problem counters and results: a field of the reference's ProblemState, a list in the
+# executor (one entry per problem of the batch).
+COUNTERS: tuple[tuple[str, Any, str], ...] = (
+    ("nfe", 0, "forward rows spent on the problem"),
+    ("accepted", 0, "mh-accept proposals accepted"),
+    ("proposed", 0, "mh-accept proposals made"),
+    ("resamples", 0, "resample applications"),
+    ("min_ess", None, "the smallest ESS at a resample"),
+    ("chosen", 0, "index of the selected particle"),
+    ("last_ess", None, "ESS of the latest resample (for traces)"),
+    ("remasks", 0, "remask applications (for traces)"),
+    ("stopped", False, "a `stop` fired: finished, and no stage may reopen it"),
+)
+
+
+def _particle_type(f: StateField) -> Any:
+    if f.shape:
+        return torch.Tensor
+    if f.dtype is None:
+        return str | None
+    return float if f.dtype.is_floating_point else int
+
+
+def _particle_default(f: StateField) -> Any:
+    if f.shape or (f.initial is None and f.dtype is not None):
+        return field()  # required: the caller gives it
+    return field(default=f.initial)
+
+
+class _PopulationOps:
     @classmethod
     def initial(cls, tokens: torch.Tensor, keys: torch.Tensor, gen: int) -> Population:
         """One particle per problem: the prompt and `gen` masks, nothing committed or scored."""
         rows, dev = tokens.shape[0], tokens.device
-
-        def full(value: float, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-            return torch.full((rows,), value, dtype=dtype, device=dev)
-
-        return cls(
-            tokens=tokens, commit_logp=torch.zeros(rows, gen, device=dev),
-            step_logp=full(0.0), logw=full(0.0), score=full(float("nan")),
-            prev_score=full(float("nan")), best_score=full(float("-inf")),
-            stratum=full(0, torch.long), group=full(0, torch.long), key=keys.clone(),
-            slot=full(-1, torch.long), kv_row=full(-1, torch.long),
-            answer_id=full(0, torch.long),
-        )
+        given = {"tokens": tokens, "key": keys.clone()}
+        values: dict[str, Any] = {}
+        for f in STATE:
+            if f.name in given:
+                values[f.name] = given[f.name]
+            elif f.dtype is None:
+                values[f"{f.particle}_id"] = torch.zeros(rows, dtype=torch.long, device=dev)
+            else:
+                shape = (rows, gen) if f.shape == "gen" else (rows,)
+                values[f.name] = torch.full(shape, f.initial, dtype=f.dtype, device=dev)
+        return cls(**values)
 
     @property
     def rows(self) -> int:
         return self.tokens.shape[0]
 
-    @property
-    def answers(self) -> list:
-        """[P] extracted answer of the last scored clean prediction (None before any)."""
-        return [self.answer_table[i] for i in self.answer_id.tolist()]
-
-    @answers.setter
-    def answers(self, values: list) -> None:
-        table: dict = {None: 0}
-        ids = [table.setdefault(v, len(table)) for v in values]
-        self.answer_table = list(table)
-        self.answer_id = torch.tensor(ids, dtype=torch.long, device=self.answer_id.device)
-
     def gather(self, index: torch.Tensor) -> Population:
         """The population of rows `index` (repeats allowed): expand and resample. Tensor fields
-        are gathered on their device; the answer table is shared (ids index into it)."""
+        are gathered on their device; host-value tables are shared (ids index into them)."""
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
             out[f.name] = value if isinstance(value, list) else value[index.to(value.device)]
-        return Population(**out)
+        return type(self)(**out)
+
+
+def _host_values(f: StateField) -> property:
+    """`pop.answers`: the host values of a `dtype=None` field, read through its ids; setting it
+    rebuilds the table."""
+    ids, table = f"{f.particle}_id", f"{f.particle}_table"
+
+    def get(pop: Any) -> list:
+        return [getattr(pop, table)[i] for i in getattr(pop, ids).tolist()]
+
+    def put(pop: Any, values: list) -> None:
+        index: dict = {None: 0}
+        found = [index.setdefault(v, len(index)) for v in values]
+        setattr(pop, table, list(index))
+        setattr(pop, ids, torch.tensor(found, dtype=torch.long, device=getattr(pop, ids).device))
+
+    return property(get, put, doc=f.doc)
+
+
+# Every particle of every problem in a batch, one row per particle, on the device.
+Population = make_dataclass(
+    "Population",
+    sorted((spec for f in STATE for spec in f.storage()), key=lambda spec: spec[1] is list),
+    bases=(_PopulationOps,),
+    namespace={"__module__": __name__, **{f.name: _host_values(f) for f in STATE
+                                          if f.dtype is None}},
+)
+Population.__doc__ = "The batched state: " + "; ".join(f"{f.name}: {f.doc}" for f in STATE)
+
+# One particle of the reference interpreter (its required fields, tokens to key, come first).
+Particle = make_dataclass(
+    "Particle",
+    [(f.particle, _particle_type(f), _particle_default(f)) for f in STATE if not f.batched_only],
+    namespace={"__module__": __name__},
+)
+Particle.__doc__ = "One particle: " + "; ".join(
+    f"{f.particle}: {f.doc}" for f in STATE if not f.batched_only
+)
+
+# One problem of the reference interpreter: its particles, its root key and its counters.
+ProblemState = make_dataclass(
+    "ProblemState",
+    [("problem", Any), ("particles", list), ("key", int),
+     *[(name, Any, field(default=initial)) for name, initial, _ in COUNTERS]],
+    namespace={"__module__": __name__},
+)

@@ -1,22 +1,33 @@
 """The reference interpreter: the readable specification of every primitive.
 
+One method per primitive, named after it; the per-problem math it shares with the batched
+executor (e.g. `weight_update`, `imh_chain`) is defined in the primitive's own module
+(`s3dsl.compiler.ops`).
+
 One particle at a time, one forward pass per particle per stage that needs one, no batching, no
 caching. `--opt-level 0` runs it; the batched executor must give the same tokens at the same seed.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 
 from s3dsl.compiler.ir import Op, Program
 from s3dsl.compiler.lowered import FINISH
+from s3dsl.compiler.ops.mh_accept import imh_chain
+from s3dsl.compiler.ops.prune import prune_survivors
+from s3dsl.compiler.ops.remask import remask_positions
+from s3dsl.compiler.ops.resample import resample_logweights
+from s3dsl.compiler.ops.select import choose
+from s3dsl.compiler.ops.stratify import score_strata
+from s3dsl.compiler.ops.weight import weight_update
 from s3dsl.runtime import resampling, rng, transition
 from s3dsl.runtime.engine import StepContext, drive
 from s3dsl.runtime.model import MaskedLM
+from s3dsl.runtime.population import Particle, ProblemState
 from s3dsl.runtime.results import ProblemResult, problem_result
 from s3dsl.runtime.scoring import (
     Extract,
@@ -24,59 +35,21 @@ from s3dsl.runtime.scoring import (
     ParticleOutcome,
     build_verifier,
     candidates,
-    choose,
     clean_prediction,
     completion_text,
     encode_prompt,
     run_verifier,
 )
 from s3dsl.runtime.semantics import (
-    NAN,
     arg,
     committed_logprob,
     condition_env,
     finishing_context,
-    imh_chain,
     problem_uniforms,
-    prune_survivors,
-    remask_positions,
-    resample_logweights,
-    score_strata,
+    search_snapshot,
     sequence_logprob,
-    weight_update,
 )
 from s3dsl.tasks.base import Problem
-
-
-@dataclass
-class Particle:
-    ids: torch.Tensor  # [prompt + gen] long
-    logp: torch.Tensor  # [gen] log-prob of each committed token when committed; 0 if masked
-    key: int
-    logw: float = 0.0
-    step_logp: float = 0.0
-    score: float = NAN
-    prev_score: float = NAN
-    best_score: float = -math.inf
-    answer: str | None = None  # extracted from the last scored clean prediction
-    stratum: int = 0
-    group: int = 0
-
-
-@dataclass
-class ProblemState:
-    problem: Problem
-    particles: list[Particle]
-    key: int
-    nfe: int = 0
-    accepted: int = 0
-    proposed: int = 0
-    resamples: int = 0
-    min_ess: float | None = None
-    chosen: int = 0
-    last_ess: float | None = None  # of the latest resample (for traces)
-    remasks: int = 0  # remask applications (for traces)
-    stopped: bool = False  # a `stop` fired: finished, and no stage may reopen it
 
 
 class ReferenceInterpreter:
@@ -236,7 +209,7 @@ class ReferenceInterpreter:
         for p in s.particles:
             committed = ~self.masked(p)
             chosen = remask_positions(
-                committed.unsqueeze(0), p.logp.unsqueeze(0), torch.tensor([p.key]), op, ctx
+                committed.unsqueeze(0), p.logp.unsqueeze(0), torch.tensor([p.key]), op, ctx, rng
             )[0]
             gen = torch.where(chosen, self.model.mask_id, p.ids[-self.gen :])
             p.ids = torch.cat([p.ids[: -self.gen], gen])
@@ -306,8 +279,6 @@ class ReferenceInterpreter:
 
     def snapshot(self) -> list[dict]:
         """Per problem, where the search stands now (s3dsl.trace records it after each step)."""
-        from s3dsl.runtime.semantics import search_snapshot
-
         return [search_snapshot(s.problem.id, [p.score for p in s.particles],
                                 [p.answer for p in s.particles], s.last_ess, s.resamples,
                                 s.remasks, s.accepted, s.proposed, s.nfe) for s in self.states]

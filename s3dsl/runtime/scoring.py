@@ -1,4 +1,4 @@
-"""Clean predictions, candidates for verifiers, answers and final selection.
+"""Clean predictions, candidates for verifiers and answers (final selection: `select`).
 
 Shared by the reference interpreter and the batched executor: the text-side of a particle.
 """
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from s3dsl.compiler.ir import VerifierSpec
+from s3dsl.compiler.ops.select import choose  # noqa: F401  (select's semantics; re-exported)
 from s3dsl.runtime.model import Tokenizer
 from s3dsl.verifiers.base import Candidate, Verifier
 
@@ -140,28 +141,3 @@ class ParticleOutcome:
     score: float
     tokens: list[int] = field(default_factory=list)  # the generated region, as decoded
     logw: float = 0.0  # the particle's SMC log-weight at the end (0 after a resample)
-
-
-def choose(outcomes: Sequence[ParticleOutcome], by: str) -> int:
-    """Index of the particle whose answer is final. `vote`: the most frequent extracted answer,
-    ties (between answers) broken by the lowest negative log-likelihood of a particle holding it."""
-    if by == "score":
-        return min(
-            range(len(outcomes)), key=lambda i: (-_finite(outcomes[i].score), outcomes[i].nll, i)
-        )
-    if by == "logprob":
-        return min(range(len(outcomes)), key=lambda i: (outcomes[i].nll, i))
-    counts: dict[str | None, int] = {}
-    for o in outcomes:
-        counts[o.answer] = counts.get(o.answer, 0) + 1
-    if any(a is not None for a in counts):
-        counts.pop(None, None)
-    top = max(counts.values())
-    return min(
-        (i for i, o in enumerate(outcomes) if o.answer in counts and counts[o.answer] == top),
-        key=lambda i: (outcomes[i].nll, i),
-    )
-
-
-def _finite(x: float) -> float:
-    return x if x == x else float("-inf")

@@ -1,7 +1,8 @@
-"""Per-problem semantics of the population-level stages, shared by both interpreters.
+"""What both interpreters share beyond the primitives: per-problem uniforms, the finishing step,
+`when` conditions and trace snapshots.
 
-Pure functions of per-problem values (scores, log-weights, uniforms), so the reference
-interpreter and the batched executor cannot disagree about what a stage means.
+Each primitive's own math lives in its module (`s3dsl.compiler.ops`); the names re-exported
+below keep their old import path.
 """
 
 from __future__ import annotations
@@ -13,124 +14,26 @@ from collections.abc import Sequence
 import torch
 
 from s3dsl.compiler.ir import Op
+from s3dsl.compiler.ops.base import arg, committed_logprob, sequence_logprob
+from s3dsl.compiler.ops.mh_accept import imh_chain
+from s3dsl.compiler.ops.prune import prune_survivors
+from s3dsl.compiler.ops.resample import resample_logweights, resample_logweights_rows
+from s3dsl.compiler.ops.stratify import score_strata
+from s3dsl.compiler.ops.weight import weight_update
 from s3dsl.runtime import resampling, rng
 from s3dsl.runtime.engine import StepContext
 
+__all__ = ["NAN", "arg", "committed_logprob", "condition_env", "finishing_context", "imh_chain",
+           "problem_uniforms", "prune_survivors", "resample_logweights",
+           "resample_logweights_rows", "score_strata", "search_snapshot", "sequence_logprob",
+           "weight_update"]
+
 NAN = float("nan")
-
-
-def arg(op: Op, name: str, default):
-    """An op argument, or the decode default when the strategy left it unset."""
-    value = op.args.get(name)
-    return default if value is None else value
-
-
-def sequence_logprob(commit_logp: torch.Tensor) -> torch.Tensor:
-    """log q(x) of each row (or of one particle): the float64 sum of its committed tokens'
-    log-probs. Both interpreters call this, so nll, `select(by=logprob)` and power targets agree
-    bit for bit."""
-    return commit_logp.double().sum(dim=-1)
-
-
-def committed_logprob(x0_logp: torch.Tensor, commit: torch.Tensor) -> torch.Tensor:
-    """The float64 log-prob of what one denoise step committed, per row (`weight(by=logprob)`)."""
-    return torch.where(commit, x0_logp.double(), 0.0).sum(dim=-1)
 
 
 def problem_uniforms(key: int, op: Op, ctx: StepContext, count: int) -> torch.Tensor:
     """The uniforms a population-level stage (resample, mh-accept) draws for one problem."""
     return rng.uniform(torch.tensor([rng.mix_int(key, op.uid, ctx.step)]), 0, (count,))[0]
-
-
-def resample_logweights(scores: Sequence[float], logw: Sequence[float], args: dict) -> torch.Tensor:
-    source = args["weights"]
-    if source == "auto":
-        source = "score" if not any(math.isnan(x) for x in scores) else "logw"
-    if source == "score":
-        return torch.tensor(scores, dtype=torch.float64) / args["beta"]
-    return torch.tensor(logw, dtype=torch.float64)
-
-
-def resample_logweights_rows(score: torch.Tensor, logw: torch.Tensor, args: dict) -> torch.Tensor:
-    """`resample_logweights` of every problem's row of [B, n] scores and log-weights at once."""
-    source = args["weights"]
-    score, logw = score.double(), logw.double()
-    if source == "auto":
-        by_score = ~torch.isnan(score).any(dim=1, keepdim=True)
-    else:
-        by_score = torch.full((score.shape[0], 1), source == "score")
-    return torch.where(by_score, score / args["beta"], logw)
-
-
-def prune_survivors(scores: Sequence[float], n: int) -> list[int]:
-    """`prune`: the indices of the n best scores (nan ranks last, ties go to the earlier
-    particle), in ascending order so the population layout stays canonical."""
-    key = [(-x if not math.isnan(x) else math.inf, i) for i, x in enumerate(scores)]
-    return sorted(i for _, i in sorted(key)[:n])
-
-
-def score_strata(scores: torch.Tensor, strata: int) -> torch.Tensor:
-    """Quantile bins of the scores: rank * strata // n (ties by index)."""
-    order = torch.sort(-scores, stable=True).indices
-    ranks = torch.empty_like(order)
-    ranks[order] = torch.arange(len(scores))
-    return ranks * strata // len(scores)
-
-
-def weight_update(
-    logw: torch.Tensor,
-    step_logp: torch.Tensor,
-    score: torch.Tensor,
-    prev: torch.Tensor,
-    best: torch.Tensor,
-    args: dict,
-) -> torch.Tensor:
-    """New float64 log-weights (elementwise): += log-probs of this step's commits (`logprob`),
-    += the score (`score`), += its change since the last scoring (`diff`), or = the best score
-    so far (`max`), each times `scale` (the lambda of Feynman-Kac potentials)."""
-    by, scale = args["by"], args["scale"]
-    if by == "logprob":
-        return logw + scale * step_logp.double()
-    if by == "score":
-        return logw + scale * score
-    if by == "diff":
-        return logw + scale * (score - torch.nan_to_num(prev, nan=0.0))
-    return scale * best
-
-
-def imh_chain(values: Sequence[float], kind: str, targs: dict, u: torch.Tensor) -> tuple[int, int]:
-    """Independent MH over proposals in order; the chain starts at the first. Returns the final
-    state's index and how many proposals were accepted. power(alpha): log-ratio (alpha - 1) *
-    (log q(x') - log q(x)); tilted(v, beta): (r(x') - r(x)) / beta."""
-    scale = targs["alpha"] - 1.0 if kind == "power" else 1.0 / targs["beta"]
-    state, accepted = 0, 0
-    for j in range(1, len(values)):
-        log_ratio = scale * (values[j] - values[state])
-        if math.log(float(u[j])) < log_ratio:
-            state, accepted = j, accepted + 1
-    return state, accepted
-
-
-def remask_positions(
-    committed: torch.Tensor, logp: torch.Tensor, keys: torch.Tensor, op: Op, ctx: StepContext
-) -> torch.Tensor:
-    """Rows x positions to re-mask: the `count` (or `fraction` of committed) least confident
-    committed tokens, or random ones; a rank threshold per row, as in the commit rule."""
-    n_committed = committed.sum(dim=1)
-    if op.args["count"]:
-        k = torch.clamp(n_committed, max=op.args["count"])
-    else:
-        k = torch.floor(n_committed.double() * op.args["fraction"] + 0.5).long()
-    if op.args["by"] == "random":
-        priority = -rng.uniform(rng.mix(keys, op.uid, ctx.step), 0, (committed.shape[1],))
-    else:
-        priority = logp.double()
-    priority = priority.masked_fill(~committed, math.inf)
-    order = priority.argsort(dim=1, stable=True)
-    ranks = torch.empty_like(order).scatter_(
-        1, order, torch.arange(order.shape[1]).expand_as(order)
-    )
-    return committed & (ranks < k.unsqueeze(1))
 
 
 def finishing_context(ctx: StepContext, gen: int) -> StepContext:

@@ -1,0 +1,36 @@
+"""expand(k): every particle becomes k children that differ only in their sampling noise onwards."""
+
+from __future__ import annotations
+
+import torch
+
+from s3dsl.compiler.nodes import Node
+from s3dsl.compiler.ops.base import Batch, Param, Primitive
+
+
+def batched(ex: Batch, op, ctx, active) -> None:
+    """One gather over every field; child j of a particle gets the key mix(key, uid, step, j).
+    With share-parent-forward (`gather cache=keep`) the children keep the parent's forward."""
+    k, n = op.args["k"], ex.n
+    index = torch.arange(ex.pop.rows, device=ex.device).repeat_interleave(k)
+    pop = ex.pop.gather(index)
+    child = torch.arange(len(index), device=ex.device) % k
+    pop.key = ex.kernels.rng.mix(pop.key, op.uid, ctx.step, child)
+    pop.group = index % n
+    gather = ex.stage.node("gather")
+    if gather is None or gather.get("cache") != "keep":
+        pop.slot.fill_(-1)
+    ex.pop = pop
+
+
+PRIMITIVE = Primitive(
+    "expand",
+    "Every particle becomes k children that differ only in their sampling noise onwards.",
+    (Param("k", "int", low=1, high=4096, doc="children per particle"),),
+    provides=frozenset({"groups"}),
+    clears=frozenset({"strata"}),
+    lower=lambda args: (Node.of("gather", index=f"every row x{args.get('k')}", cache="drop"),),
+    count=lambda n, args, group: n * int(args["k"]),
+    regroup=lambda args: int(args["k"]),
+    batched=batched,
+)

@@ -1,0 +1,136 @@
+"""resample(n, method, beta, weights, within): n survivors per problem, drawn by weight."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from s3dsl.compiler.nodes import Node
+from s3dsl.compiler.ops.base import Batch, Param, Primitive
+
+RESAMPLE_METHODS = ("multinomial", "systematic", "stratified", "residual", "ssp", "topk")
+
+
+def resample_logweights(scores: Sequence[float], logw: Sequence[float], args: dict) -> torch.Tensor:
+    """One problem's float64 log-weights: score/beta when scored (or asked), else its logw."""
+    source = args["weights"]
+    if source == "auto":
+        source = "score" if not any(math.isnan(x) for x in scores) else "logw"
+    if source == "score":
+        return torch.tensor(scores, dtype=torch.float64) / args["beta"]
+    return torch.tensor(logw, dtype=torch.float64)
+
+
+def resample_logweights_rows(score: torch.Tensor, logw: torch.Tensor, args: dict) -> torch.Tensor:
+    """`resample_logweights` of every problem's row of [B, n] scores and log-weights at once."""
+    source = args["weights"]
+    score, logw = score.double(), logw.double()
+    if source == "auto":
+        by_score = ~torch.isnan(score).any(dim=1, keepdim=True)
+    else:
+        by_score = torch.full((score.shape[0], 1), source == "score")
+    return torch.where(by_score, score / args["beta"], logw)
+
+
+def _record_ess(ex: Batch, b: int, ess: float) -> None:
+    ex.resamples[b] += 1
+    ex.min_ess[b] = ess if ex.min_ess[b] is None else min(ex.min_ess[b], ess)
+    ex.last_ess[b] = ess
+
+
+def resample_all(ex: Batch, op, ctx, active) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every problem at once (row schemes, no strata): the same ancestors as one problem at a
+    time, from the same per-problem uniforms, in a few [B, n] tensor ops."""
+    rs, rng = ex.kernels.resampling, ex.kernels.rng
+    B, n_in, n_out = len(ex.batch), ex.n, op.args["n"]
+    logw = resample_logweights_rows(
+        ex.pop.score.cpu().view(B, n_in), ex.pop.logw.cpu().view(B, n_in), op.args
+    )
+    weights = rs.normalize_rows(logw)
+    keys = rng.mix(ex.root.to(torch.int64), op.uid, ctx.step)
+    u = rng.uniform(keys, 0, (2 * n_in + n_out + 2,))
+    ancestors = rs.resample_rows(weights, n_out, op.args["method"], u)
+    ancestors = ancestors + (torch.arange(B) * n_in).view(B, 1)
+    live = torch.ones(B, dtype=torch.bool) if active is None else active.cpu().bool()
+    if not bool(live.all()):  # a finished problem keeps its rows (then n_out == n_in)
+        own = torch.arange(B * n_in).view(B, n_in)
+        ancestors = torch.where(live.view(B, 1), ancestors, own)
+    for b, ess in enumerate(rs.ess_rows(weights).tolist()):
+        if bool(live[b]):
+            _record_ess(ex, b, ess)
+    moved = live.view(B, 1).expand(B, n_out).reshape(-1)
+    return ancestors.reshape(-1).to(ex.device), moved.to(ex.device)
+
+
+def resample_each(ex: Batch, op, ctx, active) -> tuple[torch.Tensor, torch.Tensor]:
+    """One problem at a time: strata, and schemes with no row form (residual, ssp, topk)."""
+    rs = ex.kernels.resampling
+    n_in, n_out = ex.n, op.args["n"]
+    index, fresh = [], []
+    for b in range(len(ex.batch)):
+        sl = slice(b * n_in, (b + 1) * n_in)
+        if active is not None and not bool(active[b]):
+            index.append(torch.arange(sl.start, sl.stop))
+            fresh.append(torch.zeros(n_in, dtype=torch.bool))
+            continue
+        logw = resample_logweights(ex.pop.score[sl].tolist(), ex.pop.logw[sl].tolist(), op.args)
+        weights = rs.normalize(logw)
+        _record_ess(ex, b, rs.ess(weights))
+        u = ex.problem_uniforms(b, op, ctx, 2 * n_in + n_out + 2)
+        strata = ex.pop.stratum[sl].cpu() if op.args["within"] == "strata" else None
+        ancestors = rs.resample(weights, n_out, op.args["method"], u, strata)
+        index.append(ancestors + sl.start)
+        fresh.append(torch.ones(n_out, dtype=torch.bool))
+    return torch.cat(index).to(ex.device), torch.cat(fresh).to(ex.device)
+
+
+def batched(ex: Batch, op, ctx, active) -> None:
+    """Survivors get fresh keys and log-weight 0; a problem whose `when` fails keeps its rows."""
+    n_in, n_out = ex.n, op.args["n"]
+    by_rows = (
+        op.args["method"] in ex.kernels.resampling.ROW_METHODS
+        and op.args["within"] != "strata"
+        and (active is None or n_out == n_in)
+    )
+    idx, moved = (resample_all if by_rows else resample_each)(ex, op, ctx, active)
+    pop = ex.pop.gather(idx)
+    slot_in_problem = torch.arange(len(idx), device=ex.device) % n_out
+    new_keys = ex.kernels.rng.mix(pop.key, op.uid, ctx.step, slot_in_problem)
+    pop.key = torch.where(moved, new_keys, pop.key)
+    pop.logw = torch.where(moved, torch.zeros_like(pop.logw), pop.logw)
+    ex.pop = pop
+
+
+def _needs_of_args(args: dict) -> list[frozenset[str]]:
+    extra = []
+    if args.get("weights") in ("score", "logw"):
+        extra.append(frozenset({"scores" if args["weights"] == "score" else "logw"}))
+    if args.get("within") == "strata":
+        extra.append(frozenset({"strata"}))
+    return extra
+
+
+PRIMITIVE = Primitive(
+    "resample",
+    "Draw n survivors per problem with weights exp(score/beta) or exp(log-weight).",
+    (
+        Param("n", "int", low=1, high=4096, doc="survivors per problem"),
+        Param("method", "choice", "systematic", RESAMPLE_METHODS),
+        Param("beta", "float", 1.0, low=1e-9, doc="temperature of exp(score/beta)"),
+        Param("weights", "choice", "auto", ("auto", "score", "logw"),
+              doc="auto: scores when scored, else log-weights"),
+        Param("within", "choice", "none", ("none", "strata")),
+    ),
+    needs=(frozenset({"scores", "logw"}),),
+    clears=frozenset({"groups"}),
+    lower=lambda args: (
+        Node.of("resample", n=args.get("n"), method=args.get("method"),
+                weights=args.get("weights"), within=args.get("within"), cache="carry"),
+    ),
+    count=lambda n, args, group: int(args["n"]),
+    needs_of_args=_needs_of_args,
+    batched=batched,
+    masks_problems=True,
+)
