@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 from s3dsl.compiler import primitives as prims
-from s3dsl.compiler.ir import Op, Program, Schedule
-from s3dsl.compiler.nodes import Node
+from s3dsl.compiler.ir import DecodeConfig, Op, Program, Schedule
+from s3dsl.compiler.nodes import Node, Shapes
 
 # The commit that finishes whatever a late remask left masked (the engine's `finish`).
 FINISH = Op("denoise", {"rule": "confidence", "temperature": 0.0}, Schedule(), None, 0, "final")
@@ -35,8 +35,9 @@ class Stage:
 
     def lines(self) -> list[str]:
         """The stage (schedule included), its static shape (particles per problem in and out,
-        known at compile time) and its nodes."""
-        shape = f"particles {self.op.n_in} -> {self.op.n_out}"
+        known at compile time) and its nodes with their tensor shapes."""
+        known = next((n.get("shapes") for n in self.nodes if n.get("shapes")), self.op)
+        shape = f"particles {known.n_in} -> {known.n_out}"
         where = f", line {self.op.span.line}" if self.op.span else ""
         head = f"{self.op.describe()}   # {shape}{where}"
         return [head, *(f"    {n.describe()}" for n in self.nodes)]
@@ -97,17 +98,29 @@ class StepPlan:
         return out
 
 
-def lower_op(op: Op) -> Stage:
+def lower_op(op: Op, decode: DecodeConfig | None = None, reopens: bool = False,
+             n: int | None = None) -> Stage:
+    """A stage's nodes, each with its tensor shapes where `decode` is given (a remask that
+    `reopens` earlier blocks lets a window reach back to the first generated position)."""
     prim = prims.lookup(op.name)
     assert prim is not None, op.name
-    return Stage(op, (*prim.lower(op.args), Node.of("drop-cache")))
+    nodes = (*prim.lower(op.args), Node.of("drop-cache"))
+    if decode is None:
+        return Stage(op, nodes)
+    n_in, n_out = (op.n_in, op.n_out) if n is None else (n, n)
+    shapes = Shapes(n_in, n_out, decode.gen_length, decode.block_length, reopens)
+    return Stage(op, tuple(node if node.kind == "drop-cache" else node.replace(shapes=shapes)
+                           for node in nodes))
 
 
 def lower(program: Program) -> StepPlan:
     """The unoptimized plan: the reference interpreter's work, stage by stage."""
+    d = program.decode
+    reopens = any(op.name == "remask" for op in program.ops())
+    last = (program.step or program.init or [FINISH])[-1]
     return StepPlan(
-        tuple(map(lower_op, program.init)),
-        tuple(map(lower_op, program.step)),
-        tuple(map(lower_op, program.final)),
-        lower_op(FINISH),
+        tuple(lower_op(op, d, reopens) for op in program.init),
+        tuple(lower_op(op, d, reopens) for op in program.step),
+        tuple(lower_op(op, d, reopens) for op in program.final),
+        lower_op(FINISH, d, reopens, n=last.n_out),
     )
