@@ -297,6 +297,7 @@ def all_errors(strategy: ast.Strategy, overrides: dict[str, str] | None, gen_len
     verifier and each stage are checked on their own; order and shape errors (which depend on
     every stage being valid) come from `build` once those pass. Empty when the file compiles."""
     from s3dsl.compiler import build as b
+    from s3dsl.compiler import decode, stages
 
     try:
         b.build(strategy, overrides, gen_length, task_verifier)
@@ -304,12 +305,9 @@ def all_errors(strategy: ast.Strategy, overrides: dict[str, str] | None, gen_len
     except S3DSLError as first:
         primary = first
     try:
-        params = b._resolve_params(strategy, dict(overrides or {}))
-        # private helpers of build.py: checked one at a time
+        params = decode.resolve_params(strategy, dict(overrides or {}))
     except S3DSLError as err:
         return [err]
-    except AttributeError:  # build.py reorganized: fall back to its first error
-        return [primary]
     errors: list[S3DSLError] = []
 
     def attempt(fn, *args) -> object:
@@ -320,13 +318,13 @@ def all_errors(strategy: ast.Strategy, overrides: dict[str, str] | None, gen_len
             return None
 
     try:
-        attempt(b._resolve_decode, strategy, params, overrides or {}, gen_length)
+        attempt(decode.resolve_decode, strategy, params, overrides or {}, gen_length)
         verifiers = {}
         for v in strategy.verifiers:
-            spec = attempt(b._verifier_spec, v, dict(params), task_verifier)
+            spec = attempt(stages.verifier_spec, v, dict(params), task_verifier)
             # a broken verifier is reported once, not again at every stage that names it
             verifiers[v.name] = spec or VerifierSpec(v.name, ((1.0, "confidence", ()),))
-        builder = b._OpBuilder(dict(params), verifiers, task_verifier)
+        builder = stages.OpBuilder(dict(params), verifiers, task_verifier)
         for phase, pipeline in (("init", strategy.init), ("step", strategy.step),
                                 ("final", strategy.final)):
             for call in pipeline.stages:
