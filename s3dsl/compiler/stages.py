@@ -182,7 +182,7 @@ class OpBuilder:
                     present["when"].span,
                     "drop when=",
                 )
-            from s3dsl.dsl.expr import compile_condition
+            from s3dsl.dsl.conditions import compile_condition
 
             raw = present["when"].value
             if not isinstance(raw, (str, ast.Expr)):

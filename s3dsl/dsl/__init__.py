@@ -14,7 +14,8 @@ from s3dsl.dsl.ast import (
     VerifierDef,
     VerifierTerm,
 )
-from s3dsl.dsl.expr import Condition, compile_condition, evaluate, references
+from s3dsl.dsl.conditions import Condition, compile_condition
+from s3dsl.dsl.expr import evaluate, references
 from s3dsl.dsl.loader import detect_form, load_strategy, parse_strategy
 from s3dsl.dsl.printer import (
     format_pipeline,

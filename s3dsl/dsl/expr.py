@@ -1,8 +1,9 @@
-"""A small, safe evaluator for `${...}` expressions and runtime `when` conditions.
+"""A small, safe evaluator for `${...}` expressions (and the parser `when` conditions share).
 
 Strategy files are user input, so nothing here uses Python's `eval`: a tokenizer and a
 recursive-descent parser accept only numbers, names, `+ - * / //`, parentheses, `min`/`max`, and
 (in conditions) comparisons with `and`/`or`/`not`. Anything else is an S3DSLError with a position.
+Conditions are compiled in `s3dsl.dsl.conditions`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ _TOKEN = re.compile(
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
     r"|(?P<op>\$\{|//|<=|>=|==|!=|[-+*/(),<>}]))"
 )
-_COMPARE = {
+COMPARE = {
     "<": operator.lt,
     "<=": operator.le,
     ">": operator.gt,
@@ -54,7 +55,7 @@ class Node:
     height: int = 1  # levels below and including this node (bounded by MAX_NESTING)
 
 
-def _quote(text: str) -> str:
+def quote(text: str) -> str:
     """An expression quoted in a message, cut short: a 40 KB expression still gives one short line.
     """
     return repr(text) if len(text) <= 60 else repr(text[:57] + "...")
@@ -85,7 +86,7 @@ def _tokenize(text: str, span: Span | None) -> list[_Tok]:
         if not match:
             char = text[pos]
             raise S3DSLError(
-                f"unexpected character {char!r} in expression {_quote(text)}",
+                f"unexpected character {char!r} in expression {quote(text)}",
                 error_span(span, text, pos),
                 "expressions may use numbers, names, + - * / //, (), min(), max()",
             )
@@ -122,7 +123,7 @@ class _Parser:
         tok = self.take()
         if tok.text != text or tok.kind not in ("op", "name"):
             found = "the end" if tok.kind == "end" else repr(tok.text)
-            raise self.error(f"expected '{text}' but found {found} in {_quote(self.text)}", tok.pos)
+            raise self.error(f"expected '{text}' but found {found} in {quote(self.text)}", tok.pos)
         return tok
 
     def node(self, kind: str, pos: int, value: object = None, children: tuple[Node, ...] = (),
@@ -152,7 +153,7 @@ class _Parser:
         node = self.disjunction() if self.condition else self.sum()
         tok = self.peek()
         if tok.kind != "end":
-            raise self.error(f"unexpected {tok.text!r} in expression {_quote(self.text)}", tok.pos)
+            raise self.error(f"unexpected {tok.text!r} in expression {quote(self.text)}", tok.pos)
         return node
 
     def disjunction(self) -> Node:
@@ -182,7 +183,7 @@ class _Parser:
         first = self.sum()
         ops: list[str] = []
         operands = [first]
-        while self.at(*_COMPARE):
+        while self.at(*COMPARE):
             ops.append(self.take().text)
             operands.append(self.sum())
         if not ops:
@@ -235,7 +236,7 @@ class _Parser:
             return self.name(tok)
         found = "the end" if tok.kind == "end" else repr(tok.text)
         raise self.error(
-            f"expected a number, a name or '(' but found {found} in {_quote(self.text)}", tok.pos
+            f"expected a number, a name or '(' but found {found} in {quote(self.text)}", tok.pos
         )
 
     def name(self, tok: _Tok) -> Node:
@@ -287,7 +288,7 @@ def references(text: str, span: Span | None = None) -> set[str]:
 # ---- compile-time evaluation ----------------------------------------------------------------
 
 
-def _number(value: object, what: str, err: Callable[[str], S3DSLError]) -> int | float:
+def as_number(value: object, what: str, err: Callable[[str], S3DSLError]) -> int | float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         from s3dsl.dsl.printer import describe_value
 
@@ -318,7 +319,7 @@ def evaluate(text: str, env: Mapping[str, Value], span: Span | None = None) -> V
 
     def err_at(node: Node) -> Callable[[str], S3DSLError]:
         return lambda message: S3DSLError(
-            f"{message} in {_quote(text)}", error_span(span, text, node.pos)
+            f"{message} in {quote(text)}", error_span(span, text, node.pos)
         )
 
     def run(node: Node) -> Value:
@@ -327,165 +328,20 @@ def evaluate(text: str, env: Mapping[str, Value], span: Span | None = None) -> V
         if node.kind == "name":
             if node.value not in env:
                 raise S3DSLError(
-                    f"unknown param '{node.value}' in {_quote(text)}",
+                    f"unknown param '{node.value}' in {quote(text)}",
                     error_span(span, text, node.pos),
                     did_you_mean(str(node.value), env),
                 )
             return env[node.value]  # type: ignore[index]
         err = err_at(node)
         if node.kind == "neg":
-            return -_number(run(node.children[0]), "the operand of '-'", err)
+            return -as_number(run(node.children[0]), "the operand of '-'", err)
         if node.kind == "call":
-            args = [_number(run(c), f"an argument of {node.value}()", err) for c in node.children]
+            args = [as_number(run(c), f"an argument of {node.value}()", err) for c in node.children]
             return FUNCTIONS[node.value](args)  # type: ignore[index]
         left, right = (run(c) for c in node.children)
-        a = _number(left, f"the left side of '{node.value}'", err)
-        b = _number(right, f"the right side of '{node.value}'", err)
+        a = as_number(left, f"the left side of '{node.value}'", err)
+        b = as_number(right, f"the right side of '{node.value}'", err)
         return _arith(str(node.value), a, b, err)
 
     return run(root)
-
-
-# ---- runtime conditions ---------------------------------------------------------------------
-
-Fn = Callable[[Mapping[str, float]], object]
-
-
-def _safe_div(op: str) -> Callable[[float, float], float]:
-    """Runtime division never raises: x/0 is +-inf (nan for 0/0), so a condition stays total."""
-
-    def div(a: float, b: float) -> float:
-        if b == 0:
-            return math.nan if a == 0 else math.copysign(math.inf, a)
-        return a / b if op == "/" else a // b
-
-    return div
-
-
-_RUNTIME_OPS: dict[str, Callable[[float, float], float]] = {
-    "+": operator.add,
-    "-": operator.sub,
-    "*": operator.mul,
-    "/": _safe_div("/"),
-    "//": _safe_div("//"),
-}
-
-
-class _UnknownName(Exception):
-    """A condition read a name whose value only the run knows."""
-
-
-class _Known(dict):
-    def __missing__(self, key: str) -> float:
-        raise _UnknownName(key)
-
-
-class Condition:
-    """A compiled `when` condition, e.g. `step >= 4 and ess < 0.3`; call `.evaluate(env)`."""
-
-    def __init__(self, text: str, names: frozenset[str], fn: Fn):
-        self.text = text
-        self.names = names  # runtime names it reads
-        self._fn = fn
-
-    def evaluate(self, env: Mapping[str, float]) -> bool:
-        try:
-            return bool(self._fn(env))
-        except KeyError as exc:
-            raise S3DSLError(
-                f"condition {_quote(self.text)} needs a value for {exc.args[0]!r}"
-            ) from None
-
-    def decide(self, known: Mapping[str, float]) -> bool | None:
-        """The condition's value when the names in `known` settle it, else None (the compiler's
-        view: the static signals `n`, `step`, `block`, `steps` are known per schedule path, the
-        rest only at run time). Sound, not complete: `and`/`or` are read left to right, so
-        `n == 1 and max_score < 2` is False where n is 4, but `max_score < 2 and n == 1` is None.
-        """
-        try:
-            return bool(self._fn(_Known(known)))
-        except _UnknownName:
-            return None
-
-    def __repr__(self) -> str:
-        return f"Condition({self.text!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Condition) and other.text == self.text
-
-    def __hash__(self) -> int:
-        return hash(self.text)
-
-
-def compile_condition(
-    text: str,
-    allowed_names: Iterable[str],
-    span: Span | None = None,
-    params: Mapping[str, Value] | None = None,
-) -> Condition:
-    """Check a condition once at compile time; `${p}` parts are folded to the param's value."""
-    allowed = set(allowed_names)
-    root = parse_expression(text, span, condition=True)
-    used: set[str] = set()
-
-    def build(node: Node) -> Fn:
-        kind = node.kind
-        if kind == "num":  # runtime arithmetic is in floats: it gives inf, never OverflowError
-            constant = node.value if isinstance(node.value, bool) else float(node.value)
-            return lambda env: constant
-        if kind == "name" and node.in_dollar:
-            where = error_span(span, text, node.pos)
-            if params is None or node.value not in params:
-                raise S3DSLError(
-                    f"unknown param '{node.value}' in condition {_quote(text)}",
-                    where,
-                    did_you_mean(str(node.value), params or {}),
-                )
-            value = params[str(node.value)]
-            number = _number(value, f"param '{node.value}'", lambda m: S3DSLError(m, where))
-            constant = float(number)
-            return lambda env: constant
-        if kind == "name":
-            name = str(node.value)
-            if name not in allowed:
-                raise S3DSLError(
-                    f"unknown name '{name}' in condition {_quote(text)}",
-                    error_span(span, text, node.pos),
-                    did_you_mean(name, allowed),
-                )
-            used.add(name)
-            return lambda env: float(env[name])
-        parts = [build(child) for child in node.children]
-        if kind == "neg":
-            (inner,) = parts
-            return lambda env: -inner(env)
-        if kind == "not":
-            (inner,) = parts
-            return lambda env: not inner(env)
-        if kind == "and":
-            left, right = parts
-            return lambda env: left(env) and right(env)
-        if kind == "or":
-            left, right = parts
-            return lambda env: left(env) or right(env)
-        if kind == "call":
-            fn = FUNCTIONS[str(node.value)]
-            return lambda env: fn(p(env) for p in parts)
-        if kind == "bin":
-            op = _RUNTIME_OPS[str(node.value)]
-            left, right = parts
-            return lambda env: op(left(env), right(env))
-        return _chain(tuple(_COMPARE[o] for o in node.value), parts)  # type: ignore[union-attr]
-
-    fn = build(root)  # fills `used`
-    return Condition(text, frozenset(used), fn)
-
-
-def _chain(ops: tuple[Callable[[object, object], bool], ...], parts: list[Fn]) -> Fn:
-    """`a < b <= c` means `a < b and b <= c`, as in Python."""
-
-    def compare(env: Mapping[str, float]) -> bool:
-        values = [p(env) for p in parts]
-        return all(op(values[i], values[i + 1]) for i, op in enumerate(ops))
-
-    return compare

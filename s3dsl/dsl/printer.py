@@ -9,7 +9,8 @@ import math
 import re
 
 from s3dsl.dsl.ast import Arg, Call, Expr, Pipeline, Strategy, VerifierDef, VerifierTerm
-from s3dsl.dsl.text import NAME, VALUE_KEYWORDS, parse_value
+from s3dsl.dsl.grammar import NAME, VALUE_KEYWORDS
+from s3dsl.dsl.text import parse_value
 from s3dsl.errors import S3DSLError
 
 _LONE_DOLLAR = re.compile(r"\$\{[^}\n\r]*\}\Z")

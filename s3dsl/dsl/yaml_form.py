@@ -25,6 +25,7 @@ from s3dsl.dsl.ast import (
     VerifierDef,
     VerifierTerm,
 )
+from s3dsl.dsl.grammar import IDENTIFIER, NAME
 from s3dsl.dsl.limits import (
     MAX_ALIAS_NODES,
     MAX_NESTING,
@@ -33,7 +34,7 @@ from s3dsl.dsl.limits import (
     number_literal,
 )
 from s3dsl.dsl.source import EmbeddedMap, SourceMap
-from s3dsl.dsl.text import IDENTIFIER, NAME, parse_pipeline, parse_verifier
+from s3dsl.dsl.text import parse_pipeline, parse_verifier
 from s3dsl.errors import S3DSLError, did_you_mean, printable
 from s3dsl.spans import Span
 
