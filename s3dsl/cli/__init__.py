@@ -7,6 +7,7 @@ import os
 import sys
 from typing import TextIO
 
+from s3dsl.cli import checks as _checks  # noqa: F401  (registers validate, list, schema)
 from s3dsl.cli import compare as _compare  # noqa: F401  (registers compare on app)
 from s3dsl.cli import stored as _stored  # noqa: F401  (registers runs and report on app)
 from s3dsl.cli.app import app
