@@ -77,31 +77,33 @@ def tensor_shapes(node: Node) -> str:
     s = node.get("shapes")
     if not isinstance(s, Shapes):
         return ""
-    rows, out_rows, g = f"B*{s.n_in}", f"B*{s.n_out}", s.gen
-    window = s.window(str(node.get("window", "")))
-    if node.kind == "forward":
-        cached = str(node.get("positions", "")).startswith("answer")
-        tokens = f"[<={rows}, {g}] + prompt cache" if cached else f"[<={rows}, P+{g}]"
-        return f"tokens {tokens} -> log-probs [<={rows}, <={window}, V], clean [<={rows}, {g}]"
-    if node.kind == "static-step":
-        cached = str(node.get("positions", "")).startswith("answer")
-        tokens = f"[{rows}, {g}] + prompt cache" if cached else f"[{rows}, P+{g}]"
-        return f"tokens {tokens} -> log-probs [{rows}, {s.block}, V] -> tokens [{rows}, {g}]"
-    if node.kind == "commit":
-        return f"log-probs [<={rows}, <={window}, V] -> tokens [{rows}, {g}]"
-    if node.kind == "host":
-        return f"[{rows}] clean predictions -> [{rows}]"
-    if node.kind == "gather":
-        return f"rows [{rows}] -> [{out_rows}]"
-    if node.kind == "resample":
-        return f"weights [B, {s.n_in}] -> ancestors [B, {s.n_out}]"
-    if node.kind == "reduce":
-        return f"[{rows}, {g}] -> [{rows}]"
-    if node.kind == "update":
-        return f"[{rows}, {g}]" if node.get("field") == "tokens" else f"[{rows}]"
-    if node.kind == "select":
-        return f"[B, {s.n_in}] -> [B]"
-    return ""
+    kind = "update-tokens" if node.get("field") == "tokens" else node.kind
+    if kind not in _SHAPES:
+        return ""
+    some = "<=" if kind == "forward" else ""  # a static step runs every row
+    cached = str(node.get("positions", "")).startswith("answer")
+    rows = f"B*{s.n_in}"
+    tokens = f"[{some}{rows}, {s.gen}]" + (" + prompt cache" if cached else "")
+    return _SHAPES[kind].format(
+        rows=rows, out=f"B*{s.n_out}", g=s.gen, n_in=s.n_in, n_out=s.n_out, block=s.block,
+        window=s.window(str(node.get("window", ""))),
+        tokens=tokens if cached else tokens.replace(", ", ", P+"),
+    )
+
+
+# Each node kind's tensors (in -> out), as `tensor_shapes` fills them in.
+_SHAPES = {
+    "forward": "tokens {tokens} -> log-probs [<={rows}, <={window}, V], clean [<={rows}, {g}]",
+    "static-step": "tokens {tokens} -> log-probs [{rows}, {block}, V] -> tokens [{rows}, {g}]",
+    "commit": "log-probs [<={rows}, <={window}, V] -> tokens [{rows}, {g}]",
+    "host": "[{rows}] clean predictions -> [{rows}]",
+    "gather": "rows [{rows}] -> [{out}]",
+    "resample": "weights [B, {n_in}] -> ancestors [B, {n_out}]",
+    "reduce": "[{rows}, {g}] -> [{rows}]",
+    "update": "[{rows}]",
+    "update-tokens": "[{rows}, {g}]",
+    "select": "[B, {n_in}] -> [B]",
+}
 
 
 def _show(value: Any) -> str:

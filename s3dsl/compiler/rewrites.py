@@ -43,7 +43,7 @@ def static_steps(p: StepPlan, program: Program) -> StepPlan:
         assert commit is not None and fwd is not None
         fused = Node.of("static-step", rows="all (fixed shape)", window="whole block",
                         positions=fwd.get("positions"), chunk=fwd.get("chunk"),
-                        rule=commit.get("rule"), compiled="no")
+                        rule=commit.get("rule"), compiled="no", shapes=fwd.get("shapes"))
         rest = tuple(n for n in stage.nodes if n.kind not in ("forward", "commit"))
         return replace(stage, nodes=(fused, *rest))
 
