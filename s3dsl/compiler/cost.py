@@ -84,14 +84,44 @@ class _Walk:
         self.by_stage[key] = self.by_stage.get(key, 0) + paid
 
 
-def _deterministic(program: Program) -> bool:
+def _step_nodes(program: Program):
+    """The unoptimized nodes of the step pipeline: what the facts below are read off."""
     for op in program.step:
-        if op.name == "denoise":
-            temperature = op.args.get("temperature")
-            temperature = program.decode.temperature if temperature is None else temperature
-            if temperature > 0 or (op.args.get("rule") or program.decode.commit) == "random":
+        prim = prims.lookup(op.name)
+        assert prim is not None
+        yield from prim.lower(op.args)
+
+
+def _commit_rule(node, program: Program) -> tuple[float, str]:
+    temperature, rule = node.get("temperature"), node.get("rule")
+    temperature = program.decode.temperature if temperature is None else temperature
+    return temperature, program.decode.commit if rule in (None, "decode") else rule
+
+
+def _reopens(node) -> bool:
+    return node.kind == "update" and node.get("field") == "tokens"  # a remask
+
+
+def _deterministic(program: Program) -> bool:
+    """No step draws noise that tells particles apart: commits at temperature 0 by a rule other
+    than random, and no random re-masking."""
+    for node in _step_nodes(program):
+        if node.kind == "commit":
+            temperature, rule = _commit_rule(node, program)
+            if temperature > 0 or rule == "random":
                 return False
-        if op.name == "remask" and op.args.get("by") == "random":
+        if _reopens(node) and node.get("by") == "random":
+            return False
+    return True
+
+
+def _exact(program: Program) -> bool:
+    """The count is exact unless a step may end early or reopen positions: threshold commits
+    and remasks."""
+    for node in _step_nodes(program):
+        if _reopens(node):
+            return False
+        if node.kind == "commit" and _commit_rule(node, program)[1] == "threshold":
             return False
     return True
 
@@ -101,11 +131,7 @@ def count(lowered: StepPlan, program: Program) -> Cost:
     schedule pays (paths: the ways its `when=` conditions can fall, per problem)."""
     gen = program.decode.gen_length
     deterministic = _deterministic(program)
-    cost = Cost(0)
-    if any(op.name == "remask" for op in program.step) or "threshold" in {
-        op.args.get("rule") or program.decode.commit for op in program.step if op.name == "denoise"
-    }:
-        cost.exact = False
+    cost = Cost(0, exact=_exact(program))
 
     def visit(stage: Stage, ctx: StepContext, walk: _Walk) -> _Walk:
         walk = replace(walk, by_stage=dict(walk.by_stage))
@@ -119,7 +145,7 @@ def count(lowered: StepPlan, program: Program) -> Cost:
                 walk.pay(key, paid)
                 walk.positions += paid * gen
                 continue
-            if kind == "commit" and op.name == "stop":
+            if kind == "commit" and node.get("rows") == prims.STOPPED_ROWS:
                 walk.cached, walk.filled_end = False, gen
                 continue
             if kind in ("forward", "static-step"):
@@ -150,7 +176,7 @@ def count(lowered: StepPlan, program: Program) -> Cost:
                     walk.distinct = walk.n
                 if ctx.steps_left == 1:
                     walk.filled_end = max(walk.filled_end, ctx.block_end)
-            elif kind == "update" and node.get("field") == "tokens":
+            elif _reopens(node):
                 walk.cached, walk.filled_end = False, 0
                 if node.get("by") == "random":
                     walk.distinct = walk.n

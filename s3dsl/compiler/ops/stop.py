@@ -28,7 +28,8 @@ PRIMITIVE = Primitive(
     # at every point it may fire (a bound), the run reports what it spent.
     lower=lambda args: (
         forward(STOPPED_ROWS, "first mask..end"),
-        Node.of("commit", rule="confidence", temperature=0.0, steps="1 (all masks)"),
+        Node.of("commit", rows=STOPPED_ROWS, rule="confidence", temperature=0.0,
+                steps="1 (all masks)"),
     ),
     changes_tokens=True,
     phases=("step",),
