@@ -345,3 +345,13 @@ def evaluate(text: str, env: Mapping[str, Value], span: Span | None = None) -> V
         return _arith(str(node.value), a, b, err)
 
     return run(root)
+
+
+def __getattr__(name: str):
+    """`Condition` and `compile_condition` moved to `s3dsl.dsl.conditions` (which imports this
+    module); importing them from here still works."""
+    if name in ("Condition", "compile_condition"):
+        from s3dsl.dsl import conditions
+
+        return getattr(conditions, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
