@@ -157,3 +157,13 @@ def test_every_planted_bug_still_applies_once():
         del sys.modules["mutants"]
     for m in mutants.MUTANTS:
         assert (ROOT / m.path).read_text().count(m.old) == 1, f"{m.name}: {m.old!r} in {m.path}"
+
+
+def test_the_executor_implements_what_the_primitives_may_use():
+    """Every method of the `Batch` protocol the primitives' semantics are written against."""
+    from s3dsl.compiler.ops.base import Batch
+    from s3dsl.runtime.executor import BatchedExecutor
+
+    wanted = [name for name, value in vars(Batch).items()
+              if not name.startswith("_") and (callable(value) or isinstance(value, property))]
+    assert wanted and all(hasattr(BatchedExecutor, name) for name in wanted), wanted
