@@ -33,8 +33,8 @@ def test_explain_prints_rows_positions_and_vocab_of_every_node():
 class Recording(BatchedExecutor):
     """Records every forward's rows and window against the shapes its plan node promises."""
 
-    def forward(self, ids, owners, w0, w1):
-        reduced = super().forward(ids, owners, w0, w1)
+    def forward(self, ids, owners, w0, w1, *rest):
+        reduced = super().forward(ids, owners, w0, w1, *rest)
         node = self.stage.node("forward")
         shapes = node.get("shapes")
         self.seen.append((self.stage.op.name, ids.shape[0], reduced.window_logp.shape[1],

@@ -84,6 +84,10 @@ def tensor_shapes(node: Node) -> str:
     cached = str(node.get("positions", "")).startswith("answer")
     rows = f"B*{s.n_in}"
     tokens = f"[{some}{rows}, {s.gen}]" + (" + prompt cache" if cached else "")
+    kv = node.get("kv")
+    if kv in ("prefix", "dual"):  # block KV caches: between refreshes a row computes only part
+        span = f"{s.block} ({s.gen} at refresh)" if kv == "dual" else f"<={s.gen}"
+        tokens, cached = f"[{some}{rows}, {span}] + KV cache", True
     return _SHAPES[kind].format(
         rows=rows, out=f"B*{s.n_out}", g=s.gen, n_in=s.n_in, n_out=s.n_out, block=s.block,
         window=s.window(str(node.get("window", ""))),
