@@ -68,9 +68,9 @@ class LaneExecutor(BatchedExecutor):
         with self.turn():
             return super().forward(*args, **kwargs)
 
-    def _static_denoise(self, op, ctx) -> None:
+    def static_denoise(self, op, ctx) -> None:
         with self.turn():
-            super()._static_denoise(op, ctx)
+            super().static_denoise(op, ctx)
 
     def verify(self, name: str, cands: list[Candidate], gold: Sequence[str]) -> torch.Tensor:
         host = self.stage.node("host")
