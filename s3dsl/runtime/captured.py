@@ -23,13 +23,15 @@ from dataclasses import dataclass
 import torch
 
 from s3dsl.runtime import resampling, rng, static_resample, transition
+from s3dsl.runtime.population import STATE
 from s3dsl.runtime.scoring import clean_prediction
 from s3dsl.runtime.semantics import committed_logprob, weight_update
 from s3dsl.runtime.static import StepSpec
 
 Logits = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (tokens, owners) -> logits
-ROW_FIELDS = ("tokens", "commit_logp", "step_logp", "logw", "score", "prev_score", "best_score",
-              "stratum", "group", "key", "kv_row")
+# every tensor field of a particle (runtime/population.py STATE) but its forward-cache slot: a
+# captured step keeps its own cache
+ROW_FIELDS = tuple(f.name for f in STATE if f.dtype is not None and f.name != "slot")
 CACHE_FIELDS = ("window", "clean_tok", "clean_logp")
 
 
