@@ -71,6 +71,7 @@ def build(
             strategy.step.span,
             "add `denoise` to `program.step`",
         )
+    schedules = _particle_schedules(init, step, final, decode, env)
     digest = hashlib.sha256(strategy.source.encode()).hexdigest()[:16]
     program = Program(
         strategy.name,
@@ -83,9 +84,32 @@ def build(
         final,
         digest,
         strategy.span.file,
+        schedules=schedules,
     )
     infer_shapes(program)
     return program
+
+
+def _particle_schedules(init: list[Op], step: list[Op], final: list[Op], decode: DecodeConfig,
+                        env: dict) -> tuple[DecodeConfig, ...]:
+    """`expand(k, schedules=[...])`: checked, numbered (compiler/particle_schedules.py)."""
+    from s3dsl.compiler import particle_schedules
+
+    table: list[DecodeConfig] = []
+    for op in (*init, *step, *final):
+        raw = op.args.get("schedules")
+        if op.name != "expand" or raw is None:
+            continue
+        if op.phase != "init":
+            raise S3DSLError("schedules= only applies in init: a particle keeps its schedule "
+                             "for the whole decode", op.span, "move this expand to program.init")
+        ids = particle_schedules.resolve(raw.value, raw.span, decode, env, table)
+        if op.args["k"] < len(ids):
+            raise S3DSLError(f"expand({op.args['k']}) gives {op.args['k']} children but "
+                             f"{len(ids)} schedules: some would never run", op.span,
+                             f"use expand({len(ids)}, schedules=...) or a multiple of it")
+        op.args["schedules"] = ids
+    return tuple(table)
 
 
 # -- params and decode --------------------------------------------------------------------------
@@ -291,6 +315,10 @@ class _OpBuilder:
             return p.default
         if p.kind == "target":
             return self._target(arg)
+        if p.kind == "schedules":  # resolved against the decode by `_particle_schedules`
+            from s3dsl.compiler.particle_schedules import Unresolved
+
+            return Unresolved(arg.value, arg.span)
         value = _literal(arg, self.env)
         if p.kind == "verifier":
             return self._verifier_name(checks.verifier_ref(prim, p, value, arg.span), arg.span)

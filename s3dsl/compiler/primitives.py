@@ -94,7 +94,11 @@ PRIMITIVES: tuple[Primitive, ...] = (
     Primitive(
         "expand",
         "Every particle becomes k children that differ only in their sampling noise onwards.",
-        (Param("k", "int", low=1, high=4096, doc="children per particle"),),
+        (Param("k", "int", low=1, high=4096, doc="children per particle"),
+         Param("schedules", "schedules", None,
+               doc="init only: child j decodes with schedule j mod m, a list of "
+                   "schedule(block_length=, steps=, commit=, temperature=, threshold=) or "
+                   "block lengths")),
         provides=frozenset({"groups"}),
         clears=frozenset({"strata"}),
         lower=lambda args: (Node.of("gather", index=f"every row x{args.get('k')}", cache="drop"),),

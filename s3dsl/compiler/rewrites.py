@@ -57,8 +57,9 @@ def compile_static(p: StepPlan, program: Program) -> StepPlan:
 
 def static_applicable(program: Program) -> bool:
     """Static steps need steps made of unconditional `denoise` only, committing a fixed count per
-    step (not `threshold`, whose data-dependent count can finish a block early)."""
-    if not program.step or any(
+    step (not `threshold`, whose data-dependent count can finish a block early), with one
+    schedule for every particle (per-particle schedules commit per row; see particle_schedules)."""
+    if program.schedules or not program.step or any(
         op.name != "denoise" or op.schedule.when is not None for op in program.step
     ):
         return False

@@ -32,6 +32,7 @@ from s3dsl.runtime.cohorts import Cohorts
 from s3dsl.runtime.engine import StepContext, drive
 from s3dsl.runtime.forwards import BatchedForwards, Counters
 from s3dsl.runtime.model import MaskedLM, PromptCachingLM
+from s3dsl.runtime.per_schedule import PerScheduleDenoise
 from s3dsl.runtime.population import Population
 from s3dsl.runtime.results import ProblemResult, problem_result
 from s3dsl.runtime.scoring import (
@@ -67,7 +68,7 @@ from s3dsl.tasks.base import Problem
 T = TypeVar("T")
 
 
-class BatchedExecutor(BatchedForwards):
+class BatchedExecutor(BatchedForwards, PerScheduleDenoise):
     def __init__(
         self,
         program: Program,
@@ -244,6 +245,9 @@ class BatchedExecutor(BatchedForwards):
         child = torch.arange(len(index), device=self.device) % k
         pop.key = rng.mix(pop.key, op.uid, ctx.step, child)
         pop.group = index % n
+        if op.args.get("schedules"):  # child j follows schedule j mod m
+            table = torch.tensor(op.args["schedules"], device=self.device)
+            pop.sched = table[child % len(table)]
         gather = self.stage.node("gather")
         if gather is None or gather.get("cache") != "keep":
             pop.slot.fill_(-1)
@@ -252,6 +256,9 @@ class BatchedExecutor(BatchedForwards):
     def op_denoise(self, op: Op, ctx: StepContext, active) -> None:
         if self.stage.has("static-step"):
             self._static_denoise(op, ctx)
+            return
+        if self.program.schedules and op is not FINISH:
+            self.denoise_per_schedule(op, ctx)
             return
         gen = self.gen_tokens()
         need = (gen[:, : ctx.block_end] == self.mask_id).any(dim=1)
@@ -266,9 +273,10 @@ class BatchedExecutor(BatchedForwards):
         self._commit(op, ctx, rows, window, w0)
 
     def _commit(self, op: Op, ctx: StepContext, rows: torch.Tensor, window: torch.Tensor,
-                w0: int) -> None:
-        """Propose and commit on `rows` from their log-probs over positions [w0, block_end)."""
-        d, gen = self.program.decode, self.gen_tokens()
+                w0: int, decode=None) -> None:
+        """Propose and commit on `rows` from their log-probs over positions [w0, block_end),
+        with their schedule's settings (`decode`; default: the program's)."""
+        d, gen = decode or self.program.decode, self.gen_tokens()
         new, commit, x0_logp = transition.propose_and_commit(
             window,
             gen[rows],
@@ -357,7 +365,7 @@ class BatchedExecutor(BatchedForwards):
         return run_verifier(self.verifiers[name], cands, gold)
 
     def op_score(self, op: Op, ctx: StepContext, active) -> None:
-        values = self.score_rows(op.args["verifier"], ctx.next_block_end)
+        values = self.score_rows(op.args["verifier"], self.reach(ctx))
         pop = self.pop
         pop.prev_score, pop.score = pop.score, values
         pop.best_score = torch.maximum(pop.best_score, values)
@@ -458,7 +466,7 @@ class BatchedExecutor(BatchedForwards):
     def op_mh_accept(self, op: Op, ctx: StepContext, active) -> None:
         kind, targs = op.args["target"]
         if kind == "tilted":
-            values = self.score_rows(targs["verifier"], ctx.next_block_end).tolist()
+            values = self.score_rows(targs["verifier"], self.reach(ctx)).tolist()
         else:
             values = sequence_logprob(self.pop.commit_logp).tolist()
         n, k = self.n, op.group

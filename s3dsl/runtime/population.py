@@ -28,6 +28,7 @@ class Population:
     kv_row: torch.Tensor  # [P] long: row of the block KV cache (kv_cache.py) this particle reads
     answer_id: torch.Tensor  # [P] long: the last scored clean prediction's answer in answer_table
     answer_table: list = field(default_factory=lambda: [None])  # distinct answers; [0] is None
+    sched: torch.Tensor | None = None  # [P] long: the particle's schedule (Program.decode_of)
 
     @classmethod
     def initial(cls, tokens: torch.Tensor, keys: torch.Tensor, gen: int) -> Population:
@@ -43,7 +44,7 @@ class Population:
             prev_score=full(float("nan")), best_score=full(float("-inf")),
             stratum=full(0, torch.long), group=full(0, torch.long), key=keys.clone(),
             slot=full(-1, torch.long), kv_row=full(-1, torch.long),
-            answer_id=full(0, torch.long),
+            answer_id=full(0, torch.long), sched=full(0, torch.long),
         )
 
     @property
@@ -68,5 +69,8 @@ class Population:
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            out[f.name] = value if isinstance(value, list) else value[index.to(value.device)]
+            if value is None or isinstance(value, list):
+                out[f.name] = value
+            else:
+                out[f.name] = value[index.to(value.device)]
         return Population(**out)
