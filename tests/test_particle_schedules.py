@@ -136,3 +136,14 @@ def test_explain_lists_the_schedules():
     assert "schedule 2: block_length=48 (1 blocks x 48 steps), steps=48, commit=margin" in text
     assert "schedule 3: block_length=12 (4 blocks x 6 steps), steps=24" in text
     assert "schedules=[schedule(block_length=4), schedule(block_length=48, commit=margin)" in text
+
+
+def test_block_points_under_own_block_lengths_warn():
+    from s3dsl.compiler.lint import lint
+
+    program = compile_text("verifiers: {v: arith-heuristic}\nprogram:\n"
+                           "  init: expand(2, schedules=[12, 24])\n"
+                           "  step: denoise | score(v, at=block_end) | resample(2, every=4)\n")
+    warnings = lint(program)
+    assert [(w.span.line, w.span.column) for w in warnings] == [(4, 19)]
+    assert "follows decode's blocks (block_length 48)" in warnings[0].message

@@ -164,3 +164,14 @@ def reach(schedules: tuple[DecodeConfig, ...], ctx: StepContext, base: DecodeCon
         now = particle_context(decode, ctx)
         ends += [c.block_end for c in (nxt, now) if c is not None]
     return min(max(ends), base.gen_length)
+
+
+def lint_block_points(program) -> list[tuple[str, Span | None, str]]:
+    """(message, span, hint) for each stage scheduled at a block point of a program whose
+    particles have their own block lengths: the point is decode's, not each particle's."""
+    if not any(d.block_length != program.decode.block_length for d in program.schedules):
+        return []
+    return [(f"at={op.schedule.at} follows decode's blocks (block_length "
+             f"{program.decode.block_length}), not the particles' own schedules", op.span,
+             "use every= for a fixed rhythm, or give the particles one block length")
+            for op in program.step if op.schedule.at in ("block_start", "block_end")]
