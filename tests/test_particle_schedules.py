@@ -143,7 +143,8 @@ def test_block_points_under_own_block_lengths_warn():
 
     program = compile_text("verifiers: {v: arith-heuristic}\nprogram:\n"
                            "  init: expand(2, schedules=[12, 24])\n"
-                           "  step: denoise | score(v, at=block_end) | weight | resample(2, every=4)\n")
+                           "  step: denoise | score(v, at=block_end) | weight"
+                           " | resample(2, every=4)\n")
     warnings = [w for w in lint(program) if "decode's blocks" in w.message]
     assert [(w.span.line, w.span.column) for w in warnings] == [(4, 19)]
     assert "follows decode's blocks (block_length 48)" in warnings[0].message

@@ -68,23 +68,20 @@ def resolve(raw: Any, span: Span, decode: DecodeConfig, env: dict,
             table: list[DecodeConfig]) -> ScheduleList:
     """Check one `schedules=` value against the decode (each schedule valid for gen_length) and
     add its schedules to `table`; returns their ids."""
-    from s3dsl.compiler.build import COMMIT_ALIASES, _literal
+    from s3dsl.compiler.build import COMMIT_ALIASES
     from s3dsl.compiler.primitives import COMMIT_RULES
+    from s3dsl.dsl.expr import evaluate
 
+    env = {**env, "gen_length": decode.gen_length}
     if isinstance(raw, ast.Expr):
-        from s3dsl.dsl.expr import evaluate
-
-        raw = evaluate(raw.text, {**env, "gen_length": decode.gen_length}, span)
+        raw = evaluate(raw.text, env, span)
     if not isinstance(raw, list) or not raw:
         raise S3DSLError("schedules= must be a non-empty list of schedules", span,
                          "e.g. schedules=[schedule(block_length=4), schedule(block_length=8)]")
-    env = {**env, "gen_length": decode.gen_length}
     ids = []
     for item in raw:
         where, given = span, {}
         if isinstance(item, ast.Expr):
-            from s3dsl.dsl.expr import evaluate
-
             item = evaluate(item.text, env, span)
         if isinstance(item, ast.Call):
             where = item.span or span
@@ -98,7 +95,10 @@ def resolve(raw: Any, span: Span, decode: DecodeConfig, env: dict,
                 if key not in KEYS:
                     raise S3DSLError(f"schedule has no setting '{key}'", value.span,
                                      did_you_mean(key, KEYS) or f"keys: {', '.join(KEYS)}")
-                given[key] = (_literal(value, env), value.span)
+                raw_value = value.value
+                if isinstance(raw_value, ast.Expr):
+                    raw_value = evaluate(raw_value.text, env, value.span)
+                given[key] = (raw_value, value.span)
         elif isinstance(item, int) and not isinstance(item, bool):
             given["block_length"] = (item, span)
         else:
