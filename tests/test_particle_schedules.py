@@ -14,6 +14,7 @@ from s3dsl.session import compile_file, execute
 from s3dsl.tasks.registry import get_task
 
 ARITH = get_task("arith")
+GEN = 24  # arith's answers fit; half the task's 48 keeps the runs short
 
 
 def compile_text(text: str, gen: int = 48):
@@ -49,7 +50,7 @@ def test_schedules_belong_to_init():
 
 
 HETERO = ("decode: {temperature: %s}\nprogram:\n  init: expand(4, schedules=[4, "
-          "schedule(block_length=48, commit=margin), schedule(block_length=12, steps=24), "
+          "schedule(block_length=24, commit=margin), schedule(block_length=12, steps=12), "
           "schedule(block_length=8, temperature=1.0)])\n  step: denoise\n"
           "  final: select(by=vote)\n")
 
@@ -70,35 +71,35 @@ def arith_model():
 def test_each_particle_decodes_as_its_own_single_schedule_program(arith_model):
     """Particle j of a mixed population equals a one-particle program with schedule j's
     settings as its decode: the per-row commit math is the one-schedule math."""
-    problems = ARITH.problems("test", 3)
-    program = compile_text(HETERO % "0.0")
-    alone = ["block_length: 4", "block_length: 48, commit: margin",
-             "block_length: 12, steps: 24", "block_length: 8, temperature: 1.0"]
+    problems = ARITH.problems("test", 2)
+    program = compile_text(HETERO % "0.0", GEN)
+    alone = ["block_length: 4", "block_length: 24, commit: margin",
+             "block_length: 12, steps: 12", "block_length: 8, temperature: 1.0"]
     for level in (0, 2):
         _, mixed = run(program, arith_model, problems, level)
         for j, settings in enumerate(alone):
             # child j of expand(4) has the key of child j: the one-particle program draws it too
             single = compile_text(f"decode: {{{settings}}}\nprogram:\n  init: expand(4)\n"
-                                  "  step: denoise\n  final: select(by=vote)\n")
-            _, ref = run(single, arith_model, problems, 0)
+                                  "  step: denoise\n  final: select(by=vote)\n", GEN)
+            _, ref = run(single, arith_model, problems, 1)  # opt 1 = opt 0 (test_equivalence)
             for got, want in zip(mixed, ref):
                 assert got.particles[j].completion == want.particles[j].completion, (level, j)
 
 
 def test_opt_levels_agree_and_the_count_is_exact_without_dedup(arith_model):
     problems = ARITH.problems("test", 2)
-    program = compile_text(HETERO % "0.0")
+    program = compile_text(HETERO % "0.0", GEN)
     ref_plan, ref = run(program, arith_model, problems, 0)
     want = [[p.completion for p in r.particles] for r in ref]
     # without dedup a row's forwards follow from its schedule alone, sampled or not:
-    # 48 + 48 + 24 (a 24-step schedule) + 48
-    assert ref_plan.cost.exact and ref_plan.cost.forwards == 168
-    assert [r.nfe for r in ref] == [168, 168]
+    # 24 + 24 + 12 (a 12-step schedule) + 24
+    assert ref_plan.cost.exact and ref_plan.cost.forwards == 84
+    assert [r.nfe for r in ref] == [84, 84]
     for level, disable in ((1, ()), (2, ("dedup",)), (2, ()), (3, ())):
         the_plan, got = run(program, arith_model, problems, level, disable)
         assert [[p.completion for p in r.particles] for r in got] == want, (level, disable)
         assert all(r.nfe <= the_plan.cost.forwards for r in got)
-    greedy = compile_text(HETERO.replace(", temperature=1.0", "") % "0.0")
+    greedy = compile_text(HETERO.replace(", temperature=1.0", "") % "0.0", GEN)
     for level, disable, exact in ((0, (), True), (1, (), True), (2, ("dedup",), True),
                                   (2, (), False)):
         the_plan, got = run(greedy, arith_model, problems, level, disable)
@@ -118,7 +119,7 @@ def test_hex_gives_the_same_tokens_at_opt_0_and_2(task):
     assert [d.block_length for d in program.schedules] == [the_task.gen_length // 4,
                                                            the_task.gen_length // 2,
                                                            the_task.gen_length]
-    model, problems = load_model(the_task.default_model), the_task.problems("test", 2)
+    model, problems = load_model(the_task.default_model), the_task.problems("test", 1)
     out = []
     for level in (0, 2):
         the_plan = plan(program, level)
@@ -131,11 +132,11 @@ def test_hex_gives_the_same_tokens_at_opt_0_and_2(task):
 def test_explain_lists_the_schedules():
     from s3dsl.compiler.explain import explain_lines
 
-    program = compile_text(HETERO % "0.0")
+    program = compile_text(HETERO % "0.0", GEN)
     text = "\n".join(explain_lines(plan(program, 2)))
-    assert "schedule 2: block_length=48 (1 blocks x 48 steps), steps=48, commit=margin" in text
-    assert "schedule 3: block_length=12 (4 blocks x 6 steps), steps=24" in text
-    assert "schedules=[schedule(block_length=4), schedule(block_length=48, commit=margin)" in text
+    assert "schedule 2: block_length=24 (1 blocks x 24 steps), steps=24, commit=margin" in text
+    assert "schedule 3: block_length=12 (2 blocks x 6 steps), steps=12" in text
+    assert "schedules=[schedule(block_length=4), schedule(block_length=24, commit=margin)" in text
 
 
 def test_block_points_under_own_block_lengths_warn():
