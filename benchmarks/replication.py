@@ -413,8 +413,9 @@ def _reduced(args: argparse.Namespace) -> str:
     got = {"n": min(args.n.get(t, args.n["*"]) for t in args.tasks), "seeds": args.seeds,
            "val_n": min(args.val_n.get(t, args.val_n["*"]) for t in args.tasks),
            "grid": args.grid, "max_k": args.max_k}
-    smaller = [f"{k.replace('_', '-')} {got[k]} (full: {v})" for k, v in FULL_PROTOCOL.items()
-               if got[k] < v]
+    shown = {"n": describe_n(args.n, args.tasks), "val_n": describe_n(args.val_n, args.tasks)}
+    smaller = [f"{k.replace('_', '-')} {shown.get(k, got[k])} (full: {v})"
+               for k, v in FULL_PROTOCOL.items() if got[k] < v]
     if not smaller or args.quick:
         return ""
     return ("REDUCED PROTOCOL, to fit the machine: " + ", ".join(smaller) + "; differences "
