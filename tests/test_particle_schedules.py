@@ -149,3 +149,10 @@ def test_block_points_under_own_block_lengths_warn():
     warnings = [w for w in lint(program) if "decode's blocks" in w.message]
     assert [(w.span.line, w.span.column) for w in warnings] == [(4, 19)]
     assert "follows decode's blocks (block_length 48)" in warnings[0].message
+
+
+@pytest.mark.parametrize("kind", ["prefix", "dual"])
+def test_block_kv_caches_refuse_per_particle_schedules(kind):
+    program = compile_text(HETERO % "0.0", GEN)
+    with pytest.raises(S3DSLError, match="one block schedule for every particle"):
+        plan(program, 2, enable=(f"{kind}-cache",))

@@ -61,6 +61,7 @@ def count_schedules(lowered: StepPlan, program: Program) -> Cost:
     def pay(stage: Stage, paid: int) -> None:
         op = stage.op
         cost.forwards += paid
+        cost.positions += paid * gen  # no block KV cache (kv_rewrite refuses schedules)
         key = f"{op.name}@{op.span.line}" if op.span else op.name
         cost.by_stage[key] = cost.by_stage.get(key, 0) + paid
 
