@@ -156,3 +156,18 @@ def test_block_kv_caches_refuse_per_particle_schedules(kind):
     program = compile_text(HETERO % "0.0", GEN)
     with pytest.raises(S3DSLError, match="one block schedule for every particle"):
         plan(program, 2, enable=(f"{kind}-cache",))
+
+
+def test_search_steps_with_schedules_match_the_reference_at_opt_3(arith_model):
+    """A step of capturable stages (expand, denoise, score, resample) is not captured when the
+    particles have their own schedules: opt 3 still equals the reference."""
+    program = compile_text("decode: {temperature: 1.0}\nverifiers: {v: arith-heuristic}\n"
+                           "program:\n  init: expand(2, schedules=[4, 12])\n"
+                           "  step: expand(2) | denoise | score(v) | resample(2)\n"
+                           "  final: select(by=vote)\n", GEN)
+    problems = ARITH.problems("test", 2)
+    _, ref = run(program, arith_model, problems, 0)
+    the_plan, got = run(program, arith_model, problems, 3)
+    assert not the_plan.lowered.has("captured-step")
+    assert [[p.completion for p in r.particles] for r in got] == \
+        [[p.completion for p in r.particles] for r in ref]

@@ -129,8 +129,8 @@ def capturable_step(program: Program) -> bool:
     from s3dsl.verifiers.tensor import tensor_scorer
 
     step, d = program.step, program.decode
-    if not step or all(op.name == "denoise" for op in step):
-        return False
+    if program.schedules or not step or all(op.name == "denoise" for op in step):
+        return False  # per-particle schedules commit per row (particle_schedules)
     if any(op.name not in CAPTURED_STAGES or op.schedule.when is not None for op in step):
         return False
     denoise = [op for op in step if op.name == "denoise"]
