@@ -161,7 +161,7 @@ def test_block_kv_caches_refuse_per_particle_schedules(kind):
 def test_search_steps_with_schedules_match_the_reference_at_opt_3(arith_model):
     """A step of capturable stages (expand, denoise, score, resample) is not captured when the
     particles have their own schedules: opt 3 still equals the reference."""
-    program = compile_text("decode: {temperature: 1.0}\nverifiers: {v: arith-heuristic}\n"
+    program = compile_text("decode: {temperature: 1.0}\nverifiers: {v: confidence}\n"
                            "program:\n  init: expand(2, schedules=[4, 12])\n"
                            "  step: expand(2) | denoise | score(v) | resample(2)\n"
                            "  final: select(by=vote)\n", GEN)
