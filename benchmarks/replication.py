@@ -55,7 +55,7 @@ from s3dsl.tasks.registry import get_task
 ROOT = Path(__file__).resolve().parent
 console = Console(stderr=True, highlight=False)
 DEFAULT_STRATEGIES = ["single", "s3", "imh", "smc", "random_remask", "fk", "beam", "remdm",
-                      "prism", "adaptive", "hex", "dream-origin", "dream-maskgit_plus",
+                      "prism", "adaptive", "s3_agree", "hex", "dream-origin", "dream-maskgit_plus",
                       "dream-topk_margin", "dream-entropy", "llada-low_confidence",
                       "llada-random", "best_of_k"]
 # A row per official sampler rule (issue 13): the built-in file and the param that picks the rule.
@@ -96,6 +96,9 @@ def grid(name: str, budget: int) -> list[dict[str, str]]:
                      for a in ("0.75", "0.5")]
         + [{"particles": "2", "candidates": str(half), "beta": "0.5", "agree": "0.75"},
            {"particles": "4", "candidates": str(per), "beta": "2.0", "agree": "0.75"}],
+        "s3_agree": [{"particles": "4", "candidates": str(per), "beta": "0.5", "agree": a}
+                     for a in ("0.75", "0.5")]
+        + [{"particles": "2", "candidates": str(half), "beta": "0.5", "agree": "0.75"}],
         "hex": [{"per_schedule": str(max(1, round(budget / 3))), "temperature": t}
                 for t in ("1.0", "0.7")]
         + [{"per_schedule": "1", "temperature": "0.0"},

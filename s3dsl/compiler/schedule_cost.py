@@ -49,6 +49,8 @@ def count_schedules(lowered: StepPlan, program: Program) -> Cost:
         d.temperature == 0 and d.commit != "random" for d in program.schedules)
     walk, cost = _Walk(), Cost(0)
     rules = {d.commit for d in (program.decode, *program.schedules)}
+    if any(op.schedule.when is not None for op in program.ops()):
+        cost.exact = False  # counted as if every condition held (a shrink: as if it did not)
     if any(op.name in ("remask", "stop") for op in program.step) or "threshold" in rules or any(
             op.args.get("rule") == "threshold" for op in program.step):
         cost.exact = False
@@ -159,6 +161,8 @@ def _count(walk: _Walk, stage: Stage, cost: Cost) -> None:
             per = Counter(ids[j % len(ids)] for j in range(op.args["k"]))
             out += [_Class(s, c.n * m, c.group, c.filled_end, c.cached) for s, m in per.items()]
         walk.classes = out
+    elif op.schedule.when is not None and prim.count(total, op.args, op.group) < total:
+        cost.exact = False  # a conditional shrink may not happen: count the rows it would drop
     else:
         new_total = walk.real = prim.count(total, op.args, op.group)
         if len(walk.classes) == 1:
