@@ -37,7 +37,8 @@ TESTS = ("tests/test_runtime.py", "tests/test_compiler.py",
          EQ + "stratified_resampling_matches_the_reference",
          EQ + "generated_strategies_match_the_reference_on_a_trained_model",
          EQ + "the_generator_reaches_every_primitive_argument_and_schedule",
-         EQ + "strategies_that_split_the_batch_match_the_reference", "tests/test_branches.py")
+         EQ + "strategies_that_split_the_batch_match_the_reference", "tests/test_branches.py",
+         "tests/test_particle_schedules.py")
 EX, REF = "s3dsl/runtime/executor.py", "s3dsl/runtime/reference.py"
 SEM, FW = "s3dsl/runtime/semantics.py", "s3dsl/runtime/forwards.py"
 TR, COST = "s3dsl/runtime/transition.py", "s3dsl/compiler/cost.py"
@@ -155,6 +156,15 @@ MUTANTS: tuple[Mutant, ...] = (
            "s3dsl/compiler/rewrites.py",
            'p = p.map_nodes("drop-cache", lambda s, n: None)',
            'p = p.map_nodes("drop-cache", lambda s, n: n)'),
+    Mutant("schedule-commit-uses-decode", "per-particle schedules", op("denoise"),
+           "ex.commit(op, at, rows, window, w0, decode)",
+           "ex.commit(op, at, rows, window, w0)"),
+    Mutant("schedule-children-shifted", "per-particle schedules", op("expand"),
+           "pop.sched = table[child % len(table)]", "pop.sched = table[(child + 1) % len(table)]"),
+    Mutant("schedule-ref-block-of-decode", "per-particle schedules", REF,
+           "ctx = mine[step_ctx.step]", "ctx = self.contexts[0][step_ctx.step]"),
+    Mutant("schedule-cost-never-fills", "cost model", "s3dsl/compiler/schedule_cost.py",
+           "c.filled_end = max(c.filled_end, at.block_end)", "c.filled_end = c.filled_end"),
 )
 
 

@@ -10,7 +10,12 @@ the rows are side by side. Nothing is tuned on these problems.
         --out benchmarks/results/adaptive_attempt.md
     python benchmarks/new_builtins.py --n arith=40 --n sudoku=0 --strategies s3 s3_agree \
         --out benchmarks/results/s3_agree.md
+    python benchmarks/new_builtins.py --strategies single hex best_of_k:k=3 \
+        hex:per_schedule=2,temperature=1.0 best_of_k:k=6 \
+        --out benchmarks/results/hex.md
 (adaptive.yaml's threshold is chosen on validation by benchmarks/adaptive.py.)
+
+A strategy may carry `--set`-style overrides after a colon: `best_of_k:k=3,temperature=0.7`.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from s3dsl.session import compile_file, run_strategy
 from s3dsl.tasks.registry import get_task
 
 STRATEGIES = ("single", "best_of_k", "s3", "adaptive", "s3_agree", "remdm", "beam", "fk",
-              "prism")
+              "prism", "hex")
 
 
 def main() -> None:
@@ -55,13 +60,18 @@ def main() -> None:
         if n < 1:
             continue
         the_task = get_task(task)
-        for name in args.strategies:
+        for spec in args.strategies:
+            name, _, given = spec.partition(":")
+            sets = dict(item.split("=", 1) for item in given.split(",") if item)
             start = time.perf_counter()
-            s = run_strategy(name, task=task, split=args.split, limit=n, seed=0, opt_level=2)
-            program = compile_file(resolve_strategy(name), None, the_task.gen_length,
+            s = run_strategy(name, task=task, split=args.split, limit=n, seed=0, opt_level=2,
+                             overrides=sets or None)
+            program = compile_file(resolve_strategy(name), sets or None, the_task.gen_length,
                                    the_task.default_verifier)
             used = ", ".join(v.describe() for v in program.verifiers.values()) or "none"
-            row = (f"| {task} | {name} | {used} | {s.model} | {n} | "
+            shown = name + (f" ({', '.join(f'{k}={v}' for k, v in sets.items())})" if sets
+                            else "")
+            row = (f"| {task} | {shown} | {used} | {s.model} | {n} | "
                    f"{s.nfe_per_problem:.1f} | {100 * s.accuracy:.1f}% | "
                    f"{time.perf_counter() - start:.1f} |")
             print(row, flush=True)

@@ -55,7 +55,15 @@ from s3dsl.tasks.registry import get_task
 ROOT = Path(__file__).resolve().parent
 console = Console(stderr=True, highlight=False)
 DEFAULT_STRATEGIES = ["single", "s3", "imh", "smc", "random_remask", "fk", "beam", "remdm",
-                      "prism", "best_of_k"]
+                      "prism", "adaptive", "s3_agree", "hex", "dream-origin", "dream-maskgit_plus",
+                      "dream-topk_margin", "dream-entropy", "llada-low_confidence",
+                      "llada-random", "best_of_k"]
+# A row per official sampler rule (issue 13): the built-in file and the param that picks the rule.
+VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
+    **{f"dream-{alg}": ("dream", {"alg": alg})
+       for alg in ("origin", "maskgit_plus", "topk_margin", "entropy")},
+    **{f"llada-{rule}": ("llada", {"remasking": rule}) for rule in ("low_confidence", "random")},
+}
 mcnemar_p = mcnemar_exact  # kept for callers of the old name
 
 
@@ -84,6 +92,17 @@ def grid(name: str, budget: int) -> list[dict[str, str]]:
         "prism": [{"width": str(budget), "keep": k} for k in ("2", "4")]
         + [{"width": str(budget), "keep": "2", "fraction": "0.5"},
            {"width": str(budget), "keep": "2", "temperature": "0.7"}],
+        "adaptive": [{"particles": "4", "candidates": str(per), "beta": "0.5", "agree": a}
+                     for a in ("0.75", "0.5")]
+        + [{"particles": "2", "candidates": str(half), "beta": "0.5", "agree": "0.75"},
+           {"particles": "4", "candidates": str(per), "beta": "2.0", "agree": "0.75"}],
+        "s3_agree": [{"particles": "4", "candidates": str(per), "beta": "0.5", "agree": a}
+                     for a in ("0.75", "0.5")]
+        + [{"particles": "2", "candidates": str(half), "beta": "0.5", "agree": "0.75"}],
+        "hex": [{"per_schedule": str(max(1, round(budget / 3))), "temperature": t}
+                for t in ("1.0", "0.7")]
+        + [{"per_schedule": "1", "temperature": "0.0"},
+           {"per_schedule": str(max(1, round(budget / 3))), "temperature": "1.3"}],
         "best_of_k": [{"k": str(budget), "temperature": t} for t in temps],
     }
     return grids.get(name, [{}])
@@ -105,14 +124,15 @@ class Bench:
 
     def run(self, task, model, problems, name: str, overrides: dict[str, str], seed: int,
             split: str, bar: Progress) -> RunRecord:
-        sets = {**self.args.sets, **overrides}
+        name, fixed = VARIANTS.get(name, (name, {}))
+        sets = {**self.args.sets, **fixed, **overrides}
         path = resolve_strategy(name)
         known = set(compile_file(path, None, task.gen_length, task.default_verifier).params)
         from s3dsl.compiler.build import DECODE_DEFAULTS
 
         sets = {k: v for k, v in sets.items() if k in known | set(DECODE_DEFAULTS)}
         program = compile_file(path, sets, task.gen_length, task.default_verifier)
-        shown = " ".join(f"{k}={v}" for k, v in overrides.items())
+        shown = " ".join(f"{k}={v}" for k, v in {**fixed, **overrides}.items())
         job = bar.add_task(f"{task.name} {split}: {name} {shown} seed {seed}".strip(),
                            total=len(problems))
         stored = run_stored(plan(program), model, task, problems, seed, self.args.batch_size,
@@ -375,7 +395,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
         torch.set_num_threads(args.threads)
     builtins = builtin_strategies()
-    args.strategies = args.strategies or [s for s in DEFAULT_STRATEGIES if s in builtins]
+    args.strategies = args.strategies or [s for s in DEFAULT_STRATEGIES
+                                          if VARIANTS.get(s, (s,))[0] in builtins]
     args.n = parse_n(args.n, 2 if args.quick else 200)
     args.val_n = parse_n(args.val_n, 2 if args.quick else 50)
     args.budget = args.budget or (4 if args.quick else 8)
@@ -385,6 +406,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.grid, args.seeds, args.max_k = min(args.grid, 2), 1, 4
     args.sets = sets
     return args
+
+
+FULL_PROTOCOL = {"n": 200, "seeds": 3, "val_n": 50, "grid": 4, "max_k": 64}
+
+
+def _reduced(args: argparse.Namespace) -> str:
+    """Says so when this run is smaller than the full protocol, and how."""
+    got = {"n": min(args.n.get(t, args.n["*"]) for t in args.tasks), "seeds": args.seeds,
+           "val_n": min(args.val_n.get(t, args.val_n["*"]) for t in args.tasks),
+           "grid": args.grid, "max_k": args.max_k}
+    shown = {"n": describe_n(args.n, args.tasks), "val_n": describe_n(args.val_n, args.tasks)}
+    smaller = [f"{k.replace('_', '-')} {shown.get(k, got[k])} (full: {v})"
+               for k, v in FULL_PROTOCOL.items() if got[k] < v]
+    if not smaller or args.quick:
+        return ""
+    return ("REDUCED PROTOCOL, to fit the machine: " + ", ".join(smaller) + "; differences "
+            "smaller than the intervals below are not findings. ")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -407,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         f"problems (drawn with seed {args.val_seed}, test prompts removed), the most accurate "
         f"kept: the same search budget for every strategy. "
         f"{'QUICK SMOKE RUN. ' if args.quick else ''}"
+        f"{_reduced(args)}"
         f"Generated by `{command}` ({time.perf_counter() - start:,.0f}s for this invocation; "
         "stored results are reused, the per-task compute below is what the runs measured).", "",
         "Each strategy is compared with the best-of-K curve (K = 1, 2, 4, ... at best-of-K's "

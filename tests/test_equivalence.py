@@ -65,6 +65,8 @@ def _value(p: prims.Param, draw) -> str | None:
         return draw(st.sampled_from((None, "1", "2")))
     if p.kind == "verifier":
         return draw(st.sampled_from(("v", "w")))
+    if p.kind == "schedules":  # drawn by `particle_schedules` (init expands only)
+        return None
     if p.kind == "target":
         alpha = draw(st.sampled_from(("0.5", "1.0", "3.0")))
         return draw(st.sampled_from((f"power({alpha})", "tilted(v, 0.5)", "tilted(w, 2.0)")))
@@ -158,11 +160,14 @@ def strategy_texts(draw) -> str:
         step.append(call("stop", draw, None, ", ".join(x for x in (sched, when) if x)))
     final = [call("score", draw)] if draw(st.booleans()) else []
     final.append(call("select", draw))
+    init = f"expand({n})" if n > 1 else ""
+    if draw(st.booleans()):
+        init = draw(particle_schedules(steps, n))
     lines = ["name: generated", "decode:"]
     lines += [f"  {key}: {value}" for key, value in decode.items()]
     lines += ["verifiers:", "  v: arith-heuristic", "  w: confidence", "program:"]
-    if n > 1:
-        lines.append(f"  init: expand({n})")
+    if init:
+        lines.append(f"  init: {init}")
     lines.append("  step:")
     lines += [f"    - '{stage}'" for stage in step]
     lines.append("  final: " + " | ".join(final))
@@ -209,6 +214,29 @@ def branching_texts(draw) -> str:
     lines += [f"    - '{stage}'" for stage in step]
     lines.append("  final: select(by=vote)")
     return "\n".join(lines) + "\n"
+
+
+@st.composite
+def particle_schedules(draw, steps: int, n: int) -> str:
+    """`expand(k, schedules=[...])`: each child its own block length, steps, commit rule and
+    temperature (each schedule valid for GEN and within decode.steps)."""
+    items = []
+    for _ in range(draw(st.integers(1, 3))):
+        block = draw(st.sampled_from((2, 4, 8)))
+        keys = [f"block_length={block}"]
+        own = draw(st.sampled_from((None, *(s for s in (GEN // 2, GEN) if s <= steps))))
+        if own is not None:
+            keys.append(f"steps={own}")
+        rule = draw(st.sampled_from((None, *prims.COMMIT_RULES)))
+        if rule is not None:
+            keys.append(f"commit={rule}")
+        temperature = draw(st.sampled_from((None, 0.0, 1.0)))
+        if temperature is not None:
+            keys.append(f"temperature={temperature}")
+        items.append(f"schedule({', '.join(keys)})" if len(keys) > 1 or draw(st.booleans())
+                     else str(block))
+    k = max(n, len(items)) * draw(st.sampled_from((1, 2)))
+    return f"expand({k}, schedules=[{', '.join(items)}])"
 
 
 def compile_or_skip(text: str):
@@ -347,7 +375,7 @@ def test_the_generator_reaches_every_primitive_argument_and_schedule():
         for p in prim.params:
             for choice in p.choices:
                 assert f"{p.name}={choice}" in corpus, (prim.name, p.name, choice)
-    for key in ("at=", "every=", "offset=", "when="):
+    for key in ("at=", "every=", "offset=", "when=", "schedules=", "schedule(block_length"):
         assert key in corpus, key
     for name in ("expand", "denoise", "score", "resample", "prune", "mh-accept"):
         assert any(line.lstrip(" -'").startswith(f"{name}(") and "when=" in line

@@ -115,6 +115,8 @@ def test_the_issue_cases(case):
 
 
 def _value(v):
+    if isinstance(v, list):
+        return [_value(x) for x in v]
     if isinstance(v, ast.Expr):
         return v.text
     if isinstance(v, ast.Call):

@@ -11,7 +11,7 @@ import hashlib
 from s3dsl.compiler import values as checks
 from s3dsl.compiler.branches import MAX_PARTICLES, infer_shapes
 from s3dsl.compiler.decode import DECODE_DEFAULTS, resolve_decode, resolve_params
-from s3dsl.compiler.ir import Program
+from s3dsl.compiler.ir import DecodeConfig, Op, Program
 from s3dsl.compiler.stages import TASK_VERIFIER, OpBuilder, signature, verifier_spec
 from s3dsl.dsl import ast
 from s3dsl.errors import S3DSLError
@@ -47,6 +47,7 @@ def build(
             strategy.step.span,
             "add `denoise` to `program.step`",
         )
+    schedules = _particle_schedules(init, step, final, decode, env)
     digest = hashlib.sha256(strategy.source.encode()).hexdigest()[:16]
     program = Program(
         strategy.name,
@@ -59,6 +60,29 @@ def build(
         final,
         digest,
         strategy.span.file,
+        schedules=schedules,
     )
     infer_shapes(program)
     return program
+
+
+def _particle_schedules(init: list[Op], step: list[Op], final: list[Op], decode: DecodeConfig,
+                        env: dict) -> tuple[DecodeConfig, ...]:
+    """`expand(k, schedules=[...])`: checked, numbered (compiler/particle_schedules.py)."""
+    from s3dsl.compiler import particle_schedules
+
+    table: list[DecodeConfig] = []
+    for op in (*init, *step, *final):
+        raw = op.args.get("schedules")
+        if raw is None:
+            continue
+        if op.phase != "init":
+            raise S3DSLError("schedules= only applies in init: a particle keeps its schedule "
+                             "for the whole decode", op.span, "move this expand to program.init")
+        ids = particle_schedules.resolve(raw.value, raw.span, decode, env, table)
+        if op.args["k"] < len(ids):
+            raise S3DSLError(f"expand({op.args['k']}) gives {op.args['k']} children but "
+                             f"{len(ids)} schedules: some would never run", op.span,
+                             f"use expand({len(ids)}, schedules=...) or a multiple of it")
+        op.args["schedules"] = ids
+    return tuple(table)

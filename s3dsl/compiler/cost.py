@@ -129,6 +129,10 @@ def _exact(program: Program) -> bool:
 def count(lowered: StepPlan, program: Program) -> Cost:
     """Forward passes per problem of `lowered`, stage by stage: the most any path of the
     schedule pays (paths: the ways its `when=` conditions can fall, per problem)."""
+    if program.schedules:  # particles follow different schedules: counted per schedule class
+        from s3dsl.compiler.schedule_cost import count_schedules
+
+        return count_schedules(lowered, program)
     gen = program.decode.gen_length
     deterministic = _deterministic(program)
     cost = Cost(0, exact=_exact(program))

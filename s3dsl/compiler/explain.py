@@ -10,9 +10,12 @@ def explain_lines(the_plan: Plan) -> list[str]:
     """Plain text (no markup): schedules print as `[at=block_end]`, so a caller that renders
     markup must escape these lines."""
     assert the_plan.unoptimized is not None and the_plan.lowered is not None
-    out = ["lowered plan before any pass (what the reference interpreter does); after each node "
-           "its tensors, [rows, positions, vocab]: B problems per batch, P prompt positions and "
-           "V the vocabulary are known at run time, the rest is static:"]
+    from s3dsl.compiler.particle_schedules import explain_lines as schedule_lines
+
+    out = schedule_lines(the_plan.program.schedules)
+    out += ["lowered plan before any pass (what the reference interpreter does); after each "
+            "node its tensors, [rows, positions, vocab]: B problems per batch, P prompt "
+            "positions and V the vocabulary are known at run time, the rest is static:"]
     out += [f"  {line}" for line in the_plan.unoptimized.lines()]
     first = the_plan.records[0].forwards_before if the_plan.records else the_plan.cost.forwards
     out.append(f"  forwards per problem, read off this plan: {first:,}")

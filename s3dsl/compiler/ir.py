@@ -135,6 +135,11 @@ class Program:
     source_hash: str
     file: str = ""
     notes: list[str] = field(default_factory=list)
+    # per-particle schedules (compiler/particle_schedules.py): schedule i > 0 is schedules[i - 1]
+    schedules: tuple[DecodeConfig, ...] = ()
+
+    def decode_of(self, schedule: int) -> DecodeConfig:
+        return self.decode if schedule == 0 else self.schedules[schedule - 1]
 
     def ops(self) -> list[Op]:
         return [*self.init, *self.step, *self.final]

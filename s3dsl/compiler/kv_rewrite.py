@@ -45,6 +45,11 @@ def block_kv_cache(kind: str):
                 f"--enable-pass {kind}-cache needs the general denoise step, not static steps",
                 None, "use --opt-level 2, or add --disable-pass static-steps",
             )
+        if program.schedules:  # a block cache follows decode's blocks, not each particle's
+            raise S3DSLError(
+                f"--enable-pass {kind}-cache needs one block schedule for every particle, but "
+                "expand(schedules=...) gives particles their own", None,
+                "run per-particle schedules without a block KV cache")
         other = {str(n.get("kv")) for n in p.nodes("forward") if n.get("kv")}
         if other:
             raise S3DSLError(

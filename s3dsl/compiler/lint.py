@@ -51,6 +51,9 @@ def lint(program: Program, strategy: ast.Strategy | None = None,
     out += _unread_weights(program)
     out += _select_by_score(ops)
     out += _strata(program, strategy)
+    from s3dsl.compiler.particle_schedules import lint_block_points
+
+    out += [LintWarning(*w) for w in lint_block_points(program)]
     if task is not None:
         out += _foreign_verifiers(program, strategy, task)
     return sorted(out, key=lambda w: (w.span.line, w.span.column) if w.span else (0, 0))

@@ -99,16 +99,17 @@ class StepPlan:
 
 
 def lower_op(op: Op, decode: DecodeConfig | None = None, reopens: bool = False,
-             n: int | None = None) -> Stage:
+             n: int | None = None, block: int | None = None) -> Stage:
     """A stage's nodes, each with its tensor shapes where `decode` is given (a remask that
-    `reopens` earlier blocks lets a window reach back to the first generated position)."""
+    `reopens` earlier blocks lets a window reach back to the first generated position; `block`:
+    the longest block of any particle's schedule)."""
     prim = prims.lookup(op.name)
     assert prim is not None, op.name
     nodes = (*prim.lower(op.args), Node.of("drop-cache"))
     if decode is None:
         return Stage(op, nodes)
     n_in, n_out = (op.n_in, op.n_out) if n is None else (n, n)
-    shapes = Shapes(n_in, n_out, decode.gen_length, decode.block_length, reopens)
+    shapes = Shapes(n_in, n_out, decode.gen_length, block or decode.block_length, reopens)
     return Stage(op, tuple(node if node.kind == "drop-cache" else node.replace(shapes=shapes)
                            for node in nodes))
 
@@ -118,9 +119,10 @@ def lower(program: Program) -> StepPlan:
     d = program.decode
     reopens = any(op.name == "remask" for op in program.ops())
     last = (program.step or program.init or [FINISH])[-1]
+    block = max(s.block_length for s in (d, *program.schedules))
     return StepPlan(
-        tuple(lower_op(op, d, reopens) for op in program.init),
-        tuple(lower_op(op, d, reopens) for op in program.step),
-        tuple(lower_op(op, d, reopens) for op in program.final),
-        lower_op(FINISH, d, reopens, n=last.n_out),
+        tuple(lower_op(op, d, reopens, block=block) for op in program.init),
+        tuple(lower_op(op, d, reopens, block=block) for op in program.step),
+        tuple(lower_op(op, d, reopens, block=block) for op in program.final),
+        lower_op(FINISH, d, reopens, n=last.n_out, block=block),
     )

@@ -57,8 +57,9 @@ def compile_static(p: StepPlan, program: Program) -> StepPlan:
 
 def static_applicable(program: Program) -> bool:
     """Static steps need steps made of unconditional `denoise` only, committing a fixed count per
-    step (not `threshold`, whose data-dependent count can finish a block early)."""
-    if not program.step or any(
+    step (not `threshold`, whose data-dependent count can finish a block early), with one
+    schedule for every particle (per-particle schedules commit per row; see particle_schedules)."""
+    if program.schedules or not program.step or any(
         op.name != "denoise" or op.schedule.when is not None for op in program.step
     ):
         return False
@@ -128,8 +129,8 @@ def capturable_step(program: Program) -> bool:
     from s3dsl.verifiers.tensor import tensor_scorer
 
     step, d = program.step, program.decode
-    if not step or all(op.name == "denoise" for op in step):
-        return False
+    if program.schedules or not step or all(op.name == "denoise" for op in step):
+        return False  # per-particle schedules commit per row (particle_schedules)
     if any(op.name not in CAPTURED_STAGES or op.schedule.when is not None for op in step):
         return False
     denoise = [op for op in step if op.name == "denoise"]

@@ -7,13 +7,16 @@ defaults, the verifier registry), so the schema cannot drift from the compiler.
 from __future__ import annotations
 
 from s3dsl.compiler import primitives as prims
-from s3dsl.compiler.values import POSITIVE
+from s3dsl.compiler.values import MAX_MAGNITUDE, POSITIVE
 from s3dsl.dsl.schema import ArgSpec, Signatures, StageSpec, signature_json_schema
 
 
 def _arg(prim: prims.Primitive, p: prims.Param) -> ArgSpec:
-    kind = p.kind
-    return ArgSpec(p.name, kind, p.choices, p.low, p.high, p.default is prims.REQUIRED,
+    kind, low, high = p.kind, p.low, p.high
+    if kind == "float":  # the compiler's bound on every real number (values.number)
+        low = -MAX_MAGNITUDE if low is None else low
+        high = MAX_MAGNITUDE if high is None else high
+    return ArgSpec(p.name, kind, p.choices, low, high, p.default is prims.REQUIRED,
                    doc=p.doc, low_exclusive=(prim.name, p.name) in POSITIVE)
 
 
@@ -37,7 +40,7 @@ def signatures() -> Signatures:
         "steps": ArgSpec("steps", "int", low=0, nullable=True, doc=lengths),
         "gen_length": ArgSpec("gen_length", "int", low=0, nullable=True, doc=lengths),
         "block_length": ArgSpec("block_length", "int", low=0, nullable=True, doc=lengths),
-        "temperature": ArgSpec("temperature", "float", low=0.0),
+        "temperature": ArgSpec("temperature", "float", low=0.0, high=MAX_MAGNITUDE),
         "commit": ArgSpec("commit", "choice", prims.COMMIT_RULES),
         "threshold": ArgSpec("threshold", "float"),
     }

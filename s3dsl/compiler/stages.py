@@ -100,6 +100,10 @@ class OpBuilder:
             return p.default
         if p.kind == "target":
             return self._target(arg)
+        if p.kind == "schedules":  # resolved against the decode by build's `_particle_schedules`
+            from s3dsl.compiler.particle_schedules import Unresolved
+
+            return Unresolved(arg.value, arg.span)
         value = literal(arg, self.env)
         if p.kind == "verifier":
             return self._verifier_name(checks.verifier_ref(prim, p, value, arg.span), arg.span)

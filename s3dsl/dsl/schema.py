@@ -208,6 +208,8 @@ def _typed(arg: ArgSpec) -> dict:
     """The schema of one argument value: its type, or a `${...}` expression."""
     if arg.kind == "target":
         return {"$ref": "#/$defs/target"}
+    if arg.kind == "schedules":
+        return _schedules(arg)
     base: dict
     if arg.kind == "int":
         base = {"type": "integer"}
@@ -229,6 +231,26 @@ def _typed(arg: ArgSpec) -> dict:
     if arg.nullable:
         options.append({"type": "null"})
     out: dict = {"anyOf": options}
+    if arg.doc:
+        out["description"] = arg.doc
+    return out
+
+
+SCHEDULE_SETTINGS = {"block_length": {"type": "integer", "minimum": 1},
+                     "steps": {"type": "integer", "minimum": 1}, "commit": {"type": "string"},
+                     "temperature": {"type": "number", "minimum": 0},
+                     "threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 1}}
+
+
+def _schedules(arg: ArgSpec) -> dict:
+    """`expand(schedules=[...])`: a list of block lengths or {schedule: {settings}} mappings."""
+    setting = {k: {"anyOf": [v, EXPR]} for k, v in SCHEDULE_SETTINGS.items()}
+    one = {"type": "object", "additionalProperties": False, "required": ["schedule"],
+           "properties": {"schedule": {"anyOf": [
+               {"type": "object", "properties": setting, "additionalProperties": False},
+               {"type": "null"}]}}}
+    items = {"anyOf": [{"type": "integer", "minimum": 1}, EXPR, one]}
+    out: dict = {"anyOf": [{"type": "array", "minItems": 1, "items": items}, EXPR]}
     if arg.doc:
         out["description"] = arg.doc
     return out

@@ -25,7 +25,8 @@ from typing import TypeVar
 
 import torch
 
-from s3dsl.compiler.ir import Op, Program
+from s3dsl.compiler import particle_schedules
+from s3dsl.compiler.ir import DecodeConfig, Op, Program
 from s3dsl.compiler.lowered import FINISH, Stage, StepPlan
 from s3dsl.compiler.passes import Flags, lowered_for
 from s3dsl.compiler.primitives import PRIMITIVES
@@ -237,9 +238,10 @@ class BatchedExecutor(BatchedForwards):
         return active.to(self.device).repeat_interleave(self.n)
 
     def commit(self, op: Op, ctx: StepContext, rows: torch.Tensor, window: torch.Tensor,
-                w0: int) -> None:
-        """Propose and commit on `rows` from their log-probs over positions [w0, block_end)."""
-        d, gen = self.program.decode, self.gen_tokens()
+               w0: int, decode: DecodeConfig | None = None) -> None:
+        """Propose and commit on `rows` from their log-probs over positions [w0, block_end),
+        with their schedule's settings (`decode`; default: the program's)."""
+        d, gen = decode or self.program.decode, self.gen_tokens()
         new, commit, x0_logp = transition.propose_and_commit(
             window,
             gen[rows],
@@ -268,6 +270,12 @@ class BatchedExecutor(BatchedForwards):
             self.nfe[b] += 1
         reduced = self.forward(self.pop.tokens[rows], owners, w0, self.gen)
         self.commit(FINISH, finishing_context(ctx, self.gen), rows, reduced.window_logp, w0)
+
+    def reach(self, ctx: StepContext) -> int:
+        """The window a scoring forward keeps, so the next denoise of every schedule reuses it."""
+        if not self.program.schedules:
+            return ctx.next_block_end
+        return particle_schedules.reach(self.program.schedules, ctx, self.program.decode)
 
     def problem_uniforms(self, b: int, op: Op, ctx: StepContext, count: int) -> torch.Tensor:
         return problem_uniforms(int(self.root[b]), op, ctx, count)

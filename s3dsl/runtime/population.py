@@ -58,6 +58,8 @@ STATE: tuple[StateField, ...] = (
                particle="answer"),
     StateField("stratum", torch.long, 0, "stratum label (stratify)"),
     StateField("group", torch.long, 0, "index of the parent in the last expand"),
+    StateField("sched", torch.long, 0, "its decode schedule: Program.decode_of(schedule)",
+               particle="schedule"),
     StateField("slot", torch.long, -1, "row of the forward cache holding this state, -1: none",
                batched_only=True),
     StateField("kv_row", torch.long, -1, "row of the block KV cache (kv_cache.py) it reads",

@@ -25,7 +25,7 @@ from s3dsl.compiler.ops.select import choose
 from s3dsl.compiler.ops.stratify import score_strata
 from s3dsl.compiler.ops.weight import weight_update
 from s3dsl.runtime import resampling, rng, transition
-from s3dsl.runtime.engine import StepContext, drive
+from s3dsl.runtime.engine import StepContext, drive, step_contexts
 from s3dsl.runtime.model import MaskedLM
 from s3dsl.runtime.population import Particle, ProblemState
 from s3dsl.runtime.results import ProblemResult, problem_result
@@ -63,6 +63,10 @@ class ReferenceInterpreter:
     ):
         self.program, self.model, self.extract, self.seed = program, model, extract, seed
         self.gen = program.decode.gen_length
+        # every schedule's own step contexts, walked in full: a particle of schedule i at the
+        # program's step t is at contexts[i][t] (past its last step: done)
+        self.contexts = [list(step_contexts(program.decode_of(i)))
+                         for i in range(len(program.schedules) + 1)]
         self.verifiers = {
             n: build_verifier(s, extract, match) for n, s in program.verifiers.items()
         }
@@ -81,17 +85,25 @@ class ReferenceInterpreter:
 
     # -- the primitives --------------------------------------------------------------------
     def expand(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
+        schedules = op.args.get("schedules")
         s.particles = [
-            replace(p, key=rng.mix_int(p.key, op.uid, ctx.step, j), group=i)
+            replace(p, key=rng.mix_int(p.key, op.uid, ctx.step, j), group=i,
+                    schedule=schedules[j % len(schedules)] if schedules else p.schedule)
             for i, p in enumerate(s.particles)
             for j in range(op.args["k"])
         ]
 
-    def denoise(self, s: ProblemState, op: Op, ctx: StepContext) -> None:
-        d = self.program.decode
+    def denoise(self, s: ProblemState, op: Op, step_ctx: StepContext) -> None:
         for p in s.particles:
-            masked = self.masked(p)[: ctx.block_end].nonzero()
             p.step_logp = 0.0
+            d, ctx = self.program.decode, step_ctx
+            if op is not FINISH:  # the finishing commit is the same for every particle
+                d = self.program.decode_of(p.schedule)
+                mine = self.contexts[p.schedule]
+                if step_ctx.step >= len(mine):
+                    continue  # its schedule is done
+                ctx = mine[step_ctx.step]
+            masked = self.masked(p)[: ctx.block_end].nonzero()
             if len(masked) == 0:
                 continue
             w0 = int(masked[0])

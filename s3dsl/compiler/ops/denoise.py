@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from s3dsl.compiler.nodes import Node, forward
 from s3dsl.compiler.ops.base import Batch, Param, Primitive
 
@@ -14,6 +16,9 @@ def batched(ex: Batch, op, ctx, active) -> None:
     if ex.stage.has("static-step"):
         ex.static_denoise(op, ctx)
         return
+    if ex.program.schedules and op.uid != 0:  # not the finishing commit (FINISH, uid 0)
+        per_schedule(ex, op, ctx)
+        return
     gen = ex.gen_tokens()
     need = (gen[:, : ctx.block_end] == ex.mask_id).any(dim=1)
     ex.pop.step_logp.zero_()
@@ -25,6 +30,36 @@ def batched(ex: Batch, op, ctx, active) -> None:
     c = ex.cache
     window = c.window_logp[ex.pop.slot[rows]][:, w0 - c.w0 : ctx.block_end - c.w0]
     ex.commit(op, ctx, rows, window, w0)
+
+
+def per_schedule(ex: Batch, op, ctx) -> None:
+    """Particles following different schedules (`compiler/particle_schedules.py`): one forward
+    over every row that needs one, whatever its schedule, then the commit math per schedule (its
+    block end, commit budget, rule, temperature)."""
+    from s3dsl.compiler.particle_schedules import particle_context  # imports the registry
+
+    pop, gen = ex.pop, ex.gen_tokens()
+    pop.step_logp.zero_()
+    masked = gen == ex.mask_id
+    groups = []
+    need = torch.zeros(pop.rows, dtype=torch.bool, device=ex.device)
+    for schedule in sorted(set(pop.sched.tolist())):
+        decode = ex.program.decode_of(schedule)
+        at = particle_context(decode, ctx)
+        if at is None:  # this schedule is done: its particles run no more forwards
+            continue
+        rows = (pop.sched == schedule) & masked[:, : at.block_end].any(dim=1)
+        if rows.any():
+            groups.append((rows.nonzero().squeeze(1), at, decode))
+            need |= rows
+    if not groups:
+        return
+    ex.ensure_forward(need, max(at.block_end for _, at, _ in groups))
+    c = ex.cache
+    for rows, at, decode in groups:
+        w0, _ = ex.kernels.transition.window_bounds(gen[rows], ex.mask_id, at.block_end)
+        window = c.window_logp[pop.slot[rows]][:, w0 - c.w0 : at.block_end - c.w0]
+        ex.commit(op, at, rows, window, w0, decode)
 
 
 PRIMITIVE = Primitive(

@@ -17,6 +17,9 @@ def batched(ex: Batch, op, ctx, active) -> None:
     child = torch.arange(len(index), device=ex.device) % k
     pop.key = ex.kernels.rng.mix(pop.key, op.uid, ctx.step, child)
     pop.group = index % n
+    if op.args.get("schedules"):  # child j follows schedule j mod m
+        table = torch.tensor(op.args["schedules"], device=ex.device)
+        pop.sched = table[child % len(table)]
     gather = ex.stage.node("gather")
     if gather is None or gather.get("cache") != "keep":
         pop.slot.fill_(-1)
@@ -26,7 +29,11 @@ def batched(ex: Batch, op, ctx, active) -> None:
 PRIMITIVE = Primitive(
     "expand",
     "Every particle becomes k children that differ only in their sampling noise onwards.",
-    (Param("k", "int", low=1, high=4096, doc="children per particle"),),
+    (Param("k", "int", low=1, high=4096, doc="children per particle"),
+     Param("schedules", "schedules", None,
+           doc="init only: child j decodes with schedule j mod m, a list of "
+               "schedule(block_length=, steps=, commit=, temperature=, threshold=) or "
+               "block lengths")),
     provides=frozenset({"groups"}),
     clears=frozenset({"strata"}),
     lower=lambda args: (Node.of("gather", index=f"every row x{args.get('k')}", cache="drop"),),

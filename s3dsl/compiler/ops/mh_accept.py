@@ -29,7 +29,7 @@ def batched(ex: Batch, op, ctx, active) -> None:
     power targets read log q off the committed log-probs."""
     kind, targs = op.args["target"]
     if kind == "tilted":
-        values = ex.score_rows(targs["verifier"], ctx.next_block_end).tolist()
+        values = ex.score_rows(targs["verifier"], ex.reach(ctx)).tolist()
     else:
         values = sequence_logprob(ex.pop.commit_logp).tolist()
     n, k = ex.n, op.group

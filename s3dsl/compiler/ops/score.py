@@ -9,7 +9,7 @@ from s3dsl.compiler.ops.base import Batch, Param, Primitive
 
 
 def batched(ex: Batch, op, ctx, active) -> None:
-    values = ex.score_rows(op.args["verifier"], ctx.next_block_end)
+    values = ex.score_rows(op.args["verifier"], ex.reach(ctx))
     pop = ex.pop
     pop.prev_score, pop.score = pop.score, values
     pop.best_score = torch.maximum(pop.best_score, values)
