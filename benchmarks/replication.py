@@ -67,9 +67,15 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
 mcnemar_p = mcnemar_exact  # kept for callers of the old name
 
 
-def grid(name: str, budget: int) -> list[dict[str, str]]:
+# adaptive's escalation threshold is on the task verifier's scale (arith-heuristic up to ~4,
+# sudoku-constraints in [0, 1]): candidates per verifier, from benchmarks/adaptive.py's grid.
+ADAPTIVE_THRESHOLDS = {"arith": ("3.5", "3.25"), "sudoku": ("0.95", "0.98")}
+
+
+def grid(name: str, budget: int, task: str = "arith") -> list[dict[str, str]]:
     """Each strategy's hyperparameter grid, most promising first; every entry spends about
     `budget` decodes per problem. `--grid G` evaluates the first G of each (equal budget)."""
+    thresholds = ADAPTIVE_THRESHOLDS.get(task, ADAPTIVE_THRESHOLDS["arith"])
     per = max(1, budget // 4)
     half = max(1, budget // 2)
     temps = ["1.0", "0.7", "1.3", "0.5"]
@@ -92,10 +98,10 @@ def grid(name: str, budget: int) -> list[dict[str, str]]:
         "prism": [{"width": str(budget), "keep": k} for k in ("2", "4")]
         + [{"width": str(budget), "keep": "2", "fraction": "0.5"},
            {"width": str(budget), "keep": "2", "temperature": "0.7"}],
-        "adaptive": [{"particles": "4", "candidates": str(per), "beta": "0.5", "agree": a}
-                     for a in ("0.75", "0.5")]
-        + [{"particles": "2", "candidates": str(half), "beta": "0.5", "agree": "0.75"},
-           {"particles": "4", "candidates": str(per), "beta": "2.0", "agree": "0.75"}],
+        "adaptive": [{"particles": "4", "candidates": str(per), "beta": "0.5",
+                      "threshold": t, "agree": "0.75"} for t in thresholds]
+        + [{"particles": "4", "candidates": str(per), "beta": "0.5", "threshold": thresholds[0],
+            "agree": "1.0"}],
         "s3_agree": [{"particles": "4", "candidates": str(per), "beta": "0.5", "agree": a}
                      for a in ("0.75", "0.5")]
         + [{"particles": "2", "candidates": str(half), "beta": "0.5", "agree": "0.75"}],
@@ -147,7 +153,7 @@ class Bench:
     def tune(self, task, model, name: str, bar: Progress) -> tuple[dict[str, str], list[str]]:
         """The grid entry with the best validation accuracy, and one log line per entry."""
         args = self.args
-        entries = grid(name, args.budget)[: args.grid]
+        entries = grid(name, args.budget, task.name)[: args.grid]
         if len(entries) == 1:
             return entries[0], []
         problems = validation_problems(task, args.val_seed,
