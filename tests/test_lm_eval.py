@@ -410,3 +410,18 @@ def test_likelihood_on_a_dream_checkpoint_reads_shifted_logits(tmp_path):
     exact = torch.log_softmax(logits[0, -2], dim=-1)[continuation[0]].item()
     ((value, greedy),) = lm.loglikelihood([_Request("You are a ", "w20")])
     assert value == pytest.approx(exact, abs=1e-4) and greedy is False
+
+
+def test_the_pth_hook_does_not_import_s3dsl_at_interpreter_start(tmp_path):
+    """The hook must not put the installed `s3dsl` in `sys.modules`: a source tree run from its
+    own folder (another checkout, the mutation harness's copy) must import itself."""
+    _lm_eval_command()
+    shadow = tmp_path / "s3dsl"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("WHERE = 'shadow'\n")
+    probe = ("import sys; started = 's3dsl' in sys.modules; import s3dsl; "
+             "print(started, getattr(s3dsl, 'WHERE', 'installed'), "
+             "'_s3dsl_lmeval_autoload' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=tmp_path, env=_offline_env(), timeout=60, check=True)
+    assert out.stdout.split() == ["False", "shadow", "True"]

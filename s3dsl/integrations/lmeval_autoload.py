@@ -5,8 +5,13 @@ tree: `--model NAME` is looked up in the table of `lm_eval/models/__init__.py` o
 plugin change (EleutherAI/lm-evaluation-harness#4013) discovers the `lm_eval.models` entry-point
 group, which s3dsl declares in pyproject.toml; until a release has it, this module stands in.
 
-It is imported at interpreter start by `s3dsl_lm_eval.pth`, which setup.py installs at the top of
+It is run at interpreter start by `s3dsl_lm_eval.pth`, which setup.py installs at the top of
 site-packages: a `.pth` import line is a workaround, not an lm-eval API (see docs/lm-eval.md).
+The `.pth` loads this file by path as `_s3dsl_lmeval_autoload`, not as
+`s3dsl.integrations.lmeval_autoload`: importing it through the package would put the installed
+`s3dsl` in `sys.modules` before the interpreter adds the working directory to `sys.path`, and a
+source tree run from its own folder (a second checkout, benchmarks/mutants.py's mutated copy)
+would then silently import the installed package instead of itself.
 So that every other program pays nothing for it, it imports only the standard library and does
 one thing: when `lm_eval.models` has run (lm-eval has just filled its model registry), it adds
 s3dsl's own `lm_eval.models` entry points to that registry as lazy placeholders, the form
@@ -60,7 +65,8 @@ class _AfterImport:
             return None
         import importlib.util
 
-        uninstall()
+        if self in sys.meta_path:  # this finder, whichever copy of the module made it
+            sys.meta_path.remove(self)
         spec = importlib.util.find_spec(fullname)  # the finders after this one
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
