@@ -416,3 +416,19 @@ def test_stratified_resampling_matches_the_reference(by, trained, tiny_model, ar
         _, ref, _ = run(program, model, chosen, 0)
         assert any(len({p.answer for p in r.particles}) > 1 for r in ref)  # strata that differ
     check_every_level(program, model, chosen)
+
+
+@pytest.mark.parametrize("by", ["diff", "max"])
+def test_score_potentials_match_the_reference(by, arith_model):
+    """FK potentials read the score before this one (`diff`) or the best so far (`max`): scored
+    every step on the trained model, whose scores change between steps, log-weights show
+    whether `score` kept the previous and the best score."""
+    text = ("decode: {temperature: 1.0}\nverifiers:\n  v: arith-heuristic\nprogram:\n"
+            "  init: expand(4)\n  step:\n    - denoise\n    - score(v)\n"
+            f"    - weight(by={by})\n  final: select(by=score)\n")
+    program = build(parse_strategy(text, "t.yaml"), None, 24, "arith-heuristic")
+    chosen = ARITH.problems("test", 3)
+    _, ref, _ = run(program, arith_model, chosen, 0)
+    logw = [p.logw for r in ref for p in r.particles]
+    assert len({round(x, 6) for x in logw}) > 1  # the potentials separate the particles
+    check_every_level(program, arith_model, chosen)
