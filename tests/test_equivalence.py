@@ -432,3 +432,12 @@ def test_score_potentials_match_the_reference(by, arith_model):
     logw = [p.logw for r in ref for p in r.particles]
     assert len({round(x, 6) for x in logw}) > 1  # the potentials separate the particles
     check_every_level(program, arith_model, chosen)
+
+
+@pytest.mark.parametrize("name", ["single", "llada"])
+def test_pure_denoise_builtins_match_the_reference_at_every_level(name, arith_model):
+    """Pure-denoise programs take the static step at opt 3 (few generated strategies are pure
+    denoise any more): tokens, NLLs and forwards equal the reference's at every level."""
+    program = compile_file(builtin_strategies()[name], {"temperature": "1.0"}, 24,
+                           "arith-heuristic")
+    check_every_level(program, arith_model, ARITH.problems("test", 3))
