@@ -175,15 +175,18 @@ def ess_rows(weights: torch.Tensor) -> torch.Tensor:
 
 def _inverse_cdf_rows(weights: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     cdf = torch.cumsum(weights, 1)
-    cdf[:, -1] = 1.0 + 1e-12
+    last = torch.zeros_like(cdf, dtype=torch.bool)
+    last[:, -1] = True  # no in-place write into cdf: the captured step traces this too
+    cdf = torch.where(last, 1.0 + 1e-12, cdf)
     return torch.searchsorted(cdf, points, right=True).clamp_max(weights.shape[1] - 1)
 
 
 def resample_rows(weights: torch.Tensor, n: int, method: str, u: torch.Tensor) -> torch.Tensor:
     """[B, n] ancestors (within each row, ascending) of rows of normalized weights, with the
-    problem's uniforms u[b]; `method` must be one of ROW_METHODS."""
+    problem's uniforms u[b]; `method` must be one of ROW_METHODS. Sync-free and on the weights'
+    device, so the captured step (`static_resample`) uses it as it is."""
     weights = weights.double()
-    steps = torch.arange(n, dtype=torch.float64)
+    steps = torch.arange(n, dtype=torch.float64, device=weights.device)
     if method == "multinomial":
         return _inverse_cdf_rows(weights, u[:, :n].contiguous()).sort(dim=1).values
     if method == "systematic":

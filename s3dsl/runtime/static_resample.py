@@ -1,11 +1,10 @@
 """Resampling of every problem at once on the device, with fixed shapes and no host sync.
 
-The executor's row forms (`resampling.resample_rows`) run on CPU tensors; a captured step needs
-the same numbers from tensors that stay where the population is, with no data-dependent shape
-(`repeat_interleave` by counts) and no Python branch on values. Each function here gives, row by
-row, the same float64 operations, so the same ancestors, as the one-problem scheme in
-`s3dsl.runtime.resampling` (SSP included: its left-to-right pass with a carry is unrolled over
-the static candidate count, one masked update per candidate).
+Multinomial, systematic and stratified are `resampling.resample_rows`, already sync-free. What
+the captured step needs beyond them is here: the log-weights of every row, and SSP with no
+data-dependent shape (`repeat_interleave` by counts) and no Python branch on values, giving row
+by row the same float64 operations, so the same ancestors, as `resampling.ssp` (its
+left-to-right pass with a carry is unrolled over the static candidate count).
 """
 
 from __future__ import annotations
@@ -28,14 +27,6 @@ def logweights_rows(score: torch.Tensor, logw: torch.Tensor, source: str, beta: 
         return logw
     by_score = ~torch.isnan(score).any(dim=1, keepdim=True)
     return torch.where(by_score, score / beta, logw)
-
-
-def _inverse_cdf_rows(weights: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    cdf = torch.cumsum(weights, 1)
-    last = torch.zeros_like(cdf, dtype=torch.bool)
-    last[:, -1] = True
-    cdf = torch.where(last, 1.0 + 1e-12, cdf)
-    return torch.searchsorted(cdf, points, right=True).clamp_max(weights.shape[1] - 1)
 
 
 def _from_counts(counts: torch.Tensor, n: int) -> torch.Tensor:
@@ -87,14 +78,8 @@ def ssp_rows(weights: torch.Tensor, n: int, u: torch.Tensor) -> torch.Tensor:
 def resample_rows(weights: torch.Tensor, n: int, method: str, u: torch.Tensor) -> torch.Tensor:
     """[B, n] ancestors (ascending in each row) from [B, n_in] normalized weights and the
     problems' uniforms [B, m]; `method` is one of METHODS."""
-    weights = weights.double()
-    steps = torch.arange(n, dtype=torch.float64, device=weights.device)
-    if method == "multinomial":
-        return _inverse_cdf_rows(weights, u[:, :n].contiguous()).sort(dim=1).values
-    if method == "systematic":
-        return _inverse_cdf_rows(weights, (steps + u[:, :1]) / n)
-    if method == "stratified":
-        return _inverse_cdf_rows(weights, (steps + u[:, :n]) / n)
+    if method in resampling.ROW_METHODS:
+        return resampling.resample_rows(weights, n, method, u)
     if method == "ssp":
         return ssp_rows(weights, n, u)
     raise ValueError(f"no static form of resampling method {method!r}")
