@@ -3,10 +3,13 @@
 The count walks the same schedule the engine runs and interprets the plan's nodes: a `forward`
 pays for the rows that need one (rows with masks, known statically from the LLaDA schedule),
 nothing where its `cache=reuse` finds the state cached, and one row per distinct state when it
-dedups. States are provably identical (one per problem) while every commit is deterministic
-(temperature 0, a rule other than random, no random remask). The count is exact unless `exact`
-is False: threshold commits can finish blocks early, remasks reopen a data-dependent count, and
-dedup merges particles that coincide by chance; then it is an upper bound.
+dedups. Which rows have masks is known from how many positions the commits so far have filled:
+each commit fills the schedule's count (`committed_after`), so a second `denoise` in one step
+finds fewer masks, and the masks may run out before a block's last step. States are provably
+identical (one per problem) while every commit is deterministic (temperature 0, a rule other than
+random, no random remask). The count is exact unless `exact` is False: threshold and origin
+commits can finish blocks early, remasks reopen a data-dependent count, and dedup merges particles
+that coincide by chance; then it is an upper bound.
 
 `when=` stages open paths (s3dsl.compiler.branches): a `stop` that fires ends its problem's
 forwards, an `expand` that fires grows its population, and each problem follows one path. The
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field, replace
 
 from s3dsl.compiler import branches
 from s3dsl.compiler import primitives as prims
-from s3dsl.compiler.ir import Program
+from s3dsl.compiler.ir import DecodeConfig, Program
 from s3dsl.compiler.kv_rewrite import forward_positions, window_end
 from s3dsl.compiler.lowered import Stage, StepPlan
 from s3dsl.compiler.schedule import StepContext, edge_context
@@ -69,7 +72,7 @@ class _Walk:
     distinct: int = 1  # an upper bound on distinct states
     cached: bool = False  # every row's current state has a forward in the cache
     window: int = 0  # ...whose log-probs reach this far (a wider request recomputes)
-    filled_end: int = 0  # every generated position before this one is committed
+    committed: int = 0  # generated positions committed (a lower bound; all before block_end)
     kv_block: int = -1  # the block the block KV cache was last refreshed for
     forwards: int = 0
     positions: int = 0  # answer positions those forwards computed
@@ -77,7 +80,7 @@ class _Walk:
 
     def state(self) -> tuple[int, int, bool, int, int, int]:
         """What later stages' costs depend on (paths with equal states merge)."""
-        return (self.n, self.distinct, self.cached, self.window, self.filled_end, self.kv_block)
+        return (self.n, self.distinct, self.cached, self.window, self.committed, self.kv_block)
 
     def pay(self, key: str, paid: int) -> None:
         self.forwards += paid
@@ -115,13 +118,34 @@ def _deterministic(program: Program) -> bool:
     return True
 
 
+EARLY_RULES = ("threshold", "origin")  # commit a data-dependent count: a block may fill early
+
+
+def committed_after(committed: int, ctx: StepContext, rule: str, decode: DecodeConfig) -> int:
+    """Generated positions committed after one commit at `ctx`, from those committed before (all
+    of them left of ctx.block_end, so the masks it may fill number block_end - committed). The
+    runtime's budget (runtime/transition.py): LLaDA's even split commits ceil(m / steps_left) of
+    the m masks; Dream's linear schedule floor(m * (1 - s/t)) < m before the block's last step
+    (so masks remain until it); every rule commits all m at the last step. Exact for fixed-count
+    rules; for EARLY_RULES (which commit at least this many, or by chance) a lower bound, which
+    keeps the forward count an upper bound: c + ceil((B - c) / s) grows with c."""
+    if committed >= ctx.block_end:
+        return committed
+    if ctx.steps_left <= 1:
+        return ctx.block_end
+    if decode.schedule == "linear" or rule == "origin":
+        return committed
+    masked = ctx.block_end - committed
+    return committed + -(-masked // ctx.steps_left)
+
+
 def _exact(program: Program) -> bool:
-    """The count is exact unless a step may end early or reopen positions: threshold commits
-    and remasks."""
+    """The count is exact unless a step may end early or reopen positions: threshold and origin
+    commits, and remasks."""
     for node in _step_nodes(program):
         if _reopens(node):
             return False
-        if node.kind == "commit" and _commit_rule(node, program)[1] == "threshold":
+        if node.kind == "commit" and _commit_rule(node, program)[1] in EARLY_RULES:
             return False
     return True
 
@@ -145,16 +169,16 @@ def count(lowered: StepPlan, program: Program) -> Cost:
             kind = node.kind
             if kind == "forward" and node.get("rows") == prims.STOPPED_ROWS:
                 # `stop` finishes every particle here: nothing is masked after it on this path
-                paid = walk.n if walk.filled_end < gen else 0
+                paid = walk.n if walk.committed < gen else 0
                 walk.pay(key, paid)
                 walk.positions += paid * gen
                 continue
             if kind == "commit" and node.get("rows") == prims.STOPPED_ROWS:
-                walk.cached, walk.filled_end = False, gen
+                walk.cached, walk.committed = False, gen
                 continue
             if kind in ("forward", "static-step"):
                 rows = node.get("rows", "")
-                needed = walk.filled_end < (ctx.block_end if rows != "with masks" else gen)
+                needed = walk.committed < (ctx.block_end if rows != "with masks" else gen)
                 if kind == "static-step":
                     needed = True
                 if needed:
@@ -178,10 +202,10 @@ def count(lowered: StepPlan, program: Program) -> Cost:
                 walk.cached = False
                 if not deterministic:
                     walk.distinct = walk.n
-                if ctx.steps_left == 1:
-                    walk.filled_end = max(walk.filled_end, ctx.block_end)
+                walk.committed = committed_after(walk.committed, ctx,
+                                                 _commit_rule(node, program)[1], program.decode)
             elif _reopens(node):
-                walk.cached, walk.filled_end = False, 0
+                walk.cached, walk.committed = False, 0
                 if node.get("by") == "random":
                     walk.distinct = walk.n
             elif kind == "gather" and node.get("cache") != "keep":
@@ -219,7 +243,7 @@ def count(lowered: StepPlan, program: Program) -> Cost:
     last = StepContext(gen_end.step, gen_end.block, 0, 1, gen_end.steps, gen, gen)
     for op, ctx in branches.schedule(program):
         if op is None:  # the finishing commit, where masks remain
-            walks = merge([visit(lowered.finish, last, w) if w.filled_end < gen else w
+            walks = merge([visit(lowered.finish, last, w) if w.committed < gen else w
                            for w in walks])
             continue
         stage = stages[op.uid]

@@ -58,10 +58,14 @@ def compile_static(p: StepPlan, program: Program) -> StepPlan:
 def static_applicable(program: Program) -> bool:
     """Static steps need steps made of unconditional `denoise` only, committing a fixed count per
     step (not `threshold`, whose data-dependent count can finish a block early), with one
-    schedule for every particle (per-particle schedules commit per row; see particle_schedules)."""
+    schedule for every particle (per-particle schedules commit per row; see particle_schedules).
+    A fixed-shape step runs every row's forward, so it also needs masks in the block at every
+    step (`masks_last_the_block`): a second denoise per step would empty blocks early."""
     if program.schedules or not program.step or any(
         op.name != "denoise" or op.schedule.when is not None for op in program.step
     ):
+        return False
+    if not masks_last_the_block(program, program.step):
         return False
     rules = {op.args.get("rule") or program.decode.commit for op in program.step}
     return "threshold" not in rules
@@ -134,11 +138,9 @@ def capturable_step(program: Program) -> bool:
     if any(op.name not in CAPTURED_STAGES or op.schedule.when is not None for op in step):
         return False
     denoise = [op for op in step if op.name == "denoise"]
-    if len(denoise) != 1 or denoise[0].schedule.at or denoise[0].schedule.every is not None:
+    if not masks_last_the_block(program, denoise):
         return False
     if (denoise[0].args.get("rule") or d.commit) in ("threshold", "origin"):
-        return False
-    if getattr(d, "schedule", "even") != "linear" and d.block_length < d.steps_per_block:
         return False
     for op in step:
         verifier = program.verifiers.get(op.args.get("verifier")) if op.name == "score" else None
@@ -149,6 +151,16 @@ def capturable_step(program: Program) -> bool:
         ):
             return False
     return True
+
+
+def masks_last_the_block(program: Program, denoise: list) -> bool:
+    """Every step finds masks in its block: one unscheduled `denoise` per step, on a schedule
+    that keeps masks until the block's last step (LLaDA's even split needs block_length >=
+    steps_per_block; Dream's linear one always does)."""
+    d = program.decode
+    if len(denoise) != 1 or denoise[0].schedule.at or denoise[0].schedule.every is not None:
+        return False
+    return getattr(d, "schedule", "even") == "linear" or d.block_length >= d.steps_per_block
 
 
 def capture_steps(p: StepPlan, program: Program) -> StepPlan:

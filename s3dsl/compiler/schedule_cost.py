@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from s3dsl.compiler import primitives as prims
-from s3dsl.compiler.cost import Cost, _deterministic
+from s3dsl.compiler.cost import EARLY_RULES, Cost, _deterministic, committed_after
 from s3dsl.compiler.ir import DecodeConfig, Program
 from s3dsl.compiler.lowered import FINISH, Stage, StepPlan
 from s3dsl.compiler.particle_schedules import particle_context
@@ -28,7 +28,7 @@ class _Class:
     schedule: int
     n: int  # rows per problem
     group: int  # classes of one group hold identical states (while commits are deterministic)
-    filled_end: int = 0
+    committed: int = 0  # generated positions committed (cost.committed_after)
     cached: bool = False
 
 
@@ -51,8 +51,8 @@ def count_schedules(lowered: StepPlan, program: Program) -> Cost:
     rules = {d.commit for d in (program.decode, *program.schedules)}
     if any(op.schedule.when is not None for op in program.ops()):
         cost.exact = False  # counted as if every condition held (a shrink: as if it did not)
-    if any(op.name in ("remask", "stop") for op in program.step) or "threshold" in rules or any(
-            op.args.get("rule") == "threshold" for op in program.step):
+    if any(op.name in ("remask", "stop") for op in program.step) or set(EARLY_RULES) & rules or any(
+            op.args.get("rule") in EARLY_RULES for op in program.step):
         cost.exact = False
 
     def context(op, decode: DecodeConfig, ctx: StepContext) -> StepContext | None:
@@ -73,7 +73,7 @@ def count_schedules(lowered: StepPlan, program: Program) -> Cost:
         for node in stage.nodes:
             kind = node.kind
             if kind == "forward" and node.get("rows") == prims.STOPPED_ROWS:
-                pay(stage, sum(c.n for c in walk.classes if c.filled_end < gen))
+                pay(stage, sum(c.n for c in walk.classes if c.committed < gen))
                 continue
             if kind == "commit" and op.name == "stop":
                 continue
@@ -82,7 +82,7 @@ def count_schedules(lowered: StepPlan, program: Program) -> Cost:
                 dedup = node.get("dedup") == "yes"
                 reuse = node.get("cache") == "reuse"
                 needing = [c for c, at in zip(walk.classes, contexts) if at is not None and
-                           c.filled_end < (at.block_end if rows != "with masks" else gen)]
+                           c.committed < (at.block_end if rows != "with masks" else gen)]
                 fresh = [c for c in needing if not (reuse and c.cached)]
                 if dedup:
                     groups = {c.group for c in fresh}
@@ -99,7 +99,7 @@ def count_schedules(lowered: StepPlan, program: Program) -> Cost:
                 _commit(walk, contexts, op, program, gen)
             elif kind == "update" and node.get("field") == "tokens":
                 for c in walk.classes:
-                    c.cached, c.filled_end = False, 0
+                    c.cached, c.committed = False, 0
             elif (kind == "gather" and node.get("cache") != "keep") or kind == "drop-cache":
                 for c in walk.classes:
                     c.cached = False
@@ -112,7 +112,7 @@ def count_schedules(lowered: StepPlan, program: Program) -> Cost:
             if stage.op.schedule.fires(ctx.step, ctx.step_in_block, ctx.steps_per_block, ctx.steps):
                 visit(stage, ctx)
     end = edge_context(program.decode, True)
-    if any(c.filled_end < gen for c in walk.classes):
+    if any(c.committed < gen for c in walk.classes):
         visit(lowered.finish, StepContext(end.step, end.block, 0, 1, end.steps, gen, gen))
     for stage in lowered.final:
         visit(stage, end)
@@ -124,7 +124,7 @@ def _commit(walk: _Walk, contexts: list, op, program: Program, gen: int) -> None
     a group whose classes commit differently splits."""
     signatures: dict[tuple, int] = {}
     for c, at in zip(walk.classes, contexts):
-        if at is None or c.filled_end >= at.block_end:
+        if at is None or c.committed >= at.block_end:
             signature = (c.group, None)
         else:
             decode = program.decode_of(c.schedule)
@@ -134,8 +134,7 @@ def _commit(walk: _Walk, contexts: list, op, program: Program, gen: int) -> None
             signature = (c.group, at.block_end, at.steps_left, rule, temperature,
                          decode.threshold)
             c.cached = False
-            if at.steps_left == 1:
-                c.filled_end = max(c.filled_end, at.block_end)
+            c.committed = committed_after(c.committed, at, rule, decode)
         if signature not in signatures:
             first = not any(key[0] == c.group for key in signatures)
             signatures[signature] = c.group if first else walk.next_group
@@ -155,11 +154,11 @@ def _count(walk: _Walk, stage: Stage, cost: Cost) -> None:
         out = []
         for c in walk.classes:
             if not ids:
-                out.append(_Class(c.schedule, c.n * op.args["k"], c.group, c.filled_end,
+                out.append(_Class(c.schedule, c.n * op.args["k"], c.group, c.committed,
                                   c.cached))
                 continue
             per = Counter(ids[j % len(ids)] for j in range(op.args["k"]))
-            out += [_Class(s, c.n * m, c.group, c.filled_end, c.cached) for s, m in per.items()]
+            out += [_Class(s, c.n * m, c.group, c.committed, c.cached) for s, m in per.items()]
         walk.classes = out
     elif op.schedule.when is not None and prim.count(total, op.args, op.group) < total:
         cost.exact = False  # a conditional shrink may not happen: count the rows it would drop
