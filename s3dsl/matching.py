@@ -10,6 +10,15 @@ cannot be an artefact of the interpolation: a strategy ahead of the curve is tes
 run that spent at least as much (K_hi), one behind it against the run that spent at most as much
 (K_lo).
 
+The matched accuracy has its own 95% interval (`reference_ci`): Wilson on the interpolated success
+count over problems, sum_i ((1 - w) a_i + w b_i) of n problems (a_i, b_i: the bracketing runs'
+seed-averaged outcomes, w the same interpolation weight), the interval the strategies' own
+accuracies get (s3dsl.metrics.wilson), so it equals a curve point's own interval where the
+strategy's forwards land on it. An interpolated outcome lies in [0, 1], so its variance is at most
+p(1 - p): the Bernoulli variance Wilson assumes, which makes the interval conservative where the
+two runs disagree. It covers sampling over problems only: the weight w is taken as fixed (the
+measured forwards are not resampled), and the error of interpolating linearly is not in it.
+
 This is the one implementation: `s3dsl compare`, `s3dsl report` and benchmarks/replication.py
 all call it. It knows nothing of the store or the CLI.
 """
@@ -19,7 +28,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from s3dsl.stats import Estimate, Outcomes, mix, paired_test
+from s3dsl.metrics import wilson
+from s3dsl.stats import Estimate, Outcomes, mix, paired_test, per_problem
 
 MAX_K = 64
 
@@ -68,6 +78,7 @@ class Matched:
     vs_curve: Paired | None = None  # difference against the interpolated curve, p vs one end
     mcnemar_run: str | None = None  # the best-of-K run the McNemar p of vs_curve compares with
     vs_first: Paired | None = None
+    reference_ci: tuple[float, float] | None = None  # of reference_accuracy: 95%, Wilson (above)
 
     @property
     def k_range(self) -> str:
@@ -79,11 +90,17 @@ class Matched:
             return f"> {self.k_hi}"
         return str(self.k_lo) if self.k_lo == self.k_hi else f"{self.k_lo}-{self.k_hi}"
 
+    def reference_estimate(self) -> Estimate:
+        """The matched best-of-K accuracy with its 95% interval (no p: it is not a test)."""
+        lo, hi = self.reference_ci if self.reference_ci is not None else (None, None)
+        return Estimate(self.reference_accuracy or 0.0, lo, hi)
+
     def to_json(self) -> dict:
         return {
             "variant": self.variant, "forwards_per_problem": self.forwards,
             "position": self.position, "k_lo": self.k_lo, "k_hi": self.k_hi,
-            "k_range": self.k_range, "best_of_k_accuracy": self.reference_accuracy,
+            "k_range": self.k_range, "best_of_k_accuracy": self.reference_estimate().to_json()
+            if self.reference_accuracy is not None else None,
             "vs_best_of_k": self.vs_curve.to_json() if self.vs_curve else None,
             "mcnemar_against_run": self.mcnemar_run,
             "vs_first": self.vs_first.to_json() if self.vs_first else None,
@@ -127,6 +144,7 @@ def match(strategy: Point, reference: Sequence[Point], first: Point | None = Non
     lo, hi, w, position = bracket(strategy.forwards, points)
     interpolated = mix(lo.outcomes, hi.outcomes, w)
     ref_acc = sum(interpolated.values()) / max(len(interpolated), 1)
+    ref_ci = matched_interval(interpolated)
     diff = paired(strategy, f"best-of-K at {strategy.forwards:,.1f} forwards", interpolated)
     ahead = diff.difference.value >= 0
     end = hi if ahead else lo
@@ -137,7 +155,14 @@ def match(strategy: Point, reference: Sequence[Point], first: Point | None = Non
                                              diff.difference.hi, tested.difference.p),
                       tested.wins, tested.losses)
     return Matched(strategy.label, strategy.forwards, position, lo.k, hi.k, ref_acc, vs_curve,
-                   end.label, vs_first)
+                   end.label, vs_first, reference_ci=ref_ci)
+
+
+def matched_interval(interpolated: Outcomes) -> tuple[float, float]:
+    """95% Wilson interval of the interpolated accuracy: the seed-averaged, interpolated outcome
+    of each problem summed as a (fractional) success count over the problems (module doc)."""
+    outcomes = per_problem(interpolated)
+    return wilson(sum(outcomes.values()), len(outcomes))
 
 
 def ks_to_run(max_forwards: float, have: dict[int, float], max_k: int = MAX_K) -> int | None:

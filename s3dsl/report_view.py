@@ -14,7 +14,9 @@ from s3dsl.report import Report, Row, best_marks
 LEGEND = ("Bold: best in its column (no mark when all tie; mean score only among rows of the "
           "same verifier). 95% CI of an accuracy: Wilson, over problems (seeds averaged per "
           "problem). Compute matching: best-of-K interpolated at the strategy's *measured* "
-          "forwards per problem, between the K runs that bracket it; Δ's 95% CI: paired "
+          "forwards per problem, between the K runs that bracket it; its accuracy's 95% CI: Wilson "
+          "on the interpolated success count over problems (the same weights; conservative "
+          "where the two runs disagree); Δ's 95% CI: paired "
           "bootstrap over problems; p: McNemar exact (with several seeds: the exact sign test over "
           "problems on seed-averaged outcomes), against the bracketing best-of-K run that "
           "spent at least as much when the strategy is ahead, at most as much when behind "
@@ -79,18 +81,22 @@ def match_cells(report: Report, m: Matched) -> dict[str, str]:
     v = report.row(m.variant)
     first = report.rows[0].label
     curve = m.vs_curve
+    ref_ci = "-"
     if m.position == "reference":
         k_text, ref_acc = "(is the curve)", "-"
     elif m.position == "none":
         k_text, ref_acc = "not run", "-"
     else:
         k_text, ref_acc = m.k_range, _pct(m.reference_accuracy)
+        if m.reference_ci is not None:
+            ref_ci = f"{100 * m.reference_ci[0]:.1f}-{100 * m.reference_ci[1]:.1f}"
     return {
         "variant": v.label,
         "fwd/problem": f"{v.nfe_per_problem:,.1f}",
         "accuracy": f"{100 * v.accuracy:.1f}%",
         "best-of-K: K": k_text,
         "its accuracy": ref_acc,
+        "its 95% CI": ref_ci,
         "Δ pts [95% CI]": _delta(curve),
         "p": _p(curve.difference.p) if curve else "-",
         "W/L": f"{curve.wins}/{curve.losses}" if curve else "-",

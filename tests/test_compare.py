@@ -107,6 +107,8 @@ def test_compare_matches_every_strategy_on_measured_forwards_and_report_rerender
         diff = m["vs_best_of_k"]["difference"]
         assert set(diff) == {"value", "lo", "hi", "p"} and 0 <= diff["p"] <= 1
         assert diff["lo"] <= diff["value"] <= diff["hi"]
+        matched_acc = m["best_of_k_accuracy"]  # its own interval (s3dsl.matching: Wilson)
+        assert 0 <= matched_acc["lo"] <= matched_acc["value"] <= matched_acc["hi"] <= 1
         assert m["vs_first"]["against"] == "single"
     assert matched["best_of_k k=2"]["position"] == "reference"
     s3 = by_label["s3"]
@@ -122,6 +124,7 @@ def test_compare_matches_every_strategy_on_measured_forwards_and_report_rerender
     width = header.count("|")
     assert all(line.count("|") - line.count("\\|") == width for line in tables[:len(labels) + 2])
     assert "| sudoku-test-0 |" in md and "compute-matched on measured forwards" in md
+    assert "| its accuracy | its 95% CI |" in md
     assert "predicted forwards / problem (upper bound)" in md
     plots = {p.name for p in out.glob("*.png")}
     assert plots == {"accuracy_vs_forwards.png", "pass_at_k.png"} or \

@@ -77,3 +77,29 @@ def test_ks_to_run_doubles_until_the_curve_reaches_the_cost():
     assert ks_to_run(30.0, {1: 10.0, 2: 18.0}) == 4
     assert ks_to_run(30.0, {1: 10.0, 2: 18.0, 4: 31.0}) is None
     assert ks_to_run(math.inf, {1: 1.0, 2: 2.0}, max_k=2) is None
+
+
+def test_the_matched_accuracy_has_its_own_interval():
+    """Wilson on the interpolated success count over problems: 1 + 1 + 0.25 + 0.25 = 2.5 of 4
+    at w = 0.25; seeds averaged per problem first; a curve point's own interval where the
+    strategy lands on it; numeric in the JSON."""
+    from s3dsl.metrics import wilson
+
+    k1 = Point("k1", 10.0, outcomes("1100"), k=1)
+    k2 = Point("k2", 18.0, outcomes("1111"), k=2)
+    m = match(Point("s", 12.0, outcomes("1110")), [k1, k2])
+    assert m.reference_ci == pytest.approx(wilson(2.5, 4))
+    lo, hi = m.reference_ci
+    assert 0 < lo < m.reference_accuracy < hi < 1
+    on_k1 = match(Point("s", 10.0, outcomes("1110")), [k1, k2])
+    assert on_k1.reference_ci == pytest.approx(wilson(2, 4))  # = best-of-1's own interval
+    assert match(Point("s", 30.0, outcomes("0000")), [k1, k2]).reference_ci == (wilson(4, 4))
+    # two seeds: four problems, not eight trials (the interval of 2.5 of 4, not 5 of 8)
+    seeds = [Point(p.label, p.forwards, {**p.outcomes, **{(1, i): v for (_, i), v in
+                                                            p.outcomes.items()}}, p.k)
+             for p in (k1, k2)]
+    two = match(Point("s", 12.0, {**outcomes("1110"), **outcomes("1110", seed=1)}), seeds)
+    assert two.reference_ci == pytest.approx(wilson(2.5, 4))
+    shown = m.to_json()["best_of_k_accuracy"]
+    assert shown == {"value": pytest.approx(0.625), "lo": lo, "hi": hi, "p": None}
+    assert match(Point("x", 1.0, outcomes("1")), []).to_json()["best_of_k_accuracy"] is None
