@@ -20,6 +20,7 @@ import s3dsl
 from s3dsl.compiler.ir import Program
 from s3dsl.compiler.passes import OPT_IN, Plan
 from s3dsl.distributed import SINGLE, World
+from s3dsl.errors import S3DSLError
 from s3dsl.runtime import rng
 from s3dsl.runtime.model import MaskedLM
 from s3dsl.session import check_run_options, execute, peak_memory_mb
@@ -156,6 +157,7 @@ def run_stored(
     config = run_config(the_plan, model, task, seed, disable)
     keys = [problem_key(p) for p in problems]
     run, done, pending_idx = None, {}, []
+    refused: S3DSLError | None = None
     if world.is_main:
         run = store.open_run(config, problems, run_meta(the_plan, task, split, len(problems)))
         done = store.finished(run.config_key, keys)
@@ -165,7 +167,18 @@ def run_stored(
             traced = load_traces(store, run)
             done = {k: v for k, v in done.items() if k in traced}
         pending_idx = [i for i, k in enumerate(keys) if k not in done]
-    pending_idx = world.broadcast(pending_idx)
+        if pending_idx:  # a read-only store serves stored runs; new results it refuses here
+            try:
+                store.require_writable(f"{len(pending_idx)} of {len(problems)} problems of "
+                                       "this run are not stored")
+            except S3DSLError as e:
+                refused = e
+    pending_idx = world.broadcast(None if refused else pending_idx)  # every rank stops together
+    if refused is not None:
+        raise refused
+    if pending_idx is None:
+        raise S3DSLError("rank 0 cannot store new results: its --db is read-only",
+                         hint="pass another --db PATH, or --no-db")
     resumed = len(problems) - len(pending_idx)
     if world.is_main and on_open is not None:
         on_open(resumed, len(problems))

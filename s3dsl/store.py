@@ -7,6 +7,12 @@ so a stored result is exactly what recomputing it would give: re-running skips f
 a killed run loses only its batch in flight, and a run over more problems (a larger `--limit`)
 reuses what a smaller one computed. A *run* is a configuration on an ordered list of problems.
 WAL mode lets `s3dsl runs` read while a run writes; each batch is one transaction.
+
+A store the user cannot write (a shared results file, chmod 444, a read-only folder or medium)
+is opened read-only and served: `report`, `runs`, and `run` / `compare` whose results are all
+stored work from it. What would need a new result refuses before computing anything
+(`require_writable`), with the hint to pass another --db or --no-db: a run computed without a
+place to keep it would be lost, and a read-only file is usually someone else's to keep.
 """
 
 from __future__ import annotations
@@ -67,16 +73,36 @@ _COLUMNS = {
 }
 
 
-def _check_writable(path: Path, hint: str) -> None:
-    """SQLite opens a read-only file without complaint and fails at the first write (after the
-    run's compute); say so before. WAL mode also writes files next to it."""
+def _writable(path: Path) -> bool:
+    """Whether SQLite can write the database: the file and (WAL mode writes -wal and -shm files
+    next to it) its folder."""
     import os
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and not os.access(path, os.W_OK):
-        raise S3DSLError(f"the results database {path} is read-only", hint=hint)
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _check_writable(path: Path, hint: str) -> None:
+    """SQLite opens a read-only file without complaint and fails at the first write (after the
+    run's compute); say so before. A new database needs a folder it can be created in."""
+    import os
+
+    if path.exists():
+        return  # an existing one that cannot be written is opened read-only (Store)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass
     if not os.access(path.parent, os.W_OK):
         raise S3DSLError(f"the folder of the results database {path} is read-only", hint=hint)
+
+
+def _read_only_uri(path: Path, immutable: bool) -> str:
+    """An SQLite URI that never writes: mode=ro; immutable=1 also skips the -shm file that
+    reading a WAL database needs when the folder is read-only (the file must not change
+    meanwhile: used only when mode=ro cannot open it)."""
+    from urllib.parse import quote
+
+    return f"file:{quote(str(path.resolve()))}?mode=ro" + ("&immutable=1" if immutable else "")
 
 
 def digest(obj: Any) -> str:
@@ -132,20 +158,48 @@ def result_from_json(d: dict) -> ProblemResult:
 
 
 class Store:
-    """Runs and results in one SQLite file (or in memory, for `--no-db`)."""
+    """Runs and results in one SQLite file (or in memory, for `--no-db`). `read_only`: None
+    decides from the file's permissions; True opens it read-only whatever they are."""
 
-    def __init__(self, path: Path | str = DEFAULT_DB):
+    def __init__(self, path: Path | str = DEFAULT_DB, read_only: bool | None = None):
         self.path = str(path)
         hint = "pass another --db PATH, or --no-db"
+        file = Path(self.path)
+        if read_only is None:
+            read_only = self.path != MEMORY and file.exists() and not _writable(file)
+        self.read_only = read_only
         try:
-            if self.path != MEMORY:
-                _check_writable(Path(self.path), hint)
-            self.db = sqlite3.connect(self.path, timeout=30.0)
-            _while_locked(self._set_up)
+            if read_only:
+                self.db = self._connect_read_only(file)
+            else:
+                if self.path != MEMORY:
+                    _check_writable(file, hint)
+                self.db = sqlite3.connect(self.path, timeout=30.0)
+                _while_locked(self._set_up)
             self._check_schema(hint)
         except (sqlite3.DatabaseError, OSError) as e:
             raise S3DSLError(f"cannot open the results database {self.path}: {e}",
                              hint=hint) from None
+
+    def _connect_read_only(self, file: Path) -> sqlite3.Connection:
+        if not file.is_file():
+            raise S3DSLError(f"no results database at {file} to read", hint="s3dsl run and "
+                             "s3dsl compare store runs; pass --db PATH of one")
+        try:
+            db = sqlite3.connect(_read_only_uri(file, False), uri=True, timeout=30.0)
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError:  # a WAL file whose -shm cannot be made here
+            db = sqlite3.connect(_read_only_uri(file, True), uri=True, timeout=30.0)
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return db
+
+    def require_writable(self, why: str) -> None:
+        """Refuse, before any compute, what would need a new result in a read-only store."""
+        if self.read_only:
+            raise S3DSLError(f"the results database {self.path} is read-only and {why}",
+                             hint="pass another --db PATH (a copy of it keeps what it holds), "
+                             "or --no-db")
 
     def _set_up(self) -> None:
         if self.path != MEMORY:
@@ -188,6 +242,15 @@ class Store:
         config_key = digest(config)[:32]
         dhash = data_hash(problems)
         key = digest([config_key, dhash])[:32]
+        if self.read_only:  # served as stored (meta not refreshed); results decide the rest
+            if self.db.execute("SELECT 1 FROM runs WHERE key=?", (key,)).fetchone() is None:
+                # not recorded (e.g. fewer problems than a stored run): its results may be
+                # stored all the same; a record that lives only in this process
+                return RunRecord(0, key, config_key, config["strategy"], config["task"],
+                                 config["model"]["name"], config["seed"], config["opt_level"],
+                                 dhash, json.loads(json.dumps(config, sort_keys=True)),
+                                 [problem_key(p) for p in problems], meta, time.time())
+            return self.get_run(key)
         with self._writing():
             if self.db.execute("UPDATE runs SET meta=? WHERE key=?",
                                (json.dumps(meta), key)).rowcount:
@@ -243,6 +306,7 @@ class Store:
 
     def add(self, config_key: str, items: Sequence[tuple[Problem, StoredResult]]) -> None:
         """Store a batch of finished problems in one transaction (all or nothing)."""
+        self.require_writable("cannot keep new results")
         now = time.time()
         with self._writing():
             self.db.executemany(
@@ -262,8 +326,9 @@ class Store:
     def delete_runs(self, runs: Sequence[RunRecord]) -> int:
         """Delete runs; their results go too unless another run of the same configuration keeps
         them. The number of result rows deleted."""
+        self.require_writable("runs cannot be deleted from it")
         removed = 0
-        with self.db:
+        with self._writing():
             for run in runs:
                 self.db.execute("DELETE FROM runs WHERE key=?", (run.key,))
                 others = self.db.execute("SELECT COUNT(*) FROM runs WHERE config_key=?",
@@ -271,12 +336,12 @@ class Store:
                 if not others:
                     removed += self.db.execute("DELETE FROM results WHERE config_key=?",
                                                (run.config_key,)).rowcount
-                    if self._has_table("traces"):  # s3dsl.trace's table, once used
+                    if self.has_table("traces"):  # s3dsl.trace's table, once used
                         self.db.execute("DELETE FROM traces WHERE config_key=?",
                                         (run.config_key,))
         return removed
 
-    def _has_table(self, name: str) -> bool:
+    def has_table(self, name: str) -> bool:
         return self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
                                (name,)).fetchone() is not None
 

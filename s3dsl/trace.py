@@ -90,7 +90,10 @@ def save_traces(store: Store, config_key: str, items: Sequence[tuple[Problem, Tr
 
 def load_traces(store: Store, run: RunRecord) -> dict[str, Trace]:
     """The stored traces of a run's problems, by problem key (problems without one are absent)."""
-    _ensure(store)
+    if store.read_only and not store.has_table("traces"):
+        return {}  # a read-only store without traces: nothing to create, none stored
+    if not store.read_only:
+        _ensure(store)
     rows = store.db.execute("SELECT problem_key, trace FROM traces WHERE config_key=?",
                             (run.config_key,)).fetchall()
     wanted = set(run.problem_keys)

@@ -223,8 +223,10 @@ def test_foreign_and_read_only_databases(tmp_path):
     ours = tmp_path / "ours.db"
     Store(ours).close()
     ours.chmod(0o444)
-    with pytest.raises(S3DSLError, match="read-only"):
-        Store(ours)
+    with Store(ours) as store:  # served read-only (tests/test_store_read_only.py); writes refused
+        assert store.read_only
+        with pytest.raises(S3DSLError, match="read-only"):
+            store.add("k", [])
 
 
 def test_data_files_split_lines_on_newline_only_and_refuse_deep_json(tmp_path):
