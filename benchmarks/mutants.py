@@ -40,7 +40,7 @@ TESTS = ("tests/test_runtime.py", "tests/test_compiler.py",
          EQ + "generated_strategies_match_the_reference_on_a_trained_model",
          EQ + "the_generator_reaches_every_primitive_argument_and_schedule",
          EQ + "strategies_that_split_the_batch_match_the_reference", "tests/test_branches.py",
-         "tests/test_particle_schedules.py")
+         "tests/test_particle_schedules.py", "tests/test_cost_commits.py")
 EX, REF = "s3dsl/runtime/executor.py", "s3dsl/runtime/reference.py"
 SEM, FW = "s3dsl/runtime/semantics.py", "s3dsl/runtime/forwards.py"
 TR, COST = "s3dsl/runtime/transition.py", "s3dsl/compiler/cost.py"
@@ -166,7 +166,13 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("schedule-ref-block-of-decode", "per-particle schedules", REF,
            "ctx = mine[step_ctx.step]", "ctx = self.contexts[0][step_ctx.step]"),
     Mutant("schedule-cost-never-fills", "cost model", "s3dsl/compiler/schedule_cost.py",
-           "c.filled_end = max(c.filled_end, at.block_end)", "c.filled_end = c.filled_end"),
+           "c.committed = committed_after(c.committed, at, rule, decode)",
+           "c.committed = c.committed"),
+    Mutant("cost-fills-only-at-block-end", "cost model (commits per denoise)", COST,
+           "return committed + -(-masked // ctx.steps_left)", "return committed"),
+    Mutant("static-step-with-emptied-blocks", "pass: static-steps", "s3dsl/compiler/rewrites.py",
+           "    if len(denoise) != 1 or denoise[0].schedule.at",
+           "    if len(denoise) < 1 or denoise[0].schedule.at"),
 )
 
 
