@@ -19,27 +19,15 @@ Dream's (Qwen2 names), which also needs grouped-query attention and q/k/v biases
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from s3dsl.models.config import ModelConfig
+from s3dsl.models.prompt_cache import KeyValues, PromptCache
 
-KeyValues = tuple[torch.Tensor, torch.Tensor]  # [B, heads, L, head_dim] each
-
-
-@dataclass
-class PromptCache:
-    """Per-layer keys/values of a batch of left-padded prompts (see `encode_prompt`)."""
-
-    kv: list[KeyValues]
-    mask: torch.Tensor  # [P, Lp] bool, False = padding
-    lengths: torch.Tensor  # [P] real prompt lengths
-
-    def __len__(self) -> int:
-        return self.mask.shape[0]
+__all__ = ["KeyValues", "MaskPredictor", "PromptCache"]
 
 
 class RMSNorm(nn.Module):
@@ -94,17 +82,10 @@ class Block(nn.Module):
         cos: torch.Tensor,
         sin: torch.Tensor,
         attn_mask: torch.Tensor | None,
-        past: KeyValues | None = None,
     ) -> tuple[torch.Tensor, KeyValues]:
-        """One block; `past` holds the keys/values of positions before `x` (a cached prompt).
-
-        Returns the new hidden states and the keys/values of `x`'s own positions.
-        """
+        """One block; returns the new hidden states and the keys/values of `x`'s positions."""
         q, k, v = self._qkv(x, cos, sin)
-        keys, values = (
-            (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
-        )
-        return self._attend(x, q, keys, values, attn_mask), (k, v)
+        return self._attend(x, q, k, v, attn_mask), (k, v)
 
     def forward_into(
         self,
@@ -118,12 +99,13 @@ class Block(nn.Module):
         """One block over a span of positions whose context (every position's keys/values,
         [B, kv_heads, Lc, head_dim] each, cached ones included) is given: the span's fresh
         keys/values are written into `context` at [at, at + n) in place (a buffer the caller
-        owns), so no per-layer concatenation is needed (the block KV caches)."""
+        owns), so no per-layer concatenation is needed (the block KV caches, the prompt
+        cache). Returns the new hidden states and the span's keys/values."""
         q, k, v = self._qkv(x, cos, sin)
         n = x.shape[1]
         context[0][:, :, at : at + n] = k
         context[1][:, :, at : at + n] = v
-        return self._attend(x, q, context[0], context[1], attn_mask)
+        return self._attend(x, q, context[0], context[1], attn_mask), (k, v)
 
     def _qkv(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
@@ -235,7 +217,7 @@ class MaskPredictor(nn.Module):
         for block in self.transformer.blocks:
             x, layer_kv = block(x, cos, sin, attention_mask[:, None, None, :])
             kv.append(layer_kv)
-        return PromptCache(kv, attention_mask, attention_mask.sum(-1))
+        return PromptCache.of(kv, attention_mask)
 
     def forward_answer(
         self,
@@ -250,12 +232,13 @@ class MaskPredictor(nn.Module):
         if cache.mask.shape[1] + g > self.config.max_len:
             raise ValueError(f"sequence length exceeds max_len {self.config.max_len}")
         positions = cache.lengths[rows, None] + torch.arange(g, device=answer_ids.device)
-        answer_mask = torch.ones(b, g, dtype=torch.bool, device=answer_ids.device)
-        mask = torch.cat([cache.mask[rows], answer_mask], 1)[:, None, None, :]
+        mask = cache.answer_mask(rows, g)
         x = self._embed(answer_ids, positions)
         cos, sin = self._rotary(positions, x.dtype)
-        for block, (k, v) in zip(self.transformer.blocks, cache.kv, strict=True):
-            x, layer_kv = block(x, cos, sin, mask, past=(k[rows], v[rows]))
+        lp = cache.mask.shape[1]
+        context = cache.contexts(rows, g)
+        for i, block in enumerate(self.transformer.blocks):
+            x, layer_kv = block.forward_into(x, cos, sin, mask, context(i), lp)
             if keep_kv is not None:
                 keep_kv.append(layer_kv)
         return self.transformer.ff_out(self.transformer.ln_f(x))
@@ -275,7 +258,7 @@ class MaskPredictor(nn.Module):
         x = self._embed(ids, positions)
         cos, sin = self._rotary(positions, x.dtype)
         for i, block in enumerate(self.transformer.blocks):
-            x = block.forward_into(x, cos, sin, attn_mask, context(i), at)
+            x, _ = block.forward_into(x, cos, sin, attn_mask, context(i), at)
         return self.transformer.ff_out(self.transformer.ln_f(x))
 
     def _embed(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:

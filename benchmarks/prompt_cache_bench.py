@@ -1,0 +1,288 @@
+"""The exact prompt cache: with vs without, and the preallocated context buffer vs the former
+per-layer gather + `cat` (issue 11, item 5).
+
+Three ways to compute the answer logits of a prompt-isolated model, side by side in one process:
+
+- `off`: no prompt cache, every forward covers prompt + answer (`--disable-pass prompt-cache`);
+- `cat`: the former `forward_answer`: per layer, per forward, gather the rows' prompt
+  keys/values (`k[rows]`) and `torch.cat` the answer's onto them (re-created below, patched in);
+- `buffer`: the shipped `forward_answer`: a context buffer per layer, allocated once per batch
+  shape, prompt part filled when the rows -> prompts map changes, each layer writing only its
+  answer keys/values into it (`s3dsl/models/prompt_cache.py`).
+
+Two parts. `micro`: one forward call at each model's size (rows, prompt, answer lengths of its
+runs), median of many calls, and the bytes every op of one call allocates (a dispatch mode
+summing the storage of each op's fresh outputs: torch's CPU allocator has no counters).
+`runs`: whole strategy runs (`run_strategy`, opt 2) under each of the three, interleaved
+(off cat buffer, then reversed, ...), one torch thread, with forward rows, positions and the
+bytes allocated over a whole run (a separate, counted run: the counting slows it down).
+
+    python benchmarks/prompt_cache_bench.py --out benchmarks/results      # ~15 min, 1 thread
+    python benchmarks/prompt_cache_bench.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from s3dsl.models.registry import load_model
+from s3dsl.models.transformer import MaskPredictor
+from s3dsl.session import run_strategy
+from s3dsl.tasks.registry import get_task
+
+MODES = ("off", "cat", "buffer")
+
+
+# -- the former forward_answer, for comparison ------------------------------------------------
+def cat_forward_answer(self: MaskPredictor, cache, rows, answer_ids, keep_kv=None):
+    """The pre-buffer `forward_answer`: per layer, `k[rows]`, `v[rows]` and a `cat` each."""
+    b, g = answer_ids.shape
+    positions = cache.lengths[rows, None] + torch.arange(g, device=answer_ids.device)
+    answer_mask = torch.ones(b, g, dtype=torch.bool, device=answer_ids.device)
+    mask = torch.cat([cache.mask[rows], answer_mask], 1)[:, None, None, :]
+    x = self._embed(answer_ids, positions)
+    cos, sin = self._rotary(positions, x.dtype)
+    for block, (k, v) in zip(self.transformer.blocks, cache.kv, strict=True):
+        q, k_new, v_new = block._qkv(x, cos, sin)
+        keys, values = torch.cat([k[rows], k_new], 2), torch.cat([v[rows], v_new], 2)
+        x = block._attend(x, q, keys, values, mask)
+        if keep_kv is not None:
+            keep_kv.append((k_new, v_new))
+    return self.transformer.ff_out(self.transformer.ln_f(x))
+
+
+@contextlib.contextmanager
+def answer_path(mode: str) -> Iterator[None]:
+    """`cat` patches the former forward_answer in; `off` and `buffer` use the shipped one."""
+    if mode != "cat":
+        yield
+        return
+    shipped = MaskPredictor.forward_answer
+    MaskPredictor.forward_answer = cat_forward_answer  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        MaskPredictor.forward_answer = shipped  # type: ignore[method-assign]
+
+
+class CountAllocations(TorchDispatchMode):
+    """Bytes of every fresh storage an op returns (views and in-place results are not new)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        seen = {t.untyped_storage().data_ptr() for t in _tensors((args, kwargs))}
+        for t in _tensors(out):
+            ptr = t.untyped_storage().data_ptr()
+            if ptr not in seen:
+                seen.add(ptr)
+                self.bytes += t.untyped_storage().nbytes()
+        return out
+
+
+def _tensors(tree) -> Iterator[torch.Tensor]:
+    if isinstance(tree, torch.Tensor):
+        yield tree
+    elif isinstance(tree, (list, tuple)):
+        for x in tree:
+            yield from _tensors(x)
+    elif isinstance(tree, dict):
+        for x in tree.values():
+            yield from _tensors(x)
+
+
+# -- micro: one forward call ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Micro:
+    model: str
+    rows: int
+    prompt: int
+    gen: int
+    prompts: int = 1
+
+
+def micro(case: Micro, calls: int) -> dict:
+    model = load_model(case.model)
+    module = model.module
+    gen = torch.Generator().manual_seed(0)
+    prompt = torch.randint(3, model.vocab_size, (case.prompts, case.prompt), generator=gen)
+    pmask = torch.ones(case.prompts, case.prompt, dtype=torch.bool)
+    rows = torch.arange(case.rows) * case.prompts // case.rows
+    answers = torch.randint(3, model.vocab_size, (case.rows, case.gen), generator=gen)
+    full_ids = torch.cat([prompt[rows], answers], 1)
+    full_mask = torch.ones_like(full_ids, dtype=torch.bool)
+    with torch.inference_mode():
+        cache = model.encode_prompt(prompt, pmask)
+    fns: dict[str, Callable[[], torch.Tensor]] = {
+        "off": lambda: module(full_ids, full_mask, case.gen)[:, -case.gen:],
+        "cat": lambda: cat_forward_answer(module, cache, rows, answers),
+        "buffer": lambda: module.forward_answer(cache, rows, answers),
+    }
+    out: dict = {"case": case.__dict__, "ms": {}, "alloc_kb": {}}
+    with torch.inference_mode():
+        ref = fns["off"]()
+        for mode, fn in fns.items():
+            diff = (fn() - ref).abs().max().item()
+            out.setdefault("max_abs_diff_vs_off", {})[mode] = diff
+        times: dict[str, list[float]] = {m: [] for m in fns}
+        for i in range(calls):
+            order = MODES if i % 2 == 0 else MODES[::-1]
+            for mode in order:
+                t0 = time.perf_counter()
+                fns[mode]()
+                times[mode].append(time.perf_counter() - t0)
+        for mode, fn in fns.items():
+            out["ms"][mode] = statistics.median(times[mode]) * 1e3
+            counter = CountAllocations()
+            with counter:
+                fn()
+            out["alloc_kb"][mode] = counter.bytes / 1024
+    return out
+
+
+# -- runs: whole strategies -------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunCase:
+    strategy: str
+    task: str
+    model: str
+    problems: int
+    overrides: tuple[tuple[str, str], ...]
+
+    @property
+    def label(self) -> str:
+        sets = " ".join(f"{k}={v}" for k, v in self.overrides)
+        return f"{self.strategy} {sets} ({self.model}, {self.task}, {self.problems} problems)"
+
+
+def run_case(case: RunCase, mode: str, model, problems, seed: int):
+    disable = ("prompt-cache",) if mode == "off" else ()
+    with answer_path(mode):
+        t0 = time.perf_counter()
+        summary = run_strategy(case.strategy, model, task=case.task, overrides=dict(case.overrides),
+                               seed=seed, batch_size=len(problems), problems=problems,
+                               disable=disable)
+        wall = time.perf_counter() - t0
+    return wall, summary
+
+
+def runs(case: RunCase, repeats: int) -> dict:
+    model = load_model(case.model)
+    task = get_task(case.task)
+    problems = task.problems("test", case.problems)
+    walls: dict[str, list[float]] = {m: [] for m in MODES}
+    preds: dict[str, list] = {}
+    counters: dict[str, dict] = {}
+    for rep in range(repeats):
+        for mode in MODES if rep % 2 == 0 else MODES[::-1]:
+            wall, summary = run_case(case, mode, model, problems, rep)
+            walls[mode].append(wall)
+            if rep == 0:
+                preds[mode] = [r.prediction for r in summary.results]
+                counters[mode] = summary.counters
+    alloc = {}
+    for mode in MODES:
+        counter = CountAllocations()
+        with counter:
+            run_case(case, mode, model, problems, 0)
+        alloc[mode] = counter.bytes / 2**20
+    return {
+        "case": case.label,
+        "s": {m: statistics.median(w) for m, w in walls.items()},
+        "walls": walls,
+        "forward_rows": counters["off"].get("forward_rows"),
+        "positions": {m: counters[m].get("positions") for m in MODES},
+        "alloc_mb": alloc,
+        "same_predictions": preds["off"] == preds["cat"] == preds["buffer"],
+    }
+
+
+def default_runs(quick: bool) -> list[RunCase]:
+    out = [
+        RunCase("s3", "sudoku", "sudoku", 2 if quick else 4, ()),
+        RunCase("s3", "arith", "arith", 2 if quick else 4, ()),
+        RunCase("best_of_k", "arith", "arith", 2 if quick else 4, (("k", "8"),)),
+    ]
+    for strategy, n in (("best_of_k", "k"), ("s3", "particles")):
+        for particles in (2,) if quick else (2, 8):
+            for gen in (48,) if quick else (48, 96, 192):
+                out.append(RunCase(strategy, "arith", "tiny-random", 1,
+                                   ((n, str(particles)), ("gen_length", str(gen)))))
+    return out
+
+
+MICRO = (
+    Micro("tiny-random", 2, 15, 48), Micro("tiny-random", 8, 15, 48),
+    Micro("tiny-random", 8, 15, 96), Micro("tiny-random", 32, 15, 192),
+    Micro("arith", 16, 15, 48, 4), Micro("sudoku", 32, 82, 84, 4), Micro("sudoku", 128, 82, 84, 4),
+)
+
+
+def write_markdown(result: dict, path: Path) -> None:
+    lines = ["# Prompt cache: off / per-layer cat / preallocated buffer (generated)", "",
+             f"{result['machine']}; 1 torch thread; {result['note']}", "",
+             "## One forward call (median ms; KB allocated by its ops)", "",
+             "| model | rows | prompt | gen | off ms | cat ms | buffer ms | off KB | cat KB | "
+             "buffer KB | max abs diff cat / buffer vs off |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for m in result["micro"]:
+        c, ms, kb, d = m["case"], m["ms"], m["alloc_kb"], m["max_abs_diff_vs_off"]
+        lines.append(f"| {c['model']} | {c['rows']} | {c['prompt']} | {c['gen']} | "
+                     f"{ms['off']:.3f} | {ms['cat']:.3f} | {ms['buffer']:.3f} | {kb['off']:.0f} | "
+                     f"{kb['cat']:.0f} | {kb['buffer']:.0f} | {d['cat']:.1e} / {d['buffer']:.1e} |")
+    lines += ["", "## Whole runs (opt 2; median s over repeats; MB allocated over one run)", "",
+              "| run | off s | cat s | buffer s | buffer / off | buffer / cat | positions off / "
+              "cached | off MB | cat MB | buffer MB | same predictions |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in result["runs"]:
+        s, p, a = r["s"], r["positions"], r["alloc_mb"]
+        lines.append(f"| {r['case']} | {s['off']:.2f} | {s['cat']:.2f} | {s['buffer']:.2f} | "
+                     f"{s['buffer'] / s['off']:.2f} | {s['buffer'] / s['cat']:.2f} | "
+                     f"{p['off']} / {p['buffer']} | {a['off']:.0f} | {a['cat']:.0f} | "
+                     f"{a['buffer']:.0f} | {r['same_predictions']} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--calls", type=int, default=200)
+    ap.add_argument("--only", choices=("micro", "runs"), default=None)
+    ap.add_argument("--note", default="")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    result: dict = {"machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+                    "note": args.note, "micro": [], "runs": []}
+    if args.only != "runs":
+        for case in MICRO[:2] if args.quick else MICRO:
+            result["micro"].append(micro(case, 20 if args.quick else args.calls))
+            print(json.dumps(result["micro"][-1]), flush=True)
+    if args.only != "micro":
+        for rc in default_runs(args.quick):
+            result["runs"].append(runs(rc, 1 if args.quick else args.repeats))
+            print(json.dumps(result["runs"][-1]), flush=True)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "prompt_cache.json").write_text(json.dumps(result, indent=1) + "\n")
+        write_markdown(result, args.out / "prompt_cache_bench.md")
+
+
+if __name__ == "__main__":
+    main()

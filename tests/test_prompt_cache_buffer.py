@@ -1,0 +1,69 @@
+"""The prompt cache's preallocated context buffer is reused across forwards: a forward must
+never read another row layout's prompt keys/values, nor a previous forward's answer part."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from s3dsl.models import prompt_cache
+from s3dsl.models.registry import load_model
+
+
+def _prompts(model, texts):
+    tok = model.tokenizer
+    rows = [tok.encode(t) for t in texts]
+    width = max(map(len, rows))
+    ids = torch.tensor([[tok.pad_id] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[False] * (width - len(r)) + [True] * len(r) for r in rows])
+    return ids, mask
+
+
+def _full(model, ids, mask, rows, answers):
+    """The uncached answer logits of prompt rows[i] followed by answers[i]."""
+    gen = answers.shape[1]
+    full_ids = torch.cat([ids[rows], answers], 1)
+    full_mask = torch.cat([mask[rows], torch.ones(len(rows), gen, dtype=torch.bool)], 1)
+    return model.forward(full_ids, full_mask, gen)[:, -gen:]
+
+
+@pytest.mark.parametrize("one_slot", [False, True])
+@pytest.mark.parametrize("texts", [("12+3=", "7*8-40+2=", "9="), ("1+2=", "3+4=", "5*6=")])
+def test_buffer_reused_across_changing_row_layouts_stays_exact(monkeypatch, one_slot, texts):
+    if one_slot:  # the per-layer refill used when all layers' buffers would be too large
+        monkeypatch.setattr(prompt_cache, "MAX_BUFFER_BYTES", 0)
+    model = load_model("tiny-random")
+    ids, mask = _prompts(model, texts)
+    cache = model.encode_prompt(ids, mask)
+    assert cache.padded == (len(set(map(len, texts))) > 1)
+    gen = torch.Generator().manual_seed(1)
+    rows = torch.tensor([0, 0, 1, 2])
+    layouts = [rows, rows.flip(0), torch.tensor([2, 1]), torch.tensor([1, 2, 2, 0, 0, 1]),
+               torch.tensor([1, 2, 2, 0, 0, 1])]  # same layout twice: the buffer is kept
+    kept: list = []
+    for i, layout in enumerate(layouts):
+        answers = torch.randint(3, model.vocab_size, (len(layout), 6), generator=gen)
+        keep: list = []
+        got = model.forward_answer_keep(cache, layout, answers, keep)
+        torch.testing.assert_close(got, _full(model, ids, mask, layout, answers),
+                                   atol=1e-5, rtol=1e-5)
+        kept.append((i, [(k.clone(), v.clone()) for k, v in keep], keep))
+    if not one_slot:
+        assert cache._buffer is not None and cache._buffer.slots == model.config.n_layers
+    # what keep_kv received is not overwritten by the forwards after it
+    for _, copies, keep in kept:
+        for (k0, v0), (k, v) in zip(copies, keep, strict=True):
+            assert torch.equal(k0, k) and torch.equal(v0, v)
+
+
+def test_rows_changed_in_place_between_forwards_are_seen():
+    """The caller may reuse its rows tensor: the buffer compares contents, not identity."""
+    model = load_model("tiny-random")
+    ids, mask = _prompts(model, ("12+3=", "7*8-40+2="))
+    cache = model.encode_prompt(ids, mask)
+    rows = torch.tensor([0, 1, 1])
+    answers = torch.randint(3, model.vocab_size, (3, 5), generator=torch.Generator().manual_seed(2))
+    model.forward_answer(cache, rows, answers)
+    rows[:] = torch.tensor([1, 0, 0])
+    torch.testing.assert_close(model.forward_answer(cache, rows, answers),
+                               _full(model, ids, mask, rows, answers), atol=1e-5, rtol=1e-5)
