@@ -141,6 +141,8 @@ def micro(case: Micro, calls: int) -> dict:
             out.setdefault("max_abs_diff_vs_off", {})[mode] = diff
         times: dict[str, list[float]] = {m: [] for m in fns}
         for i in range(calls):
+            if i >= 10 and sum(times["off"]) > 3.0:  # enough calls of a big case
+                break
             order = MODES if i % 2 == 0 else MODES[::-1]
             for mode in order:
                 t0 = time.perf_counter()
@@ -193,7 +195,8 @@ def runs(case: RunCase, repeats: int) -> dict:
             wall, summary = run_case(case, mode, model, problems, rep)
             walls[mode].append(wall)
             if rep == 0:
-                preds[mode] = [r.prediction for r in summary.results]
+                preds[mode] = [(r.completion, [p.tokens for p in r.particles])
+                               for r in summary.per_problem]
                 counters[mode] = summary.counters
     alloc = {}
     for mode in MODES:
@@ -208,7 +211,7 @@ def runs(case: RunCase, repeats: int) -> dict:
         "forward_rows": counters["off"].get("forward_rows"),
         "positions": {m: counters[m].get("positions") for m in MODES},
         "alloc_mb": alloc,
-        "same_predictions": preds["off"] == preds["cat"] == preds["buffer"],
+        "same_completions": preds["off"] == preds["cat"] == preds["buffer"],
     }
 
 
@@ -247,14 +250,14 @@ def write_markdown(result: dict, path: Path) -> None:
                      f"{kb['cat']:.0f} | {kb['buffer']:.0f} | {d['cat']:.1e} / {d['buffer']:.1e} |")
     lines += ["", "## Whole runs (opt 2; median s over repeats; MB allocated over one run)", "",
               "| run | off s | cat s | buffer s | buffer / off | buffer / cat | positions off / "
-              "cached | off MB | cat MB | buffer MB | same predictions |",
+              "cached | off MB | cat MB | buffer MB | same tokens (every particle) |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in result["runs"]:
         s, p, a = r["s"], r["positions"], r["alloc_mb"]
         lines.append(f"| {r['case']} | {s['off']:.2f} | {s['cat']:.2f} | {s['buffer']:.2f} | "
                      f"{s['buffer'] / s['off']:.2f} | {s['buffer'] / s['cat']:.2f} | "
                      f"{p['off']} / {p['buffer']} | {a['off']:.0f} | {a['cat']:.0f} | "
-                     f"{a['buffer']:.0f} | {r['same_predictions']} |")
+                     f"{a['buffer']:.0f} | {r['same_completions']} |")
     path.write_text("\n".join(lines) + "\n")
 
 

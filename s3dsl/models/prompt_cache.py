@@ -36,10 +36,22 @@ class ContextBuffer:
     filled: list[tuple[int, int] | None]
     rows: torch.Tensor | None = None  # the rows the prompt parts were filled for
     version: int = 0  # bumped whenever `rows` changes
+    memo: dict = field(default_factory=dict)  # what depends on `rows` alone; reset with it
 
     @property
     def capacity(self) -> int:
         return self.data.shape[1]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One answer forward's view of the cache for its rows: `context(layer)` gives that layer's
+    (keys, values) [B, kv_heads, Lp + G, hd] with the rows' prompt part filled in, and `memo`
+    keeps what the forward derives from the rows alone (positions, rotary tables, mask) for as
+    long as the rows stay the same."""
+
+    context: Callable[[int], KeyValues]
+    memo: dict
 
 
 @dataclass
@@ -73,25 +85,24 @@ class PromptCache:
         answer = torch.ones(len(rows), gen, dtype=torch.bool, device=self.mask.device)
         return torch.cat([self.mask[rows], answer], 1)[:, None, None, :]
 
-    def contexts(self, rows: torch.Tensor, gen: int) -> Callable[[int], KeyValues]:
-        """`context(layer)`: that layer's (keys, values) [B, kv_heads, Lp + G, hd], prompt part
-        holding prompt `rows[i]` for row i; the caller writes the answer part before reading it.
-        Ask for the layers in order, each after the previous one is used: with one slot, asking
-        for a layer refills the slot the layer before used."""
+    def layout(self, rows: torch.Tensor, gen: int) -> Layout:
+        """The context buffers for answer rows continuing prompts `rows` (see `Layout`); the
+        caller writes a layer's answer part before reading it, and asks for the layers in order,
+        each after the previous one is used (with one slot, asking for a layer refills it)."""
         stacked = self._stack()
         layers, b = stacked.shape[0] // 2, len(rows)
         if torch.compiler.is_compiling():  # a captured step: functional, nothing kept
             data = stacked.new_empty((2 * layers, b, *stacked.shape[2:3], stacked.shape[3] + gen,
                                       stacked.shape[4]))
             data[:, :, :, : stacked.shape[3]] = stacked[:, rows]
-            return lambda i: (data[2 * i], data[2 * i + 1])
+            return Layout(lambda i: (data[2 * i], data[2 * i + 1]), {})
         buf = self._ensure(b, gen)
         if buf.rows is None or buf.rows.shape != rows.shape or not torch.equal(buf.rows, rows):
-            buf.rows, buf.version = rows.clone(), buf.version + 1
+            buf.rows, buf.version, buf.memo = rows.clone(), buf.version + 1, {}
         if buf.slots == layers and buf.filled[0] != (buf.version, 0):
             buf.data[:, :b, :, : stacked.shape[3]] = stacked[:, rows]
             buf.filled = [(buf.version, i) for i in range(layers)]
-        return lambda i: self._layer(buf, i, b)
+        return Layout(lambda i: self._layer(buf, i, b), buf.memo)
 
     def _layer(self, buf: ContextBuffer, layer: int, b: int) -> KeyValues:
         slot = layer % buf.slots

@@ -231,14 +231,19 @@ class MaskPredictor(nn.Module):
         b, g = answer_ids.shape
         if cache.mask.shape[1] + g > self.config.max_len:
             raise ValueError(f"sequence length exceeds max_len {self.config.max_len}")
-        positions = cache.lengths[rows, None] + torch.arange(g, device=answer_ids.device)
-        mask = cache.answer_mask(rows, g)
-        x = self._embed(answer_ids, positions)
-        cos, sin = self._rotary(positions, x.dtype)
+        layout = cache.layout(rows, g)
+        if "rows" not in layout.memo:  # positions, rotary tables and mask follow from the rows
+            positions = cache.lengths[rows, None] + torch.arange(g, device=answer_ids.device)
+            cos, sin = self._rotary(positions, self.transformer.wte.weight.dtype)
+            wpe = self.transformer.wpe
+            placed = None if wpe is None else wpe(positions)
+            layout.memo["rows"] = placed, cos, sin, cache.answer_mask(rows, g)
+        placed, cos, sin, mask = layout.memo["rows"]
+        x = self.transformer.wte(answer_ids)
+        x = x if placed is None else x + placed
         lp = cache.mask.shape[1]
-        context = cache.contexts(rows, g)
         for i, block in enumerate(self.transformer.blocks):
-            x, layer_kv = block.forward_into(x, cos, sin, mask, context(i), lp)
+            x, layer_kv = block.forward_into(x, cos, sin, mask, layout.context(i), lp)
             if keep_kv is not None:
                 keep_kv.append(layer_kv)
         return self.transformer.ff_out(self.transformer.ln_f(x))
