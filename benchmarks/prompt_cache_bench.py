@@ -38,6 +38,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from s3dsl.models.registry import load_model
 from s3dsl.models.transformer import MaskPredictor
+from s3dsl.runtime.scoring import encode_prompt
 from s3dsl.session import run_strategy
 from s3dsl.tasks.registry import get_task
 
@@ -109,23 +110,30 @@ def _tensors(tree) -> Iterator[torch.Tensor]:
 # -- micro: one forward call ------------------------------------------------------------------
 @dataclass(frozen=True)
 class Micro:
+    """One forward call: `rows` answer rows spread over the prompts of `problems` test
+    problems of `task` (left-padded as the executor does, so prompts of unequal length bring
+    an attention mask)."""
+
     model: str
+    task: str
+    problems: int
     rows: int
-    prompt: int
     gen: int
-    prompts: int = 1
 
 
 def micro(case: Micro, calls: int) -> dict:
     model = load_model(case.model)
     module = model.module
+    tok = model.tokenizer
+    texts = [encode_prompt(p, tok) for p in get_task(case.task).problems("test", case.problems)]
+    width = max(map(len, texts))
+    prompt = torch.tensor([[tok.pad_id] * (width - len(t)) + t for t in texts])
+    pmask = torch.tensor([[False] * (width - len(t)) + [True] * len(t) for t in texts])
+    rows = torch.arange(case.rows) * case.problems // case.rows
     gen = torch.Generator().manual_seed(0)
-    prompt = torch.randint(3, model.vocab_size, (case.prompts, case.prompt), generator=gen)
-    pmask = torch.ones(case.prompts, case.prompt, dtype=torch.bool)
-    rows = torch.arange(case.rows) * case.prompts // case.rows
     answers = torch.randint(3, model.vocab_size, (case.rows, case.gen), generator=gen)
     full_ids = torch.cat([prompt[rows], answers], 1)
-    full_mask = torch.ones_like(full_ids, dtype=torch.bool)
+    full_mask = torch.cat([pmask[rows], torch.ones_like(answers, dtype=torch.bool)], 1)
     with torch.inference_mode():
         cache = model.encode_prompt(prompt, pmask)
     fns: dict[str, Callable[[], torch.Tensor]] = {
@@ -133,7 +141,8 @@ def micro(case: Micro, calls: int) -> dict:
         "cat": lambda: cat_forward_answer(module, cache, rows, answers),
         "buffer": lambda: module.forward_answer(cache, rows, answers),
     }
-    out: dict = {"case": case.__dict__, "ms": {}, "alloc_kb": {}}
+    out: dict = {"case": {**case.__dict__, "prompt": width, "padded": bool((~pmask).any())},
+                 "ms": {}, "alloc_kb": {}}
     with torch.inference_mode():
         ref = fns["off"]()
         for mode, fn in fns.items():
@@ -175,12 +184,12 @@ class RunCase:
 def run_case(case: RunCase, mode: str, model, problems, seed: int):
     disable = ("prompt-cache",) if mode == "off" else ()
     with answer_path(mode):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         summary = run_strategy(case.strategy, model, task=case.task, overrides=dict(case.overrides),
                                seed=seed, batch_size=len(problems), problems=problems,
                                disable=disable)
-        wall = time.perf_counter() - t0
-    return wall, summary
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return wall, cpu, summary
 
 
 def runs(case: RunCase, repeats: int) -> dict:
@@ -188,12 +197,14 @@ def runs(case: RunCase, repeats: int) -> dict:
     task = get_task(case.task)
     problems = task.problems("test", case.problems)
     walls: dict[str, list[float]] = {m: [] for m in MODES}
+    cpus: dict[str, list[float]] = {m: [] for m in MODES}
     preds: dict[str, list] = {}
     counters: dict[str, dict] = {}
     for rep in range(repeats):
         for mode in MODES if rep % 2 == 0 else MODES[::-1]:
-            wall, summary = run_case(case, mode, model, problems, rep)
+            wall, cpu, summary = run_case(case, mode, model, problems, 0)
             walls[mode].append(wall)
+            cpus[mode].append(cpu)
             if rep == 0:
                 preds[mode] = [(r.completion, [p.tokens for p in r.particles])
                                for r in summary.per_problem]
@@ -207,7 +218,9 @@ def runs(case: RunCase, repeats: int) -> dict:
     return {
         "case": case.label,
         "s": {m: statistics.median(w) for m, w in walls.items()},
+        "cpu_min": {m: min(c) for m, c in cpus.items()},
         "walls": walls,
+        "cpus": cpus,
         "forward_rows": counters["off"].get("forward_rows"),
         "positions": {m: counters[m].get("positions") for m in MODES},
         "alloc_mb": alloc,
@@ -230,9 +243,10 @@ def default_runs(quick: bool) -> list[RunCase]:
 
 
 MICRO = (
-    Micro("tiny-random", 2, 15, 48), Micro("tiny-random", 8, 15, 48),
-    Micro("tiny-random", 8, 15, 96), Micro("tiny-random", 32, 15, 192),
-    Micro("arith", 16, 15, 48, 4), Micro("sudoku", 32, 82, 84, 4), Micro("sudoku", 128, 82, 84, 4),
+    Micro("tiny-random", "arith", 1, 2, 48), Micro("tiny-random", "arith", 1, 8, 48),
+    Micro("tiny-random", "arith", 4, 8, 96), Micro("tiny-random", "arith", 4, 32, 192),
+    Micro("arith", "arith", 4, 16, 48), Micro("sudoku", "sudoku", 4, 32, 84),
+    Micro("sudoku", "sudoku", 4, 128, 84),
 )
 
 
@@ -240,22 +254,28 @@ def write_markdown(result: dict, path: Path) -> None:
     lines = ["# Prompt cache: off / per-layer cat / preallocated buffer (generated)", "",
              f"{result['machine']}; 1 torch thread; {result['note']}", "",
              "## One forward call (median ms; KB allocated by its ops)", "",
-             "| model | rows | prompt | gen | off ms | cat ms | buffer ms | off KB | cat KB | "
-             "buffer KB | max abs diff cat / buffer vs off |",
+             "| model (task prompts) | rows | prompt | gen | off ms | cat ms | buffer ms | off KB "
+             "| "
+             "cat KB | buffer KB | max abs diff cat / buffer vs off |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for m in result["micro"]:
         c, ms, kb, d = m["case"], m["ms"], m["alloc_kb"], m["max_abs_diff_vs_off"]
-        lines.append(f"| {c['model']} | {c['rows']} | {c['prompt']} | {c['gen']} | "
+        lines.append(f"| {c['model']} ({c['problems']} {c['task']}"
+                     f"{', padded' if c['padded'] else ''}) | {c['rows']} | {c['prompt']} | "
+                     f"{c['gen']} | "
                      f"{ms['off']:.3f} | {ms['cat']:.3f} | {ms['buffer']:.3f} | {kb['off']:.0f} | "
                      f"{kb['cat']:.0f} | {kb['buffer']:.0f} | {d['cat']:.1e} / {d['buffer']:.1e} |")
-    lines += ["", "## Whole runs (opt 2; median s over repeats; MB allocated over one run)", "",
-              "| run | off s | cat s | buffer s | buffer / off | buffer / cat | positions off / "
-              "cached | off MB | cat MB | buffer MB | same tokens (every particle) |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += ["", "## Whole runs (opt 2; CPU s of the process, least over repeats; wall: "
+              "medians; MB allocated over one run)", "",
+              "| run | off CPU s | cat CPU s | buffer CPU s | buffer / off | buffer / cat | wall "
+              "buffer / off | positions off / cached | off MB | cat MB | buffer MB | same tokens "
+              "(every particle) |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in result["runs"]:
-        s, p, a = r["s"], r["positions"], r["alloc_mb"]
-        lines.append(f"| {r['case']} | {s['off']:.2f} | {s['cat']:.2f} | {s['buffer']:.2f} | "
-                     f"{s['buffer'] / s['off']:.2f} | {s['buffer'] / s['cat']:.2f} | "
+        s, c, p, a = r["s"], r["cpu_min"], r["positions"], r["alloc_mb"]
+        lines.append(f"| {r['case']} | {c['off']:.3f} | {c['cat']:.3f} | {c['buffer']:.3f} | "
+                     f"{c['buffer'] / c['off']:.2f} | {c['buffer'] / c['cat']:.2f} | "
+                     f"{s['buffer'] / s['off']:.2f} | "
                      f"{p['off']} / {p['buffer']} | {a['off']:.0f} | {a['cat']:.0f} | "
                      f"{a['buffer']:.0f} | {r['same_completions']} |")
     path.write_text("\n".join(lines) + "\n")
