@@ -7,7 +7,9 @@ every forward, copies the prompt twice per layer and allocates a fresh [rows, he
 tensor per layer. Here one buffer per (layer slot) is allocated when a batch's shape first needs
 it and reused: the prompt part is filled by one gather for all layers when the rows -> prompts
 map changes (not every layer of every forward), and each layer writes only its answer
-keys/values into [Lp, Lp + G) before attending, so no stale answer part can be read.
+keys/values into [Lp, Lp + G) before attending, so no stale answer part can be read. (On an
+accelerator the map is not compared, which would sync with the host: the prompt part is refilled
+every forward, one gather for all layers. Inside `torch.compile` nothing is kept.)
 
 When the whole buffer for every layer would exceed `MAX_BUFFER_BYTES`, a single layer slot is
 kept and refilled per layer (no allocation, one gather per layer, still no concatenation).
@@ -97,12 +99,21 @@ class PromptCache:
             data[:, :, :, : stacked.shape[3]] = stacked[:, rows]
             return Layout(lambda i: (data[2 * i], data[2 * i + 1]), {})
         buf = self._ensure(b, gen)
-        if buf.rows is None or buf.rows.shape != rows.shape or not torch.equal(buf.rows, rows):
+        if not self._same_rows(buf, rows):
             buf.rows, buf.version, buf.memo = rows.clone(), buf.version + 1, {}
         if buf.slots == layers and buf.filled[0] != (buf.version, 0):
             buf.data[:, :b, :, : stacked.shape[3]] = stacked[:, rows]
             buf.filled = [(buf.version, i) for i in range(layers)]
         return Layout(lambda i: self._layer(buf, i, b), buf.memo)
+
+    @staticmethod
+    def _same_rows(buf: ContextBuffer, rows: torch.Tensor) -> bool:
+        """Whether `rows` are those the buffer was filled for. Comparing contents is a host
+        sync on an accelerator, which the static steps must not have: there the prompt part is
+        refilled every forward (still one gather for all layers, no per-layer `cat`)."""
+        if buf.rows is None or buf.rows.shape != rows.shape or rows.device.type != "cpu":
+            return False
+        return torch.equal(buf.rows, rows)
 
     def _layer(self, buf: ContextBuffer, layer: int, b: int) -> KeyValues:
         slot = layer % buf.slots
