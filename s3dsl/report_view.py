@@ -21,7 +21,8 @@ LEGEND = ("Bold: best in its column (no mark when all tie; mean score only among
           "problems on seed-averaged outcomes), against the bracketing best-of-K run that "
           "spent at least as much when the strategy is ahead, at most as much when behind "
           "(W/L: its discordant pairs). K '< 1': cheaper than one decode; '> K': above the "
-          "dearest best-of-K run (compared with it).")
+          "dearest best-of-K run (compared with it); 'none comparable': no best-of-K run on the "
+          "same problems, seeds and decode schedule (gen_length, steps, block_length).")
 
 
 def _pct(x: float | None) -> str:
@@ -85,7 +86,7 @@ def match_cells(report: Report, m: Matched) -> dict[str, str]:
     if m.position == "reference":
         k_text, ref_acc = "(is the curve)", "-"
     elif m.position == "none":
-        k_text, ref_acc = "not run", "-"
+        k_text, ref_acc = "none comparable", "-"
     else:
         k_text, ref_acc = m.k_range, _pct(m.reference_accuracy)
         if m.reference_ci is not None:
