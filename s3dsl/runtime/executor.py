@@ -51,7 +51,6 @@ from s3dsl.runtime.scoring import (
 )
 from s3dsl.runtime.semantics import (
     arg,
-    committed_logprob,
     condition_env,
     finishing_context,
     problem_uniforms,
@@ -237,18 +236,21 @@ class BatchedExecutor(BatchedForwards):
             return torch.ones(self.pop.rows, dtype=torch.bool, device=self.device)
         return active.to(self.device).repeat_interleave(self.n)
 
-    def commit(self, op: Op, ctx: StepContext, rows: torch.Tensor, window: torch.Tensor,
+    def commit(self, op: Op, ctx: StepContext, rows: torch.Tensor | slice, window: torch.Tensor,
                w0: int, decode: DecodeConfig | None = None) -> None:
-        """Propose and commit on `rows` from their log-probs over positions [w0, block_end),
-        with their schedule's settings (`decode`; default: the program's)."""
-        d, gen = decode or self.program.decode, self.gen_tokens()
-        new, commit, x0_logp = transition.propose_and_commit(
+        """Propose and commit on `rows` (indices, or `slice(None)`: every row) from their
+        log-probs over positions [w0, block_end), with their schedule's settings (`decode`;
+        default: the program's). Only the window's positions are read and written."""
+        d, pop, gen = decode or self.program.decode, self.pop, self.gen
+        start = pop.tokens.shape[1] - gen
+        be = ctx.block_end
+        tokens = pop.tokens[rows, start + w0 : start + be]
+        x0, commit, x0_logp = transition.propose_window(
             window,
-            gen[rows],
-            self.pop.key[rows],
+            tokens,
+            pop.key[rows],
             mask_id=self.mask_id,
             w0=w0,
-            block_end=ctx.block_end,
             steps_left=ctx.steps_left,
             step=ctx.step,
             temperature=arg(op, "temperature", d.temperature),
@@ -256,10 +258,14 @@ class BatchedExecutor(BatchedForwards):
             threshold=arg(op, "threshold", d.threshold),
             sampler=transition.sampler_of(d, self.model),
         )
-        self.pop.tokens[rows, -self.gen :] = new
-        self.pop.commit_logp[rows] = torch.where(commit, x0_logp, self.pop.commit_logp[rows])
-        self.pop.step_logp[rows] = committed_logprob(x0_logp, commit)
-        self.pop.slot[rows] = -1
+        pop.tokens[rows, start + w0 : start + be] = torch.where(commit, x0, tokens)
+        logp = pop.commit_logp[rows, w0:be]
+        pop.commit_logp[rows, w0:be] = torch.where(commit, x0_logp, logp)
+        # the step's log-prob summed over the whole generated region, as the reference does
+        step = torch.zeros((tokens.shape[0], gen), dtype=torch.float64, device=self.device)
+        step[:, w0:be] = torch.where(commit, x0_logp.double(), 0.0)
+        pop.step_logp[rows] = step.sum(dim=-1)
+        pop.slot[rows] = -1
 
     def finish_rows(self, ctx: StepContext, rows: torch.Tensor) -> None:
         """Commit every mask of `rows` in one step (`stop`), with a forward of those rows only

@@ -31,25 +31,36 @@ class Counters:
 
 class BatchedForwards:
     # -- the forward cache -----------------------------------------------------------------
-    def ensure_forward(self, need: torch.Tensor, w1: int) -> None:
-        """Make every row in `need` point at a cached forward whose window reaches [w0, w1)."""
-        gen = self.gen_tokens()
-        w0, _ = transition.window_bounds(gen[need], self.mask_id, w1)
+    def ensure_forward(
+        self, need: torch.Tensor, w1: int, w0: int | None = None,
+        rows: torch.Tensor | None = None,
+    ) -> None:
+        """Make every row in `need` point at a cached forward whose window reaches [w0, w1).
+
+        A caller that knows them passes `w0` (the first masked position of the rows in `need`,
+        at most w1) and `rows` (`need.nonzero()`), which saves recomputing them (host syncs)."""
+        if w0 is None:
+            w0, _ = transition.window_bounds(self.gen_tokens()[need], self.mask_id, w1)
+        if rows is None:
+            rows = need.nonzero().squeeze(1)
         node = self.stage.node("forward")
         assert node is not None, self.stage.op.name
-        if node.get("cache") == "fresh":
-            self.pop.slot.fill_(-1)
         pop, cache = self.pop, self.cache
         covers = cache is not None and cache.w0 <= w0 and cache.w1 >= w1
-        if not covers:
+        window = (cache.w0, cache.w1) if covers else (w0, w1)  # new forwards keep this window
+        if node.get("cache") == "fresh" or not covers:
             pop.slot.fill_(-1)
             cache = None
-        miss = need & (pop.slot < 0)
-        self.counters.reused += int((need & ~miss).sum())
-        if not miss.any():
+        else:
+            miss = rows[pop.slot[rows] < 0]
+            self.counters.reused += len(rows) - len(miss)
+            rows = miss
+        if not len(rows):
             return
-        rows = miss.nonzero().squeeze(1)
-        ids = pop.tokens[rows]
+        if cache is not None and not bool((pop.slot >= 0).any()):
+            cache = None  # no row points into it: replaced, as merging and compacting would do
+        everyone = len(rows) == pop.rows  # then rows == arange(pop.rows) (nonzero is sorted)
+        ids = pop.tokens if everyone else pop.tokens[rows]
         if node.get("dedup") == "yes":
             unique, inverse = torch.unique(ids, dim=0, return_inverse=True)
             first = torch.full((len(unique),), len(rows), dtype=torch.long, device=ids.device)
@@ -57,32 +68,32 @@ class BatchedForwards:
                 0, inverse, torch.arange(len(rows), device=ids.device), "amin"
             )
             self.counters.deduplicated += len(rows) - len(unique)
+            src = rows[first]
         else:
-            unique, inverse, first = ids, torch.arange(len(rows), device=ids.device), None
-            first = torch.arange(len(rows), device=ids.device)
-        owners = self.problem_of(rows[first])
+            unique, inverse, src = ids, torch.arange(len(rows), device=ids.device), rows
+        owners = self.problem_of(src)
         for b in owners.tolist():
             self.nfe[b] += 1
-        if cache is None:
-            w0n, w1n = w0, w1
-        else:
-            w0n, w1n = cache.w0, cache.w1
-        fresh = self.forward(unique, owners, w0n, w1n, rows[first])
-        if cache is None:
-            self.cache, base = fresh, 0
+        fresh = self.forward(unique, owners, *window, src)
+        if cache is None:  # every row points into the new cache, and every cache row is used
+            self.cache = fresh
+            if everyone:
+                pop.slot.copy_(inverse)
+            else:
+                pop.slot[rows] = inverse
         else:
             base = cache.clean_tok.shape[0]
             self.cache = transition.Reduced(
                 torch.cat([cache.clean_tok, fresh.clean_tok]),
                 torch.cat([cache.clean_logp, fresh.clean_logp]),
                 torch.cat([cache.window_logp, fresh.window_logp]),
-                w0n,
-                w1n,
+                *window,
             )
-        pop.slot[rows] = base + inverse
+            pop.slot[rows] = base + inverse
         if self.block_kv is not None:  # identical states share the first one's cache row
             pop.kv_row[rows] = self.block_kv.last_rows[inverse]
-        self._compact()
+        if cache is not None:
+            self._compact()
 
     def _compact(self) -> None:
         """Drop cache rows no particle points at any more."""
@@ -123,6 +134,8 @@ class BatchedForwards:
             ),
         )
         self.counters.forward_rows += rows
+        if len(parts) == 1:
+            return parts[0]
         return transition.Reduced(
             torch.cat([p.clean_tok for p in parts]),
             torch.cat([p.clean_logp for p in parts]),

@@ -55,11 +55,32 @@ def _times_golden(idx: torch.Tensor) -> torch.Tensor:
     return out
 
 
+_SCALED: dict[tuple[int, int, torch.device], torch.Tensor] = {}
+
+
+def _scaled_index(n: int, offset: int, device: torch.device) -> torch.Tensor:
+    """(offset + arange(n)) * GOLDEN mod 2^64, [1, n]: a per-run constant, made once per
+    (n, offset, device) outside a compiled graph (every step of a run asks for the same few)."""
+    if torch.compiler.is_compiling():
+        idx = torch.arange(n, dtype=torch.int64, device=device) + offset
+        return _times_golden(idx.view(1, -1))
+    key = (n, offset, device)
+    found = _SCALED.get(key)
+    if found is None:
+        with torch.inference_mode(False), torch.no_grad():  # usable in and out of inference mode
+            idx = torch.arange(n, dtype=torch.int64, device=device) + offset
+            found = _SCALED.setdefault(key, _times_golden(idx.view(1, -1)))
+        if len(_SCALED) > 4096:  # a bound, not a policy: a long-lived process stays small
+            _SCALED.clear()
+    return found
+
+
 def mix(keys: torch.Tensor, *words: int | torch.Tensor) -> torch.Tensor:
     """Derive new int64 keys from keys and integers (a child index, an op id, a step)."""
     x = keys.to(torch.int64)
-    for w in words:
-        x = _finalize(x + _signed(_GOLDEN) + (w if isinstance(w, torch.Tensor) else _signed(w)))
+    for w in words:  # x + GOLDEN + w mod 2^64; an integer word is folded into one constant
+        step = x + _signed(_GOLDEN) + w if isinstance(w, torch.Tensor) else x + _signed(_GOLDEN + w)
+        x = _finalize(step)
     return x
 
 
@@ -85,9 +106,8 @@ def uniform(
     n = 1
     for s in shape:
         n *= s
-    idx = torch.arange(n, dtype=torch.int64, device=keys.device) + offset
     base = mix(keys.to(torch.int64), counter).view(-1, 1)
-    bits = _finalize(base + _times_golden(idx.view(1, -1)))
+    bits = _finalize(base + _scaled_index(n, offset, keys.device))
     mantissa = _srl(bits, 11).to(torch.float64)
     u = (mantissa + 0.5) * (2.0**-53)
     return u.view(len(keys), *shape)
@@ -116,7 +136,7 @@ def categorical(
     `exclude` are never drawn; a position whose weights are all -inf gets index 0. The arithmetic
     is float64 and row-local, so a row's draw does not depend on the rows beside it.
     """
-    rows, width, vocab = log_weights.shape
+    width = log_weights.shape[1]
     u = uniform(keys, counter, (width,), offset)  # [R, W] in (0, 1)
     x = log_weights.to(torch.float64, copy=True)
     if temperature != 1.0:
@@ -127,6 +147,8 @@ def categorical(
     cdf = x.sub_(x.amax(dim=-1, keepdim=True)).exp_().cumsum_(dim=-1)  # in place: one buffer
     total = cdf[..., -1:]
     # the first entry whose cdf exceeds u * total; kept below total, as u * total may round up to it
-    target = torch.minimum(u.unsqueeze(-1) * total, torch.nextafter(total, torch.zeros_like(total)))
-    index = torch.searchsorted(cdf, target, right=True).clamp_(max=vocab - 1)
-    return torch.where(total > 0, index, torch.zeros_like(index)).squeeze(-1)
+    # (total >= 1, the largest weight being exp(0): the index is below the vocabulary size)
+    below = torch.nextafter(total, torch.zeros((), dtype=total.dtype, device=total.device))
+    target = torch.minimum(u.unsqueeze(-1) * total, below)
+    index = torch.searchsorted(cdf, target, right=True)
+    return torch.where(total > 0, index, 0).squeeze(-1)

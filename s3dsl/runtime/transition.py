@@ -150,24 +150,55 @@ def propose_and_commit(
     threshold: float,
     sampler: Sampler = DEFAULT_SAMPLER,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One denoising step on rows: (new gen tokens, commit mask [R, G], x0 log-probs [R, G]).
+    """One denoising step on rows: (new gen tokens, commit mask [R, G], x0 log-probs [R, G]):
+    `propose_window` on positions [w0, block_end), written into the whole generated region."""
+    window_tokens = gen_tokens[:, w0:block_end]
+    x0, commit, x0_logp = propose_window(
+        window_logp, window_tokens, keys, mask_id=mask_id, w0=w0, steps_left=steps_left,
+        step=step, temperature=temperature, rule=rule, threshold=threshold, sampler=sampler,
+    )
+    new = gen_tokens.clone()
+    new[:, w0:block_end] = torch.where(commit, x0, window_tokens)
+    full_commit = torch.zeros_like(gen_tokens, dtype=torch.bool)
+    full_commit[:, w0:block_end] = commit
+    full_logp = torch.zeros(gen_tokens.shape, dtype=torch.float32, device=gen_tokens.device)
+    full_logp[:, w0:block_end] = x0_logp
+    return new, full_commit, full_logp
+
+
+def propose_window(
+    window_logp: torch.Tensor,
+    window_tokens: torch.Tensor,
+    keys: torch.Tensor,
+    *,
+    mask_id: int,
+    w0: int,
+    steps_left: int | torch.Tensor,
+    step: int | torch.Tensor,
+    temperature: float,
+    rule: str,
+    threshold: float,
+    sampler: Sampler = DEFAULT_SAMPLER,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One denoising step on the window [w0, w0 + W) of rows: (proposals x0 [R, W] long, commit
+    mask [R, W], x0 log-probs [R, W] float32); a caller writes only the window back.
 
     Proposal x0 ~ softmax(logp / temperature) (Gumbel-max's law, drawn by inverse CDF from one
     uniform per position: `rng.categorical`), never the mask token itself (a trained
     model gives it ~0 probability; an untrained one may not, and committing it would leave the
-    position masked); positions eligible are the masked ones left of block_end; the `rule`
-    ranks them and the top k (per-row k, as a rank threshold) commit. `sampler` adds the official
-    samplers' options (see `Sampler`); x0 log-probs are always the model's own.
+    position masked); positions eligible are the masked ones of the window (it ends at the block
+    end); the `rule` ranks them and the top k (per-row k, as a rank threshold) commit. `sampler`
+    adds the official samplers' options (see `Sampler`); x0 log-probs are always the model's own.
     """
-    logp = window_logp  # exactly positions [w0, block_end)
-    rows, width, vocab = logp.shape
-    region = gen_tokens[:, w0:block_end] == mask_id
+    logp = window_logp  # exactly the window's positions
+    region = window_tokens == mask_id
     dist = logp if not sampler.banned_ids else _without(logp, sampler.banned_ids)
     tempered = sampler.tempered_confidence and temperature > 0
     if tempered:
         dist = torch.log_softmax(dist / temperature, dim=-1)
     if sampler.top_p is not None or sampler.top_k is not None:
         dist = filter_logp(dist, sampler.top_p, sampler.top_k)
+    width = logp.shape[1]
     if temperature > 0:
         x0 = rng.categorical(keys, counter(step, GUMBEL), dist, offset=w0,
                              temperature=1.0 if tempered else temperature, exclude=mask_id)
@@ -205,16 +236,9 @@ def propose_and_commit(
             g = rng.gumbel(keys, counter(step, POSITION_SAMPLING), (width,), offset=w0)
             conf = (conf / sampler.alg_temp + g).masked_fill(~region, -math.inf)
         order = conf.argsort(dim=1, descending=True, stable=True)
-        positions = torch.arange(width, device=order.device).expand_as(order)
-        ranks = torch.empty_like(order).scatter_(1, order, positions)
+        ranks = order.argsort(dim=1)  # the inverse permutation: each position's rank
         commit = region & (ranks < k.unsqueeze(1))
-    new = gen_tokens.clone()
-    new[:, w0:block_end] = torch.where(commit, x0, gen_tokens[:, w0:block_end])
-    full_commit = torch.zeros_like(gen_tokens, dtype=torch.bool)
-    full_commit[:, w0:block_end] = commit
-    full_logp = torch.zeros(gen_tokens.shape, dtype=torch.float32, device=gen_tokens.device)
-    full_logp[:, w0:block_end] = x0_logp.float()
-    return new, full_commit, full_logp
+    return x0, commit, x0_logp.float()
 
 
 def window_bounds(gen_tokens: torch.Tensor, mask_id: int, block_end: int) -> tuple[int, int]:

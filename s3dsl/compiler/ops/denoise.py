@@ -19,17 +19,20 @@ def batched(ex: Batch, op, ctx, active) -> None:
     if ex.program.schedules and op.uid != 0:  # not the finishing commit (FINISH, uid 0)
         per_schedule(ex, op, ctx)
         return
-    gen = ex.gen_tokens()
-    need = (gen[:, : ctx.block_end] == ex.mask_id).any(dim=1)
+    masked = ex.gen_tokens()[:, : ctx.block_end] == ex.mask_id
+    need = masked.any(dim=1)
     ex.pop.step_logp.zero_()
-    if not need.any():
-        return
-    ex.ensure_forward(need, ctx.block_end)
     rows = need.nonzero().squeeze(1)
-    w0, _ = ex.kernels.transition.window_bounds(gen[rows], ex.mask_id, ctx.block_end)
-    c = ex.cache
-    window = c.window_logp[ex.pop.slot[rows]][:, w0 - c.w0 : ctx.block_end - c.w0]
-    ex.commit(op, ctx, rows, window, w0)
+    if not len(rows):
+        return
+    # the window starts at the first masked position of any row (a row outside `need` has none
+    # before the block end); argmax finds the first True
+    w0 = int(masked.any(dim=0).to(torch.uint8).argmax())
+    ex.ensure_forward(need, ctx.block_end, w0, rows)
+    c, pop = ex.cache, ex.pop
+    every = slice(None) if len(rows) == pop.rows else rows
+    window = c.window_logp[pop.slot[every]][:, w0 - c.w0 : ctx.block_end - c.w0]
+    ex.commit(op, ctx, every, window, w0)
 
 
 def per_schedule(ex: Batch, op, ctx) -> None:
