@@ -327,18 +327,24 @@ class BatchedExecutor(BatchedForwards):
         self.nfe = [k + self.n for k in self.nfe]
 
     def score_rows(self, verifier_name: str, w1: int) -> torch.Tensor:
-        gen = self.gen_tokens()
+        pop, gen = self.pop, self.gen_tokens()
         need = (gen == self.mask_id).any(dim=1)
-        clean_tok, clean_logp = gen.clone(), self.pop.commit_logp.clone()
-        if need.any():
-            self.ensure_forward(need, w1)
-            slots = self.pop.slot[need]
-            clean_tok[need] = self.cache.clean_tok[slots]
-            clean_logp[need] = self.cache.clean_logp[slots]
-        tok, lp, fill = clean_prediction(
-            gen, self.pop.commit_logp, clean_tok, clean_logp, self.mask_id
-        )
-        owners = self.problem_of(torch.arange(self.pop.rows)).tolist()
+        rows = need.nonzero().squeeze(1)
+        clean_tok = clean_logp = None
+        if len(rows):
+            # a row outside `need` has no mask: the window over all rows is that of `need`
+            w0, _ = transition.window_bounds(gen, self.mask_id, w1)
+            self.ensure_forward(need, w1, w0, rows)
+            cache = self.cache
+            if len(rows) == pop.rows:
+                clean_tok, clean_logp = cache.clean_tok[pop.slot], cache.clean_logp[pop.slot]
+            else:
+                slots = pop.slot[rows]
+                clean_tok, clean_logp = gen.clone(), pop.commit_logp.clone()
+                clean_tok[rows] = cache.clean_tok[slots]
+                clean_logp[rows] = cache.clean_logp[slots]
+        tok, lp, fill = clean_prediction(gen, pop.commit_logp, clean_tok, clean_logp, self.mask_id)
+        owners = [r // self.n for r in range(pop.rows)]
         cands = candidates(
             [self.batch[b].prompt for b in owners],
             tok.cpu(),
@@ -346,7 +352,7 @@ class BatchedExecutor(BatchedForwards):
             fill.cpu(),
             self.model.tokenizer,
         )
-        self.pop.answers = answers_of(cands, self.extract)
+        pop.answers = answers_of(cands, self.extract)
         gold = [self.batch[b].answer for b in owners]
         return self.verify(verifier_name, cands, gold).to(self.device)
 

@@ -66,23 +66,28 @@ def candidates(
     """One candidate per row. Identical rows (same prompt, tokens, log-prob bits and fills: in a
     search, most children of a particle) are copied to the host and decoded once, and share one
     `Candidate` object, so `run_verifier` scores them once too."""
-    rows = tokens.shape[0]
+    rows, width = tokens.shape
     if rows == 0:
         return []
-    prompt_ids: dict[str, int] = {}
-    dev = tokens.device
-    owner = torch.tensor([prompt_ids.setdefault(p, len(prompt_ids)) for p in prompts], device=dev)
-    key = torch.cat([owner.view(-1, 1), tokens.long(),
-                     logps.float().view(torch.int32).long(), filled.long()], dim=1)
-    unique, inverse = torch.unique(key, dim=0, return_inverse=True)
-    first = torch.full((len(unique),), rows, dtype=torch.long, device=dev).scatter_reduce(
-        0, inverse, torch.arange(rows, device=dev), "amin")
+    # one host copy of every row's (tokens, log-prob bits, fills); identical rows found by hashing
+    key = torch.cat([tokens.long(), logps.float().view(torch.int32).long(), filled.long()], dim=1)
+    where: dict[tuple, int] = {}
+    first: list[int] = []
+    inverse = []
+    row_lists = key.tolist()
+    for r, (prompt, row) in enumerate(zip(prompts, row_lists)):
+        at = where.setdefault((prompt, *row), len(first))
+        if at == len(first):
+            first.append(r)
+        inverse.append(at)
+    lp_rows = logps[torch.tensor(first)] if len(first) < rows else logps
     distinct = []
-    for r, tok, lp, fill in zip(first.tolist(), tokens[first].tolist(), logps[first].tolist(),
-                                filled[first].tolist()):
-        text, cut = completion_text(tok, tokenizer)
-        distinct.append(Candidate(prompts[r], text, tuple(lp[:cut]), tuple(fill[:cut])))
-    return [distinct[i] for i in inverse.tolist()]
+    for r, lp in zip(first, lp_rows.tolist()):
+        row = row_lists[r]
+        text, cut = completion_text(row[:width], tokenizer)
+        fill = tuple(x == 1 for x in row[2 * width : 2 * width + cut])
+        distinct.append(Candidate(prompts[r], text, tuple(lp[:cut]), fill))
+    return [distinct[i] for i in inverse]
 
 
 def answers_of(cands: Sequence[Candidate], extract: Extract) -> list[str | None]:
