@@ -242,13 +242,14 @@ class BatchedExecutor(BatchedForwards):
         log-probs over positions [w0, block_end), with their schedule's settings (`decode`;
         default: the program's). Only the window's positions are read and written."""
         d, pop, gen = decode or self.program.decode, self.pop, self.gen
+        everyone = isinstance(rows, slice)
         start = pop.tokens.shape[1] - gen
         be = ctx.block_end
         tokens = pop.tokens[rows, start + w0 : start + be]
         x0, commit, x0_logp = transition.propose_window(
             window,
             tokens,
-            pop.key[rows],
+            pop.key if everyone else pop.key[rows],
             mask_id=self.mask_id,
             w0=w0,
             steps_left=ctx.steps_left,
@@ -264,8 +265,12 @@ class BatchedExecutor(BatchedForwards):
         # the step's log-prob summed over the whole generated region, as the reference does
         step = torch.zeros((tokens.shape[0], gen), dtype=torch.float64, device=self.device)
         step[:, w0:be] = torch.where(commit, x0_logp.double(), 0.0)
-        pop.step_logp[rows] = step.sum(dim=-1)
-        pop.slot[rows] = -1
+        if everyone:
+            pop.step_logp = step.sum(dim=-1)
+            pop.slot.fill_(-1)
+        else:
+            pop.step_logp[rows] = step.sum(dim=-1)
+            pop.slot[rows] = -1
 
     def finish_rows(self, ctx: StepContext, rows: torch.Tensor) -> None:
         """Commit every mask of `rows` in one step (`stop`), with a forward of those rows only

@@ -57,7 +57,7 @@ class BatchedForwards:
             rows = miss
         if not len(rows):
             return
-        if cache is not None and not bool((pop.slot >= 0).any()):
+        if cache is not None and (len(rows) == pop.rows or not bool((pop.slot >= 0).any())):
             cache = None  # no row points into it: replaced, as merging and compacting would do
         everyone = len(rows) == pop.rows  # then rows == arange(pop.rows) (nonzero is sorted)
         ids = pop.tokens if everyone else pop.tokens[rows]

@@ -132,7 +132,7 @@ def commit_counts(masked_in_region: torch.Tensor, steps_left: int | torch.Tensor
     """LLaDA's per-step budget: the region's masks spread evenly over the steps left, remainder
     first. ceil(m / steps_left) at every step reproduces LLaDA's precomputed schedule exactly
     (10 masks over 4 steps: 3, 3, 2, 2) and stays right after a remask adds masks."""
-    return torch.div(masked_in_region + steps_left - 1, steps_left, rounding_mode="floor")
+    return torch.div(masked_in_region + (steps_left - 1), steps_left, rounding_mode="floor")
 
 
 def propose_and_commit(
@@ -231,14 +231,14 @@ def propose_window(
         fraction, last = _linear_fraction(steps_left, sampler, masked.device)
         commit = region & ((conf < fraction) | last)
     else:
-        conf = conf.double().clamp(min=NO_CONFIDENCE).masked_fill(~region, -math.inf)
+        conf = torch.where(region, conf.double().clamp(min=NO_CONFIDENCE), -math.inf)
         if sampler.alg_temp > 0 and rule not in ("random", "threshold"):
             g = rng.gumbel(keys, counter(step, POSITION_SAMPLING), (width,), offset=w0)
             conf = (conf / sampler.alg_temp + g).masked_fill(~region, -math.inf)
         order = conf.argsort(dim=1, descending=True, stable=True)
         ranks = order.argsort(dim=1)  # the inverse permutation: each position's rank
         commit = region & (ranks < k.unsqueeze(1))
-    return x0, commit, x0_logp.float()
+    return x0, commit, x0_logp  # float32, as the reduced log-probs
 
 
 def window_bounds(gen_tokens: torch.Tensor, mask_id: int, block_end: int) -> tuple[int, int]:

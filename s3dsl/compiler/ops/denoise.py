@@ -21,8 +21,9 @@ def batched(ex: Batch, op, ctx, active) -> None:
         return
     masked = ex.gen_tokens()[:, : ctx.block_end] == ex.mask_id
     need = masked.any(dim=1)
-    ex.pop.step_logp.zero_()
     rows = need.nonzero().squeeze(1)
+    if len(rows) < ex.pop.rows:  # (else `commit` writes every row's)
+        ex.pop.step_logp.zero_()
     if not len(rows):
         return
     # the window starts at the first masked position of any row (a row outside `need` has none
