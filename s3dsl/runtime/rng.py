@@ -84,9 +84,21 @@ def mix(keys: torch.Tensor, *words: int | torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _finalize_int(x: int) -> int:
+    """`_finalize` on one unsigned 64-bit Python int (the same bits)."""
+    x = ((x ^ (x >> 30)) * _C1) & _M64
+    x = ((x ^ (x >> 27)) * _C2) & _M64
+    return x ^ (x >> 31)
+
+
 def mix_int(key: int, *words: int) -> int:
-    """`mix` on a Python int, through the same tensor code so both agree bit for bit."""
-    return int(mix(torch.tensor(key, dtype=torch.int64), *words))
+    """`mix` on a Python int, in plain integer arithmetic mod 2^64: the same bits as the tensor
+    code (tests/test_rng_host.py), without a tensor op per round (a few keys per step: the
+    problems' root keys, the reference interpreter's particles)."""
+    x = key & _M64
+    for w in words:
+        x = _finalize_int((x + _GOLDEN + w) & _M64)
+    return _signed(x)
 
 
 def root_key(seed: int, problem_id: str) -> int:

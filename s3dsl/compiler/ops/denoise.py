@@ -32,7 +32,7 @@ def batched(ex: Batch, op, ctx, active) -> None:
     ex.ensure_forward(need, ctx.block_end, w0, rows)
     c, pop = ex.cache, ex.pop
     every = slice(None) if len(rows) == pop.rows else rows
-    window = c.window_logp[pop.slot[every]][:, w0 - c.w0 : ctx.block_end - c.w0]
+    window = c.window_logp[:, w0 - c.w0 : ctx.block_end - c.w0][pop.slot[every]]
     ex.commit(op, ctx, every, window, w0)
 
 
