@@ -40,9 +40,10 @@ def _record_ess(ex: Batch, b: int, ess: float) -> None:
     ex.last_ess[b] = ess
 
 
-def resample_all(ex: Batch, op, ctx, active) -> tuple[torch.Tensor, torch.Tensor]:
+def resample_all(ex: Batch, op, ctx, active) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Every problem at once (row schemes, no strata): the same ancestors as one problem at a
-    time, from the same per-problem uniforms, in a few [B, n] tensor ops."""
+    time, from the same per-problem uniforms, in a few [B, n] tensor ops. (ancestors, which rows
+    are survivors: None when all are)."""
     rs, rng = ex.kernels.resampling, ex.kernels.rng
     B, n_in, n_out = len(ex.batch), ex.n, op.args["n"]
     logw = resample_logweights_rows(
@@ -52,14 +53,19 @@ def resample_all(ex: Batch, op, ctx, active) -> tuple[torch.Tensor, torch.Tensor
     keys = torch.tensor([rng.mix_int(k, op.uid, ctx.step) for k in ex.root.tolist()])
     u = rng.uniform(keys, 0, (2 * n_in + n_out + 2,))
     ancestors = rs.resample_rows(weights, n_out, op.args["method"], u)
-    ancestors = ancestors + (torch.arange(B) * n_in).view(B, 1)
-    live = torch.ones(B, dtype=torch.bool) if active is None else active.cpu().bool()
+    ancestors = ancestors + torch.arange(0, B * n_in, n_in).view(B, 1)
+    ess = rs.ess_rows(weights).tolist()
+    if active is None:  # every problem resamples (the common case: no `when=`)
+        for b in range(B):
+            _record_ess(ex, b, ess[b])
+        return ancestors.reshape(-1).to(ex.device), None
+    live = active.cpu().bool()
     if not bool(live.all()):  # a finished problem keeps its rows (then n_out == n_in)
         own = torch.arange(B * n_in).view(B, n_in)
         ancestors = torch.where(live.view(B, 1), ancestors, own)
-    for b, ess in enumerate(rs.ess_rows(weights).tolist()):
+    for b in range(B):
         if bool(live[b]):
-            _record_ess(ex, b, ess)
+            _record_ess(ex, b, ess[b])
     moved = live.view(B, 1).expand(B, n_out).reshape(-1)
     return ancestors.reshape(-1).to(ex.device), moved.to(ex.device)
 
@@ -98,8 +104,11 @@ def batched(ex: Batch, op, ctx, active) -> None:
     pop = ex.pop.gather(idx)
     slot_in_problem = torch.arange(len(idx), device=ex.device) % n_out
     new_keys = ex.kernels.rng.mix(pop.key, op.uid, ctx.step, slot_in_problem)
-    pop.key = torch.where(moved, new_keys, pop.key)
-    pop.logw = torch.where(moved, torch.zeros_like(pop.logw), pop.logw)
+    if moved is None:  # every row is a survivor
+        pop.key, pop.logw = new_keys, torch.zeros_like(pop.logw)
+    else:
+        pop.key = torch.where(moved, new_keys, pop.key)
+        pop.logw = torch.where(moved, torch.zeros_like(pop.logw), pop.logw)
     ex.pop = pop
 
 
