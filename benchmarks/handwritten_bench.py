@@ -202,7 +202,8 @@ def s3dsl_run(model, problems, cfg: Config, seed: int, strategy_dir: Path) -> di
     overrides["gen_length"] = str(cfg.gen_length)
     summary = run_strategy(strategy, model, task="arith", overrides=overrides, seed=seed,
                            batch_size=len(problems), problems=problems)
-    return {"rows": summary.counters.get("forward_rows", 0), "texts": None}
+    return {"rows": summary.counters.get("forward_rows", 0), "texts": None,
+            "execute_s": summary.wall_s}  # the run without parsing and planning the strategy
 
 
 
@@ -271,7 +272,7 @@ DEFAULT_GRIDS = ("arith:48,96:4", "tiny-random:48,96,192:1")
 
 def measure(model, task, problems, cfg: Config, repeats: int, tmp: Path) -> dict:
     """Both sides, interleaved (A B B A ...), seed = repeat on both; wall and forward rows each."""
-    ours, theirs = [], []
+    ours, theirs, executes = [], [], []
     for rep in range(repeats):
         pair = [
             ("s3dsl", lambda c=cfg, r=rep: s3dsl_run(model, problems, c, r, tmp)),
@@ -282,6 +283,8 @@ def measure(model, task, problems, cfg: Config, repeats: int, tmp: Path) -> dict
         for name, fn in pair if rep % 2 == 0 else pair[::-1]:
             wall, out = timed(fn, model.device)
             (ours if name == "s3dsl" else theirs).append((wall, out["rows"]))
+            if name == "s3dsl":
+                executes.append(out["execute_s"])
     s_wall = statistics.median(w for w, _ in ours)
     h_wall = statistics.median(w for w, _ in theirs)
     s_rows, h_rows = (sum(r for _, r in side) for side in (ours, theirs))
@@ -289,7 +292,12 @@ def measure(model, task, problems, cfg: Config, repeats: int, tmp: Path) -> dict
     row = {"config": cfg.label, "s3dsl_s": s_wall, "hand_s": h_wall, "ratio": s_wall / h_wall,
            "s3dsl_rows": s_rows / repeats, "hand_rows": h_rows / repeats,
            "per_row_ratio": (s_total / s_rows) / (h_total / h_rows),
+           "paired_ratio": statistics.median(a / b for (a, _), (b, _) in zip(ours, theirs)),
+           "repeats": repeats,
+           "s3dsl_execute_s": statistics.median(executes),
+           "execute_ratio": statistics.median(executes) / h_wall,
            "s3dsl_walls": [w for w, _ in ours], "hand_walls": [w for w, _ in theirs],
+           "s3dsl_execute_walls": executes,
            "s3dsl_rows_each": [r for _, r in ours], "hand_rows_each": [r for _, r in theirs]}
     if model.device.type == "cuda":
         length = max(len(model.tokenizer.encode(p.prompt)) for p in problems)
@@ -315,7 +323,14 @@ def main() -> None:
     ap.add_argument("--particles", type=ints, default=None, help="e.g. 2,8,32")
     ap.add_argument("--gens", type=ints, default=None, help="gen lengths, with --model")
     ap.add_argument("--strategies", default="best_of_k,s3")
+    ap.add_argument("--merge", type=Path, nargs="+", default=None,
+                    help="write --out from these runs' JSON instead of running (a row of a later "
+                         "file replaces the same model and configuration of an earlier one)")
+    ap.add_argument("--note", default="", help="with --merge: appended to the header")
     args = ap.parse_args()
+    if args.merge:
+        merge(args.merge, args.out, args.note)
+        return
     torch.set_num_threads(1)
     if args.model is not None:
         grids = [Grid(args.model, args.gens or (48, 96), args.problems or 4)]
@@ -353,12 +368,35 @@ def main() -> None:
         write_tables(args.out, header, rows)
 
 
+def merge(runs: list[Path], out: Path | None, note: str) -> None:
+    """One table from several runs (e.g. a grid, then its cells near 1 again with more repeats)."""
+    rows: dict[tuple[str, str], dict] = {}
+    setups = []
+    for path in runs:
+        run = json.loads(path.read_text())
+        setups.append(f"`{path.name}`: {run['setup']}")
+        for row in run["rows"]:
+            pairs = list(zip(row["s3dsl_walls"], row["hand_walls"]))
+            row.setdefault("paired_ratio", statistics.median(a / b for a, b in pairs))
+            row.setdefault("repeats", len(pairs))
+            rows[(row["model"], row["config"])] = row
+    header = "Merged runs. " + " | ".join(setups) + (f". {note}" if note else "")
+    if out is None:
+        print(header)
+        return
+    write_tables(out, header, list(rows.values()))
+
+
 def header_of(args: argparse.Namespace, repeats: int, setups: list[str]) -> str:
     where = (torch.cuda.get_device_name() if args.device.startswith("cuda")
              else f"{platform.machine()} CPU")
     return (f"verifier arith-heuristic (the arith task's), {repeats} interleaved repeat(s) "
             f"(seed = repeat, both sides), 1 torch thread, {where}, torch {torch.__version__}; "
             + "; ".join(setups))
+
+
+def _fmt(x: float | None, spec: str = ".2f") -> str:
+    return "-" if x is None else format(x, spec)
 
 
 def write_tables(out: Path, header: str, rows: list[dict]) -> None:
@@ -368,11 +406,18 @@ def write_tables(out: Path, header: str, rows: list[dict]) -> None:
     lines = ["# s3dsl vs hand-written batched PyTorch\n", header + "\n",
              "ratio = median s3dsl wall / median hand-written wall (below 1: s3dsl faster); per "
              "row = the same per forward row spent (total wall / total rows), which removes the "
-             "luck of how many rows each side's dedup merged.\n",
-             "| model | configuration | s3dsl (s) | hand-written + dedup (s) | ratio | per row | "
-             "forward rows s3dsl / hand (mean) |", "|---|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['model'].split(' (')[0]} | {r['config']} | {r['s3dsl_s']:.2f} | "
-              f"{r['hand_s']:.2f} | {r['ratio']:.2f} | {r['per_row_ratio']:.2f} | "
+             "luck of how many rows each side's dedup merged; run only = s3dsl's median time "
+             "without parsing and planning the strategy file (the same calls), over the "
+             "hand-written median; paired = the median over repeats of s3dsl / hand-written "
+             "wall of the same repeat (the two ran back to back, so a change of load between "
+             "repeats cancels).\n",
+             "| model | configuration | repeats | s3dsl (s) | hand-written + dedup (s) | ratio | "
+             "paired | per row | run only | forward rows s3dsl / hand (mean) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['model'].split(' (')[0]} | {r['config']} | {_fmt(r.get('repeats'), 'd')} | "
+              f"{r['s3dsl_s']:.2f} | {r['hand_s']:.2f} | {r['ratio']:.2f} | "
+              f"{_fmt(r.get('paired_ratio'))} | {r['per_row_ratio']:.2f} | "
+              f"{_fmt(r.get('execute_ratio'))} | "
               f"{r['s3dsl_rows']:.0f} / {r['hand_rows']:.0f} |" for r in rows]
     (out / "handwritten_bench.md").write_text("\n".join(lines) + "\n")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from s3dsl.compiler.ir import VerifierSpec
@@ -69,24 +70,26 @@ def candidates(
     rows, width = tokens.shape
     if rows == 0:
         return []
-    # one host copy of every row's (tokens, log-prob bits, fills); identical rows found by hashing
+    # each row's (tokens, log-prob bits, fills) as one bytes object: identical rows found by
+    # hashing one object per row on the host
     key = torch.cat([tokens.long(), logps.float().view(torch.int32).long(), filled.long()], dim=1)
+    flat = key.cpu().numpy()
+    row_keys = flat.view(np.dtype((np.void, flat.shape[1] * flat.itemsize))).ravel().tolist()
     where: dict[tuple, int] = {}
     first: list[int] = []
     inverse = []
-    row_lists = key.tolist()
-    for r, (prompt, row) in enumerate(zip(prompts, row_lists)):
-        at = where.setdefault((prompt, *row), len(first))
+    for r, row_key in enumerate(zip(prompts, row_keys)):
+        at = where.setdefault(row_key, len(first))
         if at == len(first):
             first.append(r)
         inverse.append(at)
-    lp_rows = logps[torch.tensor(first)] if len(first) < rows else logps
+    if len(first) < rows:
+        pick = torch.tensor(first)
+        tokens, logps, filled = tokens[pick], logps[pick], filled[pick]
     distinct = []
-    for r, lp in zip(first, lp_rows.tolist()):
-        row = row_lists[r]
-        text, cut = completion_text(row[:width], tokenizer)
-        fill = tuple(x == 1 for x in row[2 * width : 2 * width + cut])
-        distinct.append(Candidate(prompts[r], text, tuple(lp[:cut]), fill))
+    for r, tok, lp, fill in zip(first, tokens.tolist(), logps.tolist(), filled.tolist()):
+        text, cut = completion_text(tok, tokenizer)
+        distinct.append(Candidate(prompts[r], text, tuple(lp[:cut]), tuple(fill[:cut])))
     return [distinct[i] for i in inverse]
 
 
