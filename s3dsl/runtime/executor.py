@@ -242,35 +242,23 @@ class BatchedExecutor(BatchedForwards):
         log-probs over positions [w0, block_end), with their schedule's settings (`decode`;
         default: the program's). Only the window's positions are read and written."""
         d, pop, gen = decode or self.program.decode, self.pop, self.gen
-        everyone = isinstance(rows, slice)
-        start = pop.tokens.shape[1] - gen
-        be = ctx.block_end
-        tokens = pop.tokens[rows, start + w0 : start + be]
+        everyone, be = isinstance(rows, slice), ctx.block_end
+        lo, hi = pop.tokens.shape[1] - gen + w0, pop.tokens.shape[1] - gen + be
+        tokens = pop.tokens[rows, lo:hi]
         x0, commit, x0_logp = transition.propose_window(
-            window,
-            tokens,
-            pop.key if everyone else pop.key[rows],
-            mask_id=self.mask_id,
-            w0=w0,
-            steps_left=ctx.steps_left,
-            step=ctx.step,
-            temperature=arg(op, "temperature", d.temperature),
-            rule=arg(op, "rule", d.commit),
+            window, tokens, pop.key if everyone else pop.key[rows], mask_id=self.mask_id, w0=w0,
+            steps_left=ctx.steps_left, step=ctx.step,
+            temperature=arg(op, "temperature", d.temperature), rule=arg(op, "rule", d.commit),
             threshold=arg(op, "threshold", d.threshold),
-            sampler=transition.sampler_of(d, self.model),
-        )
-        pop.tokens[rows, start + w0 : start + be] = torch.where(commit, x0, tokens)
+            sampler=transition.sampler_of(d, self.model))
+        pop.tokens[rows, lo:hi] = torch.where(commit, x0, tokens)
         logp = pop.commit_logp[rows, w0:be]
         pop.commit_logp[rows, w0:be] = torch.where(commit, x0_logp, logp)
         # the step's log-prob summed over the whole generated region, as the reference does
         step = torch.zeros((tokens.shape[0], gen), dtype=torch.float64, device=self.device)
         step[:, w0:be] = torch.where(commit, x0_logp.double(), 0.0)
-        if everyone:
-            pop.step_logp = step.sum(dim=-1)
-            pop.slot.fill_(-1)
-        else:
-            pop.step_logp[rows] = step.sum(dim=-1)
-            pop.slot[rows] = -1
+        pop.step_logp[rows] = step.sum(dim=-1)
+        pop.slot[rows] = -1
 
     def finish_rows(self, ctx: StepContext, rows: torch.Tensor) -> None:
         """Commit every mask of `rows` in one step (`stop`), with a forward of those rows only
@@ -350,13 +338,8 @@ class BatchedExecutor(BatchedForwards):
                 clean_logp[rows] = cache.clean_logp[slots]
         tok, lp, fill = clean_prediction(gen, pop.commit_logp, clean_tok, clean_logp, self.mask_id)
         owners = [r // self.n for r in range(pop.rows)]
-        cands = candidates(
-            [self.batch[b].prompt for b in owners],
-            tok.cpu(),
-            lp.cpu(),
-            fill.cpu(),
-            self.model.tokenizer,
-        )
+        cands = candidates([self.batch[b].prompt for b in owners], tok.cpu(), lp.cpu(),
+                           fill.cpu(), self.model.tokenizer)
         pop.answers = answers_of(cands, self.extract)
         gold = [self.batch[b].answer for b in owners]
         return self.verify(verifier_name, cands, gold).to(self.device)
