@@ -174,7 +174,7 @@ class Bench:
         task = get_task(task_name)
         model = load_model(args.model or task.default_model)
         problems = task.problems("test", args.n.get(task_name, args.n["*"]))
-        seeds = list(range(args.seed, args.seed + args.seeds))
+        seeds = list(range(args.seed, args.seed + args.seeds.get(task_name, args.seeds["*"])))
         runs: list[RunRecord] = []
         added: set[str] = set()
         tuning: list[str] = []
@@ -386,7 +386,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help=f"default: those of {DEFAULT_STRATEGIES} that are built in")
     ap.add_argument("--n", action="append", default=[],
                     help="test problems per task: 200, or TASK=N for one task (repeatable)")
-    ap.add_argument("--seeds", type=int, default=3, help="run seeds per test configuration")
+    ap.add_argument("--seeds", action="append", default=[],
+                    help="run seeds per test configuration: 3, or TASK=N (repeatable)")
     ap.add_argument("--seed", type=int, default=0, help="first run seed")
     ap.add_argument("--val-n", action="append", default=[],
                     help="validation problems for tuning: 50, or TASK=N (repeatable)")
@@ -411,12 +412,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.strategies = args.strategies or [s for s in DEFAULT_STRATEGIES
                                           if VARIANTS.get(s, (s,))[0] in builtins]
     args.n = parse_n(args.n, 2 if args.quick else 200)
+    args.seeds = parse_n(args.seeds, 3)
     args.val_n = parse_n(args.val_n, 2 if args.quick else 50)
     args.budget = args.budget or (4 if args.quick else 8)
     sets = dict(s.split("=", 1) for s in args.sets)
     if args.quick:
         sets = {"gen_length": "16", "steps": "16", **sets}
-        args.grid, args.seeds, args.max_k = min(args.grid, 2), 1, 4
+        args.grid, args.seeds, args.max_k = min(args.grid, 2), {"*": 1}, 4
     args.sets = sets
     return args
 
@@ -426,10 +428,12 @@ FULL_PROTOCOL = {"n": 200, "seeds": 3, "val_n": 50, "grid": 4, "max_k": 64}
 
 def _reduced(args: argparse.Namespace) -> str:
     """Says so when this run is smaller than the full protocol, and how."""
-    got = {"n": min(args.n.get(t, args.n["*"]) for t in args.tasks), "seeds": args.seeds,
+    got = {"n": min(args.n.get(t, args.n["*"]) for t in args.tasks),
+           "seeds": min(args.seeds.get(t, args.seeds["*"]) for t in args.tasks),
            "val_n": min(args.val_n.get(t, args.val_n["*"]) for t in args.tasks),
            "grid": args.grid, "max_k": args.max_k}
-    shown = {"n": describe_n(args.n, args.tasks), "val_n": describe_n(args.val_n, args.tasks)}
+    shown = {"n": describe_n(args.n, args.tasks), "val_n": describe_n(args.val_n, args.tasks),
+             "seeds": describe_n(args.seeds, args.tasks)}
     smaller = [f"{k.replace('_', '-')} {shown.get(k, got[k])} (full: {v})"
                for k, v in FULL_PROTOCOL.items() if got[k] < v]
     if not smaller or args.quick:
@@ -450,8 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python benchmarks/replication.py", *(argv or sys.argv[1:])])
     head = [
         "# Replication: S3 and IMH claims on the shipped models", "",
-        f"Test split, first {describe_n(args.n, args.tasks)} problems, run seeds "
-        f"{args.seed}..{args.seed + args.seeds - 1}, budget {args.budget} decodes per problem "
+        f"Test split, first {describe_n(args.n, args.tasks)} problems, "
+        f"{describe_n(args.seeds, args.tasks)} run seeds from {args.seed}, "
+        f"budget {args.budget} decodes per problem "
         f"for every search strategy. Hyperparameters: each strategy's first {args.grid} grid "
         f"configurations (benchmarks/replication.py `grid`) tried on "
         f"{describe_n(args.val_n, args.tasks)} validation "
