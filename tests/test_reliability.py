@@ -22,11 +22,15 @@ from s3dsl.tasks.registry import get_task
 CLI = [sys.executable, "-c", "from s3dsl.cli import main; main()"]
 ARGS = ["run", "s3", "--model", "tiny-random", "--set", "gen_length=8", "--set", "steps=8",
         "--set", "particles=2", "--set", "candidates=2", "--limit", "8", "--batch-size", "2"]
+# Batches that take a while (~0.4 s each here): with ARGS' few milliseconds a fast engine finished
+# all 8 problems before the SIGINT sent at the first stored batch landed (exit 0, not 130).
+SLOW_ARGS = [*ARGS, "--set", "gen_length=64", "--set", "steps=64", "--set", "particles=4",
+             "--set", "candidates=4"]
 
 
 def test_resume_after_sigint_gives_the_uninterrupted_results(tmp_path):
     stopped = tmp_path / "stopped.db"
-    proc = subprocess.Popen([*CLI, *ARGS, "--db", str(stopped)], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([*CLI, *SLOW_ARGS, "--db", str(stopped)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     deadline = time.time() + 120
     while _done(stopped) == 0 and proc.poll() is None and time.time() < deadline:
@@ -36,7 +40,7 @@ def test_resume_after_sigint_gives_the_uninterrupted_results(tmp_path):
     done = _done(stopped)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
     assert 0 < done < 8 and done % 2 == 0, f"SIGINT landed at {done} of 8 problems"
-    resumed = subprocess.run([*CLI, *ARGS, "--db", str(stopped)], capture_output=True,
+    resumed = subprocess.run([*CLI, *SLOW_ARGS, "--db", str(stopped)], capture_output=True,
                              text=True, cwd=tmp_path, timeout=300)
     assert resumed.returncode == 0 and f"resumed: {done} of 8" in resumed.stdout, resumed.stderr
     from typer.testing import CliRunner
@@ -44,7 +48,7 @@ def test_resume_after_sigint_gives_the_uninterrupted_results(tmp_path):
     from s3dsl.cli.app import app
 
     fresh = tmp_path / "fresh.db"
-    whole = CliRunner().invoke(app, [*ARGS, "--db", str(fresh)])
+    whole = CliRunner().invoke(app, [*SLOW_ARGS, "--db", str(fresh)])
     assert whole.exit_code == 0, whole.output
     assert _results(stopped) == _results(fresh) and len(_results(fresh)) == 8
 

@@ -70,8 +70,9 @@ def _results(db) -> dict[str, dict]:
 
 
 def test_resume_after_kill_gives_the_uninterrupted_results(tmp_path):
-    args = ["run", "s3", *SMALL, "--set", "particles=2", "--set", "candidates=2", "--limit", "8",
-            "--batch-size", "2"]
+    # batches of ~0.4 s, so the kill sent at the first stored batch lands before the last one
+    args = ["run", "s3", "--model", "tiny-random", "--set", "gen_length=64", "--set", "steps=64",
+            "--set", "particles=4", "--set", "candidates=4", "--limit", "8", "--batch-size", "2"]
     killed = tmp_path / "killed.db"
     proc = subprocess.Popen([*CLI, *args, "--db", str(killed)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, cwd=tmp_path)
