@@ -67,7 +67,7 @@ def candidates(
     """One candidate per row. Identical rows (same prompt, tokens, log-prob bits and fills: in a
     search, most children of a particle) are copied to the host and decoded once, and share one
     `Candidate` object, so `run_verifier` scores them once too."""
-    rows, width = tokens.shape
+    rows = tokens.shape[0]
     if rows == 0:
         return []
     # each row's (tokens, log-prob bits, fills) as one bytes object: identical rows found by
