@@ -501,3 +501,20 @@ def test_s3_agree_on_arith_stops_early_with_the_same_tokens_at_opt_0_and_2(arith
     assert tokens(opt2) == tokens(ref)
     bound = plan(program, 2).cost.forwards
     assert all(r.nfe < bound for r in opt2)  # the trained model's particles agree: it stopped
+
+
+def test_a_strategy_is_planned_once_per_file_content_and_arguments(tmp_path):
+    from s3dsl.session import planned
+
+    path = tmp_path / "k.yaml"
+    path.write_text(builtin_strategies()["best_of_k"].read_text())
+    first = planned(path, {"k": "2"}, 16, "confidence")
+    assert planned(path, {"k": "2"}, 16, "confidence") is first
+    assert planned(path, {"k": "3"}, 16, "confidence").program.init != first.program.init
+    assert planned(path, {"k": "2"}, 16, "confidence", opt_level=0).reference
+    path.write_text(path.read_text().replace("best_of_k", "edited_k", 1))  # an edited file
+    edited = planned(path, {"k": "2"}, 16, "confidence")
+    assert edited is not first and edited.program.name == "edited_k"
+    path.unlink()
+    with pytest.raises(S3DSLError, match="k.yaml"):  # the loader's error, not an OSError
+        planned(path, {"k": "2"}, 16, "confidence")

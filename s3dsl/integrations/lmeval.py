@@ -277,11 +277,11 @@ class S3DSLLM(LM):
         return Problem(id=prompt_id(context, k), prompt=context, answer="")
 
     def _run(self, requests: list, gen_length: int) -> list[str]:
-        from s3dsl.compiler.passes import plan
-        from s3dsl.session import compile_file, execute
+        from s3dsl.session import execute, planned
 
-        program = compile_file(self.strategy_path, self.overrides, gen_length, self.verifier)
-        the_plan = plan(program, self.opt_level)
+        the_plan = planned(self.strategy_path, self.overrides, gen_length, self.verifier,
+                           self.opt_level)
+        program = the_plan.program
         builtins = {b.replace("_", "-").lower() for spec in program.verifiers.values()
                     for _, b, _ in spec.terms}
         if "oracle" in builtins:
