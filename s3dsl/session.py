@@ -43,6 +43,7 @@ class RunSummary:
     per_problem: list[ProblemResult] = field(default_factory=list)
     counters: dict = field(default_factory=dict)
     approximate: list[str] = field(default_factory=list)  # opt-in passes that may change tokens
+    predicted_exact: bool = False  # the cost model's count is exact, not only an upper bound
 
     def to_json(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k != "per_problem"}
@@ -270,6 +271,7 @@ def summarize(
         per_problem=results,
         counters=dict(counters.__dict__) if counters else {},
         approximate=sorted(the_plan.enabled & OPT_IN),
+        predicted_exact=the_plan.cost.exact,
     )
 
 

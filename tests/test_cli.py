@@ -171,3 +171,18 @@ def test_text_form_strategy_runs(tmp_path):
     proc = s3dsl("run", str(path), "--limit", "1", *no_db(SMALL), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "mine on arith" in proc.stdout
+
+
+def test_the_run_table_says_whether_the_predicted_forwards_are_exact():
+    from rich.console import Console
+
+    from s3dsl.cli.views import run_table
+    from s3dsl.session import run_strategy
+
+    small = {"gen_length": "8", "steps": "8"}
+    for strategy, label in (("single", "(exact)"), ("s3", "(upper bound)")):
+        summary = run_strategy(strategy, "tiny-random", task="arith", limit=1, overrides=small)
+        console = Console(width=120, record=True)
+        console.print(run_table(summary))
+        assert f"predicted per problem {label}" in console.export_text()
+        assert summary.to_json()["predicted_exact"] is (label == "(exact)")

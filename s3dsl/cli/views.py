@@ -32,7 +32,8 @@ def run_table(s: RunSummary, is_correct: Match | None = None) -> Table:
     table.add_row("accuracy", f"{100 * s.accuracy:.1f}%  ({correct}/{s.n_problems})")
     table.add_row("forward passes (total)", f"{s.nfe_total:,}")
     table.add_row("forward passes per problem", f"{s.nfe_per_problem:,.1f}")
-    table.add_row("  predicted per problem (upper bound)", f"{s.predicted_nfe_per_problem:,}")
+    bound = "exact" if s.predicted_exact else "upper bound"
+    table.add_row(f"  predicted per problem ({bound})", f"{s.predicted_nfe_per_problem:,}")
     table.add_row("tokens/s (answers)", f"{s.tokens_per_s:,.1f}")
     table.add_row("wall time", f"{s.wall_s:.2f} s")
     table.add_row("peak memory", f"{s.peak_memory_mb:,.0f} MB")
