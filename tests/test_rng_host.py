@@ -22,3 +22,24 @@ def test_mix_int_is_a_signed_int64() -> None:
     out = [rng.mix_int(k, 3, 7) for k in (0, -1, 2**63 - 1, -(2**63))]
     assert all(-(2**63) <= x < 2**63 for x in out)
     assert len(set(out)) == 4
+
+
+@settings(max_examples=100, deadline=None)
+@given(keys=st.lists(INT64, min_size=1, max_size=rng.HOST_MIX_ROWS), op=st.integers(0, 2**20),
+       step=st.integers(0, 4096), data=st.data())
+def test_mix_of_a_few_cpu_keys_on_the_host_equals_the_tensor_code(keys, op, step, data) -> None:
+    """`mix` takes Python ints for a few CPU keys: the same bits as its tensor ops, with integer,
+    0-d, one-per-key and broadcast tensor words."""
+    k = torch.tensor(keys, dtype=torch.int64)
+    child = torch.tensor(data.draw(st.lists(st.integers(-(2**31), 2**31), min_size=len(keys),
+                                            max_size=len(keys))), dtype=torch.int64)
+    word_sets = [(op,), (op, step), (op, torch.tensor(step), child), (child.view(-1, 1),), ()]
+    for words in word_sets:
+        host = rng.mix(k, *words)
+        saved, rng.HOST_MIX_ROWS = rng.HOST_MIX_ROWS, 0  # the tensor code
+        try:
+            tensor = rng.mix(k, *words)
+        finally:
+            rng.HOST_MIX_ROWS = saved
+        assert host.shape == tensor.shape and host.dtype == tensor.dtype
+        assert torch.equal(host, tensor)

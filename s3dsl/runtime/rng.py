@@ -75,8 +75,17 @@ def _scaled_index(n: int, offset: int, device: torch.device) -> torch.Tensor:
     return found
 
 
+HOST_MIX_ROWS = 24  # up to this many CPU keys, `mix` is cheaper in Python ints (~0.6 us per key
+# and word) than as tensor ops (~18 us per word, whatever the count): benchmarks/step_ops.py
+
+
 def mix(keys: torch.Tensor, *words: int | torch.Tensor) -> torch.Tensor:
     """Derive new int64 keys from keys and integers (a child index, an op id, a step)."""
+    if keys.numel() <= HOST_MIX_ROWS and keys.device.type == "cpu" and \
+            not torch.compiler.is_compiling():
+        mixed = _mix_on_host(keys, words)
+        if mixed is not None:
+            return mixed
     x = keys.to(torch.int64)
     for w in words:  # x + GOLDEN + w mod 2^64; an integer word is folded into one constant
         step = x + _signed(_GOLDEN) + w if isinstance(w, torch.Tensor) else x + _signed(_GOLDEN + w)
@@ -99,6 +108,28 @@ def mix_int(key: int, *words: int) -> int:
     for w in words:
         x = _finalize_int((x + _GOLDEN + w) & _M64)
     return _signed(x)
+
+
+def _mix_on_host(keys: torch.Tensor, words: tuple[int | torch.Tensor, ...]) -> torch.Tensor | None:
+    """`mix` of a few CPU keys by `mix_int` (the same bits); None where a tensor word does not
+    match the keys' shape one to one (the tensor code broadcasts it)."""
+    columns: list[list[int]] = []
+    n = keys.numel()
+    for w in words:
+        if not isinstance(w, torch.Tensor):
+            columns.append([w] * n)
+        elif w.dtype.is_floating_point or w.is_complex():
+            return None
+        elif w.numel() == 1 and w.dim() <= keys.dim():
+            columns.append([int(w)] * n)
+        elif w.shape == keys.shape:
+            columns.append(w.reshape(-1).tolist())
+        else:
+            return None
+    flat = keys.reshape(-1).tolist()
+    mixed = [mix_int(k, *ws) for k, *ws in zip(flat, *columns)] if columns else \
+        [_signed(k) for k in flat]
+    return torch.tensor(mixed, dtype=torch.int64).view(keys.shape)
 
 
 def root_key(seed: int, problem_id: str) -> int:
