@@ -198,6 +198,8 @@ def count(lowered: StepPlan, program: Program) -> Cost:
                     if not free:
                         walk.window = reach
                     walk.cached = True
+            if kind == "commit" and walk.committed >= ctx.block_end:
+                continue  # nothing masked in the block: the commit changes no row, the cache holds
             if kind in ("commit", "static-step"):
                 walk.cached = False
                 if not deterministic:
