@@ -187,5 +187,15 @@ class BatchedForwards:
         config = getattr(self.model, "config", None)
         hidden = int(getattr(config, "d_model", 0) or getattr(config, "hidden_size", 0) or 1024)
         per_row = length * (self.model.vocab_size * 4 * 3 + hidden * 4 * 24)
-        return max(1, budget // per_row)
+        chunk = max(1, budget // per_row)
+        if self.device.type == "cpu":  # rows are computed alike in any chunk (bit for bit)
+            chunk = min(chunk, max(CPU_MIN_CHUNK, CPU_CACHE_BYTES // (length * hidden * 16)))
+        return chunk
+
+
+# On a CPU a forward's cost per row grows with the batch once its activations outgrow the caches
+# (arith-random-256, gen 192: 5.3 ms a row at 8-16 rows, 7.8 ms at 128; benchmarks/cpu_chunks.py),
+# so a CPU forward takes at most the rows whose MLP activations (4 x hidden, fp32) fit in this.
+CPU_CACHE_BYTES = 8 << 20
+CPU_MIN_CHUNK = 8
 
