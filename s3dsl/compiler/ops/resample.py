@@ -50,7 +50,7 @@ def resample_all(ex: Batch, op, ctx, active) -> tuple[torch.Tensor, torch.Tensor
         ex.pop.score.cpu().view(B, n_in), ex.pop.logw.cpu().view(B, n_in), op.args
     )
     weights = rs.normalize_rows(logw)
-    keys = torch.tensor([rng.mix_int(k, op.uid, ctx.step) for k in ex.root.tolist()])
+    keys = rng.mix(ex.root, op.uid, ctx.step)  # a batch's few root keys: mixed on the host
     u = rng.uniform(keys, 0, (2 * n_in + n_out + 2,))
     ancestors = rs.resample_rows(weights, n_out, op.args["method"], u)
     ancestors = ancestors + torch.arange(0, B * n_in, n_in).view(B, 1)
