@@ -54,30 +54,31 @@ def per_row_ms(model, gen: int, rows: int, repeats: int) -> float:
 
 
 def tokens(summary) -> list:
-    return [p.particles and [q.tokens for q in p.particles] for p in summary.per_problem]
+    return [[q.tokens for q in p.particles] for p in summary.per_problem]
 
 
 def whole_run(case: dict, repeats: int) -> dict:
     """The same run with the CPU cap and without it, interleaved (A B B A ...)."""
+    cap = forwards.CPU_CACHE_BYTES
     walls: dict[str, list[float]] = {"cap": [], "no cap": []}
     outs: dict[str, list] = {}
     calls: dict[str, int] = {}
     for rep in range(repeats):
         order = ("cap", "no cap") if rep % 2 == 0 else ("no cap", "cap")
         for side in order:
-            forwards.CPU_CACHE_BYTES = case["cap_bytes"] if side == "cap" else NO_CAP
+            forwards.CPU_CACHE_BYTES = cap if side == "cap" else NO_CAP
             try:
                 s = run_strategy(case["strategy"], case["model"], task=case["task"],
                                  overrides=case["overrides"], limit=case["limit"],
                                  batch_size=case["batch"], seed=rep)
             finally:
-                forwards.CPU_CACHE_BYTES = case["cap_bytes"]
+                forwards.CPU_CACHE_BYTES = cap
             walls[side].append(s.wall_s)
             outs.setdefault(side, []).append(tokens(s))
             calls[side] = s.counters.get("forward_calls", 0)
     assert outs["cap"] == outs["no cap"], "the chunked run's tokens differ"
-    cap, free = statistics.median(walls["cap"]), statistics.median(walls["no cap"])
-    return {"case": case["label"], "cap_s": cap, "no_cap_s": free, "ratio": cap / free,
+    capped, free = statistics.median(walls["cap"]), statistics.median(walls["no cap"])
+    return {"case": case["label"], "cap_s": capped, "no_cap_s": free, "ratio": capped / free,
             "forward_calls": calls, "walls": walls, "same_tokens": True}
 
 
@@ -104,9 +105,9 @@ def main() -> None:
     cases = [
         {"label": "s3 on sudoku (the README's run), 32 problems, batch 8", "strategy": "s3",
          "model": sudoku, "task": "sudoku", "overrides": {}, "limit": 8 if args.quick else 32,
-         "batch": 8, "cap_bytes": cap},
+         "batch": 8},
         {"label": "s3 particles=8 x 4 on arith-random-256, gen 192, 1 problem", "strategy": "s3",
-         "model": ar256, "task": "arith", "limit": 1, "batch": 1, "cap_bytes": cap,
+         "model": ar256, "task": "arith", "limit": 1, "batch": 1,
          "overrides": {"particles": "8", "candidates": "4", "gen_length": "96" if args.quick
                        else "192"}},
     ]

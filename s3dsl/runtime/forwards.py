@@ -17,6 +17,14 @@ from s3dsl.runtime import transition
 T = TypeVar("T")
 
 
+# On a CPU a forward's cost per row grows with the batch once its activations outgrow the caches
+# (arith-random-256, gen 192: 4.9 ms a row at 8 rows, 7.8 ms at 128;
+# benchmarks/results/cpu_chunks.md), so a CPU forward takes at most the rows whose MLP activations
+# (4 x hidden, fp32) fit in this.
+CPU_CACHE_BYTES = 8 << 20
+CPU_MIN_CHUNK = 8
+
+
 @dataclass
 class Counters:
     forward_rows: int = 0  # sequences that went through the model
@@ -191,11 +199,3 @@ class BatchedForwards:
         if self.device.type == "cpu":  # rows are computed alike in any chunk (bit for bit)
             chunk = min(chunk, max(CPU_MIN_CHUNK, CPU_CACHE_BYTES // (length * hidden * 16)))
         return chunk
-
-
-# On a CPU a forward's cost per row grows with the batch once its activations outgrow the caches
-# (arith-random-256, gen 192: 5.3 ms a row at 8-16 rows, 7.8 ms at 128; benchmarks/cpu_chunks.py),
-# so a CPU forward takes at most the rows whose MLP activations (4 x hidden, fp32) fit in this.
-CPU_CACHE_BYTES = 8 << 20
-CPU_MIN_CHUNK = 8
-

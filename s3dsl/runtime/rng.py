@@ -75,8 +75,9 @@ def _scaled_index(n: int, offset: int, device: torch.device) -> torch.Tensor:
     return found
 
 
-HOST_MIX_ROWS = 24  # up to this many CPU keys, `mix` is cheaper in Python ints (~0.6 us per key
-# and word) than as tensor ops (~18 us per word, whatever the count): benchmarks/step_ops.py
+HOST_MIX_ROWS = 24  # up to this many CPU keys, `mix` is cheaper in Python ints (timed here at
+# ~0.6 us per key and word) than as tensor ops (~18 us per word, whatever the count); the effect
+# per step: benchmarks/results/step_ops.md
 
 
 def mix(keys: torch.Tensor, *words: int | torch.Tensor) -> torch.Tensor:
@@ -126,9 +127,7 @@ def _mix_on_host(keys: torch.Tensor, words: tuple[int | torch.Tensor, ...]) -> t
             columns.append(w.reshape(-1).tolist())
         else:
             return None
-    flat = keys.reshape(-1).tolist()
-    mixed = [mix_int(k, *ws) for k, *ws in zip(flat, *columns)] if columns else \
-        [_signed(k) for k in flat]
+    mixed = [mix_int(k, *ws) for k, *ws in zip(keys.reshape(-1).tolist(), *columns)]
     return torch.tensor(mixed, dtype=torch.int64).view(keys.shape)
 
 
