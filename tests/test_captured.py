@@ -9,7 +9,8 @@ import math
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from example_budget import examples
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from s3dsl.catalog import builtin_strategies
@@ -25,9 +26,8 @@ from s3dsl.verifiers import Candidate, Confidence, WeightedSum
 from s3dsl.verifiers.tensor import confidence_scores, tensor_scorer
 
 ARITH = get_task("arith")
-SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow,
-                                           HealthCheck.function_scoped_fixture])
+HEALTH = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+SETTINGS = examples(40, suppress_health_check=HEALTH)
 
 
 def s3(gen: int = 8, verifier: str = "confidence", **sets: str):
@@ -173,8 +173,7 @@ capturable_texts = st.builds(
 )
 
 
-@settings(max_examples=15, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@examples(15, suppress_health_check=HEALTH)
 @given(text=capturable_texts)
 def test_generated_capturable_steps_match_the_eager_engine(text, tiny_model):
     program = build(parse_strategy(text, "gen.yaml"), None, 8, "confidence")

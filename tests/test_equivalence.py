@@ -14,6 +14,7 @@ import math
 import os
 
 import pytest
+from example_budget import examples
 from hypothesis import HealthCheck, Phase, assume, example, given, settings
 from hypothesis import strategies as st
 
@@ -326,15 +327,12 @@ def mixed_problems():
 
 # benchmarks/mutants.py sets S3DSL_NO_SHRINK: a failure is enough there, no need to shrink it
 NO_SHRINK = bool(os.environ.get("S3DSL_NO_SHRINK"))
-SETTINGS = settings(
+HEALTH = dict(
     phases=[Phase.explicit, Phase.reuse, Phase.generate] if NO_SHRINK else list(Phase),
-    max_examples=60,
-    deadline=None,
-    derandomize=True,
-    database=None,
     suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow,
                            HealthCheck.function_scoped_fixture],
 )
+SETTINGS = examples(60, **HEALTH)
 
 
 # always tried first: two denoises per step empty the block before its last step, and the plan
@@ -369,7 +367,7 @@ def test_generated_strategies_match_the_reference_on_a_trained_model(text, arith
     check_every_level(program, arith_model, problems)
 
 
-@settings(SETTINGS, max_examples=12)
+@examples(12, **HEALTH)
 @given(text=branching_texts())
 def test_strategies_that_split_the_batch_match_the_reference(text, tiny_model, arith_model,
                                                              mixed_problems):

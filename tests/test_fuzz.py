@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from example_budget import examples
 from hypothesis import HealthCheck, given, settings
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -38,9 +39,9 @@ def _load_fuzz():
 
 fuzz = _load_fuzz()
 def budget(n: int) -> settings:
-    """n cases, the same ones every run (CI must not flake), no example database."""
-    return settings(max_examples=n, deadline=None, database=None, derandomize=True,
-                    suppress_health_check=list(HealthCheck))
+    """n cases, the same ones every run (CI must not flake) unless S3DSL_EXPLORE asks for more
+    (example_budget.py)."""
+    return examples(n, suppress_health_check=list(HealthCheck))
 
 
 @pytest.fixture(scope="module")

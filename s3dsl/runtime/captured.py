@@ -25,7 +25,7 @@ import torch
 from s3dsl.runtime import resampling, rng, static_resample, transition
 from s3dsl.runtime.population import STATE
 from s3dsl.runtime.scoring import clean_prediction
-from s3dsl.runtime.semantics import committed_logprob, weight_update
+from s3dsl.runtime.semantics import committed_logprob, resample_logweights_rows, weight_update
 from s3dsl.runtime.static import StepSpec
 
 Logits = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (tokens, owners) -> logits
@@ -187,8 +187,8 @@ def _score(logits_of, state, op: Score, shape: Shape, problem0, n):
 
 def _resample(state: dict, op: Resample, step, problems: int, n_in: int, index_of_op: int):
     score = state["score"].view(problems, n_in)
-    logw = static_resample.logweights_rows(score, state["logw"].view(problems, n_in),
-                                           op.weights, op.beta)
+    logw = resample_logweights_rows(score, state["logw"].view(problems, n_in),
+                                    {"weights": op.weights, "beta": op.beta})
     weights = resampling.normalize_rows(logw)
     keys = rng.mix(state["root"], op.uid, step)
     u = rng.uniform(keys, 0, (2 * n_in + op.n + 2,))

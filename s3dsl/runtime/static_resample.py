@@ -1,10 +1,11 @@
 """Resampling of every problem at once on the device, with fixed shapes and no host sync.
 
-Multinomial, systematic and stratified are `resampling.resample_rows`, already sync-free. What
-the captured step needs beyond them is here: the log-weights of every row, and SSP with no
-data-dependent shape (`repeat_interleave` by counts) and no Python branch on values, giving row
-by row the same float64 operations, so the same ancestors, as `resampling.ssp` (its
-left-to-right pass with a carry is unrolled over the static candidate count).
+Multinomial, systematic and stratified are `resampling.resample_rows`, already sync-free (and
+the log-weights `ops.resample.resample_logweights_rows`). What the captured step needs beyond
+them is here: SSP with no data-dependent shape (`repeat_interleave` by counts) and no Python
+branch on values, giving row by row the same float64 operations, so the same ancestors, as
+`resampling.ssp` (its left-to-right pass with a carry is unrolled over the static candidate
+count).
 """
 
 from __future__ import annotations
@@ -15,18 +16,6 @@ from s3dsl.runtime import resampling
 
 METHODS = (*resampling.ROW_METHODS, "ssp")
 _EPS = 1e-12  # resampling.ssp's "undecided" margin
-
-
-def logweights_rows(score: torch.Tensor, logw: torch.Tensor, source: str, beta: float
-                    ) -> torch.Tensor:
-    """`semantics.resample_logweights` of every [B, n] row, on the tensors' device."""
-    score, logw = score.double(), logw.double()
-    if source == "score":
-        return score / beta
-    if source == "logw":
-        return logw
-    by_score = ~torch.isnan(score).any(dim=1, keepdim=True)
-    return torch.where(by_score, score / beta, logw)
 
 
 def _from_counts(counts: torch.Tensor, n: int) -> torch.Tensor:

@@ -24,13 +24,15 @@ def resample_logweights(scores: Sequence[float], logw: Sequence[float], args: di
 
 
 def resample_logweights_rows(score: torch.Tensor, logw: torch.Tensor, args: dict) -> torch.Tensor:
-    """`resample_logweights` of every problem's row of [B, n] scores and log-weights at once."""
+    """`resample_logweights` of every problem's row of [B, n] scores and log-weights at once, on
+    their device and sync-free (the captured step uses it too)."""
     source = args["weights"]
     score, logw = score.double(), logw.double()
-    if source == "auto":
-        by_score = ~torch.isnan(score).any(dim=1, keepdim=True)
-    else:
-        by_score = torch.full((score.shape[0], 1), source == "score")
+    if source == "score":
+        return score / args["beta"]
+    if source == "logw":
+        return logw
+    by_score = ~torch.isnan(score).any(dim=1, keepdim=True)
     return torch.where(by_score, score / args["beta"], logw)
 
 
