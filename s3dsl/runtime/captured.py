@@ -25,7 +25,13 @@ import torch
 from s3dsl.runtime import resampling, rng, static_resample, transition
 from s3dsl.runtime.population import STATE
 from s3dsl.runtime.scoring import clean_prediction
-from s3dsl.runtime.semantics import committed_logprob, resample_logweights_rows, weight_update
+from s3dsl.runtime.semantics import (
+    children,
+    committed_logprob,
+    resample_logweights_rows,
+    survivor_keys,
+    weight_update,
+)
 from s3dsl.runtime.static import StepSpec
 
 Logits = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (tokens, owners) -> logits
@@ -111,11 +117,10 @@ def run_step(
         rows = state["tokens"].shape[0]
         n = rows // problems
         if isinstance(op, Expand):
-            index = torch.arange(rows, device=step.device).repeat_interleave(op.k)
+            index, child, group = children(rows, op.k, n, step.device)
             state = _gather_rows(state, index, keep_cache=op.keep_cache)
-            child = torch.arange(len(index), device=step.device) % op.k
             state["key"] = rng.mix(state["key"], op.uid, step, child)
-            state["group"] = index % n
+            state["group"] = group
         elif isinstance(op, Denoise):
             _denoise(logits_of, state, op, shape, step, steps_left, problem0, n)
         elif isinstance(op, Score):
@@ -196,8 +201,7 @@ def _resample(state: dict, op: Resample, step, problems: int, n_in: int, index_o
     offsets = torch.arange(problems, device=step.device).view(-1, 1) * n_in
     index = (ancestors + offsets).reshape(-1)
     state = _gather_rows(state, index, keep_cache=True)
-    slot_in_problem = torch.arange(len(index), device=step.device) % op.n
-    state["key"] = rng.mix(state["key"], op.uid, step, slot_in_problem)
+    state["key"] = survivor_keys(rng.mix, state["key"], op.uid, step, op.n)
     state["logw"] = torch.zeros_like(state["logw"])
     state[f"ess{index_of_op}"] = resampling.ess_rows(weights)
     return state

@@ -15,18 +15,23 @@ import torch
 
 from s3dsl.compiler.ir import Op
 from s3dsl.compiler.ops.base import arg, committed_logprob, sequence_logprob
+from s3dsl.compiler.ops.expand import children
 from s3dsl.compiler.ops.mh_accept import imh_chain
 from s3dsl.compiler.ops.prune import prune_survivors
-from s3dsl.compiler.ops.resample import resample_logweights, resample_logweights_rows
+from s3dsl.compiler.ops.resample import (
+    resample_logweights,
+    resample_logweights_rows,
+    survivor_keys,
+)
 from s3dsl.compiler.ops.stratify import score_strata
 from s3dsl.compiler.ops.weight import weight_update
 from s3dsl.runtime import resampling, rng
 from s3dsl.runtime.engine import StepContext
 
-__all__ = ["NAN", "arg", "committed_logprob", "condition_env", "finishing_context", "imh_chain",
-           "problem_uniforms", "prune_survivors", "resample_logweights",
+__all__ = ["NAN", "arg", "children", "committed_logprob", "condition_env", "finishing_context",
+           "imh_chain", "problem_uniforms", "prune_survivors", "resample_logweights",
            "resample_logweights_rows", "score_strata", "search_snapshot", "sequence_logprob",
-           "weight_update"]
+           "survivor_keys", "weight_update"]
 
 NAN = float("nan")
 

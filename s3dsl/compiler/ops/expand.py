@@ -8,15 +8,23 @@ from s3dsl.compiler.nodes import Node
 from s3dsl.compiler.ops.base import Batch, Param, Primitive
 
 
+def children(rows: int, k: int, n: int, device: torch.device
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The rows of k children of each of `rows` particles (n per problem): each child's parent
+    row, its number j among its siblings (its key is mix(parent key, uid, step, j)) and its
+    parent's place in its problem (the `group` field). Shared with the captured step."""
+    index = torch.arange(rows, device=device).repeat_interleave(k)
+    return index, torch.arange(len(index), device=device) % k, index % n
+
+
 def batched(ex: Batch, op, ctx, active) -> None:
     """One gather over every field; child j of a particle gets the key mix(key, uid, step, j).
     With share-parent-forward (`gather cache=keep`) the children keep the parent's forward."""
-    k, n = op.args["k"], ex.n
-    index = torch.arange(ex.pop.rows, device=ex.device).repeat_interleave(k)
+    k = op.args["k"]
+    index, child, group = children(ex.pop.rows, k, ex.n, ex.device)
     pop = ex.pop.gather(index)
-    child = torch.arange(len(index), device=ex.device) % k
     pop.key = ex.kernels.rng.mix(pop.key, op.uid, ctx.step, child)
-    pop.group = index % n
+    pop.group = group
     if op.args.get("schedules"):  # child j follows schedule j mod m
         table = torch.tensor(op.args["schedules"], device=ex.device)
         pop.sched = table[child % len(table)]

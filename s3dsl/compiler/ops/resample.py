@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -94,6 +94,13 @@ def resample_each(ex: Batch, op, ctx, active) -> tuple[torch.Tensor, torch.Tenso
     return torch.cat(index).to(ex.device), torch.cat(fresh).to(ex.device)
 
 
+def survivor_keys(mix: Callable[..., torch.Tensor], keys: torch.Tensor, uid: int,
+                  step: int | torch.Tensor, n_out: int) -> torch.Tensor:
+    """Survivor i of each problem (n_out per problem, problem-major) gets the key
+    mix(its ancestor's key, uid, step, i). Shared with the captured step."""
+    return mix(keys, uid, step, torch.arange(len(keys), device=keys.device) % n_out)
+
+
 def batched(ex: Batch, op, ctx, active) -> None:
     """Survivors get fresh keys and log-weight 0; a problem whose `when` fails keeps its rows."""
     n_in, n_out = ex.n, op.args["n"]
@@ -104,8 +111,7 @@ def batched(ex: Batch, op, ctx, active) -> None:
     )
     idx, moved = (resample_all if by_rows else resample_each)(ex, op, ctx, active)
     pop = ex.pop.gather(idx)
-    slot_in_problem = torch.arange(len(idx), device=ex.device) % n_out
-    new_keys = ex.kernels.rng.mix(pop.key, op.uid, ctx.step, slot_in_problem)
+    new_keys = survivor_keys(ex.kernels.rng.mix, pop.key, op.uid, ctx.step, n_out)
     if moved is None:  # every row is a survivor
         pop.key, pop.logw = new_keys, torch.zeros_like(pop.logw)
     else:
