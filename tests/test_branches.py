@@ -66,6 +66,37 @@ def test_mh_accept_needs_the_groups_on_every_path():
     assert "groups" in info.value.message and "path" in info.value.message
 
 
+UNSCORED = ("verifiers: {v: arith-heuristic}\nprogram:\n  step:\n    - expand(2)\n"
+            '    - denoise\n    - score(v, when="max_score < 0.45")\n    - ${consumer}\n'
+            "  final: select\n")
+
+
+@pytest.mark.parametrize("consumer", ["resample(1, method=ssp, weights=score)",
+                                      "resample(1, method=residual, weights=score)",
+                                      "weight(by=score)", "weight(by=diff)"])
+def test_a_score_consumer_after_a_score_that_may_not_have_run_is_refused(consumer):
+    """max_score is nan until a score runs, so this score never runs: explicit score weights
+    would read nan (an internal error at run time, found by S3DSL_EXPLORE); the compiler says so."""
+    text = UNSCORED.replace("${consumer}", consumer)
+    with pytest.raises(S3DSLError) as info:
+        program_of(text)
+    assert "needs every particle scored" in info.value.message
+    assert info.value.span is not None and info.value.span.line == 7  # the consumer
+    assert "without when=" in info.value.hint
+
+
+@pytest.mark.parametrize("consumer", ["resample(1, method=ssp)", "prune(1)",
+                                      "weight(by=max)\n    - resample(1, weights=logw)"])
+def test_consumers_that_handle_unscored_particles_still_compile_and_run(consumer, tiny_model):
+    """weights=auto falls back to the log-weights, prune ranks nan last, by=max reads the best
+    score so far (-inf while unscored): both interpreters agree."""
+    program = program_of(UNSCORED.replace("${consumer}", consumer))
+    problems = ARITH.problems("test", 2)
+    ref, opt = (run(program, tiny_model, problems, level) for level in (0, 2))
+    assert [(r.prediction, r.chosen, [(p.tokens, p.answer) for p in r.particles]) for r in ref] \
+        == [(r.prediction, r.chosen, [(p.tokens, p.answer) for p in r.particles]) for r in opt]
+
+
 BRANCHY = ("decode: {temperature: 1.0, block_length: 4}\nverifiers: {v: arith-heuristic}\n"
            "program:\n  step:\n"
            '    - expand(2, when="n > 1")\n    - denoise\n    - score(v)\n'

@@ -350,9 +350,30 @@ EARLY_FULL_BLOCK = ("name: generated\ndecode:\n  block_length: 4\n  steps: 8\n  
                     "    - denoise\n    - 'score(verifier=v)'\n    - denoise\n  final: select\n")
 
 
+# Found by S3DSL_EXPLORE (example_budget.py), with per-particle schedules: the count once
+# assumed every when= holds (a score that runs lets the next denoise reuse its forward, so the
+# skipped score cost more: 16 forwards over a bound of 13) ...
+SKIPPED_SCORE = ("name: generated\ndecode:\n  block_length: 8\n  steps: 8\n  temperature: 0.0\n"
+                 "verifiers:\n  v: arith-heuristic\nprogram:\n"
+                 "  init: expand(1, schedules=[schedule(block_length=2, steps=8)])\n  step:\n"
+                 "    - 'expand(k=2, every=2)'\n    - denoise\n"
+                 "    - 'score(verifier=v, when=\"max_score < 0.45\")'\n    - denoise\n"
+                 "    - 'mh-accept(target=power(0.5), every=2)'\n  final: select\n")
+# ... and ignored the forward cache's window: the score's reaches the next block end only, so the
+# score of a block's last step recomputes (predicted "exact" 2, ran 4)
+SHORT_WINDOW = ("name: generated\ndecode:\n  block_length: 4\n  steps: 8\n  temperature: 0.0\n"
+                "verifiers:\n  v: arith-heuristic\nprogram:\n"
+                "  init: expand(1, schedules=[schedule(block_length=2, temperature=0.0)])\n"
+                "  step:\n    - 'expand(k=2)'\n"
+                "    - 'denoise(when=\"n == 1 and max_score < 0.9\")'\n"
+                "    - 'score(verifier=v)'\n    - 'prune(n=1)'\n  final: select\n")
+
+
 @SETTINGS
 @given(text=strategy_texts())
 @example(text=TWO_DENOISES)
+@example(text=SKIPPED_SCORE)
+@example(text=SHORT_WINDOW)
 def test_generated_strategies_match_the_reference_on_a_random_model(text, tiny_model, problems):
     program = compile_or_skip(text)
     check_every_level(program, tiny_model, problems)

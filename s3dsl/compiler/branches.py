@@ -95,14 +95,7 @@ def infer_shapes(program: Program) -> None:
         def run(s: Shape) -> Shape:
             for need in prim.needs_for(op.args):
                 if not need & s.facts:
-                    wanted = " or ".join(sorted(need))
-                    where = " (on a path where an earlier when= stage did not run)" if (
-                        len(paths) > 1) else ""
-                    raise S3DSLError(
-                        f"{op.name} needs {wanted}, but no earlier stage provides them{where}",
-                        op.span,
-                        _provider_hint(need),
-                    )
+                    raise _unmet(op, need, s.facts, len(paths) > 1)
             if prim.uses_group:
                 if op.uid in seen and op.group != s.group:
                     raise S3DSLError(f"{op.name} sees proposal groups of different sizes",
@@ -128,11 +121,12 @@ def infer_shapes(program: Program) -> None:
 
     def skip_of(op: Op) -> Callable[[Shape], Shape]:
         # A stage that may not run still counts as providing what it provides (unscored
-        # particles have no score; unweighted ones weight 0), except expand's proposal groups,
-        # whose size mh-accept reads.
+        # particles have a nan score, which resample(weights=auto), prune and select handle;
+        # unweighted ones weight 0), except expand's proposal groups, whose size mh-accept
+        # reads, and `scored` (every particle has a score), which score(when=) may leave unmet.
         prim = prims.lookup(op.name)
         assert prim is not None
-        return lambda s: Shape(s.n, s.group, s.facts | (prim.provides - {"groups"}))
+        return lambda s: Shape(s.n, s.group, s.facts | (prim.provides - {"groups", "scored"}))
 
     for op, ctx in schedule(program):
         if op is None:
@@ -152,9 +146,28 @@ def merge(paths: list[S], op: Op | None = None) -> list[S]:
     return out
 
 
+def _unmet(op: Op, need: frozenset[str], facts: frozenset[str], branched: bool) -> S3DSLError:
+    """The error for a stage whose need no earlier stage meets on some path."""
+    if need == {"scored"} and "scores" in facts:  # a score(when=) that may not have run yet
+        what = {"resample": "resample(weights=score)", "weight": f"weight(by={op.args.get('by')})"}
+        return S3DSLError(
+            f"{what.get(op.name, op.name)} needs every particle scored, but on a path where "
+            "an earlier score(when=...) has not run yet they have no score (nan)",
+            op.span,
+            "score without when= before it (or with a condition that holds before this stage "
+            "first runs)" + (", or resample with weights=auto, which uses the log-weights "
+                             "while a particle is unscored" if op.name == "resample" else ""),
+        )
+    wanted = " or ".join(sorted("scores" if f == "scored" else f for f in need))
+    where = " (on a path where an earlier when= stage did not run)" if branched else ""
+    return S3DSLError(f"{op.name} needs {wanted}, but no earlier stage provides them{where}",
+                      op.span, _provider_hint(need))
+
+
 def _provider_hint(need: frozenset[str]) -> str:
     providers = {
         "scores": "score(v)",
+        "scored": "score(v)",
         "logw": "weight(logprob)",
         "groups": "expand(k)",
         "strata": "stratify(...)",

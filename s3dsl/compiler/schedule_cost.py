@@ -8,19 +8,23 @@ block end, budget or rule split apart), so dedup is counted exactly while states
 equal. The count is exact at temperature 0 without dedup; with dedup it is an upper bound once
 classes have split (their states may still coincide), and after a resample that mixes classes
 (the mix is data-dependent) every class is counted as if it held every row.
+
+`when=` stages open paths as in `cost.count` (s3dsl.compiler.branches): every way the conditions
+can fall is followed, equal states merge, and the count is the costliest path's. (Assuming that
+every condition holds is no bound: a score that runs lets the next denoise reuse its forward.)
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from s3dsl.compiler import branches, particle_schedules
 from s3dsl.compiler import primitives as prims
 from s3dsl.compiler.cost import EARLY_RULES, Cost, _deterministic, committed_after
 from s3dsl.compiler.ir import DecodeConfig, Program
 from s3dsl.compiler.lowered import FINISH, Stage, StepPlan
-from s3dsl.compiler.particle_schedules import particle_context
-from s3dsl.compiler.schedule import StepContext, edge_context, step_contexts
+from s3dsl.compiler.schedule import StepContext, edge_context
 
 
 @dataclass
@@ -34,23 +38,36 @@ class _Class:
 
 @dataclass
 class _Walk:
+    """One path's population (s3dsl.compiler.branches) and what it has paid so far."""
+
     classes: list[_Class] = field(default_factory=lambda: [_Class(0, 1, 0)])
     next_group: int = 1
     real: int = 1  # particles per problem (the classes' counts are a bound after mixing)
+    window: int = 0  # how far the forward cache's log-probs reach (0: no cache)
+    forwards: int = 0
+    positions: int = 0
+    by_stage: dict[str, int] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
         return sum(c.n for c in self.classes)
+
+    def copy(self) -> _Walk:
+        return replace(self, classes=[replace(c) for c in self.classes],
+                       by_stage=dict(self.by_stage))
+
+    def state(self) -> tuple:
+        """What later stages' costs depend on (paths with equal states merge)."""
+        return (self.next_group, self.real, self.window,
+                tuple((c.schedule, c.n, c.group, c.committed, c.cached) for c in self.classes))
 
 
 def count_schedules(lowered: StepPlan, program: Program) -> Cost:
     gen = program.decode.gen_length
     deterministic = _deterministic(program) and all(
         d.temperature == 0 and d.commit != "random" for d in program.schedules)
-    walk, cost = _Walk(), Cost(0)
+    cost = Cost(0)
     rules = {d.commit for d in (program.decode, *program.schedules)}
-    if any(op.schedule.when is not None for op in program.ops()):
-        cost.exact = False  # counted as if every condition held (a shrink: as if it did not)
     if any(op.name in ("remask", "stop") for op in program.step) or set(EARLY_RULES) & rules or any(
             op.args.get("rule") in EARLY_RULES for op in program.step):
         cost.exact = False
@@ -58,22 +75,23 @@ def count_schedules(lowered: StepPlan, program: Program) -> Cost:
     def context(op, decode: DecodeConfig, ctx: StepContext) -> StepContext | None:
         if op is FINISH or op.name != "denoise" or ctx.step < 0 or ctx.step >= program.decode.steps:
             return ctx
-        return particle_context(decode, ctx)
+        return particle_schedules.particle_context(decode, ctx)
 
-    def pay(stage: Stage, paid: int) -> None:
+    def pay(walk: _Walk, stage: Stage, paid: int) -> None:
         op = stage.op
-        cost.forwards += paid
-        cost.positions += paid * gen  # no block KV cache (kv_rewrite refuses schedules)
+        walk.forwards += paid
+        walk.positions += paid * gen  # no block KV cache (kv_rewrite refuses schedules)
         key = f"{op.name}@{op.span.line}" if op.span else op.name
-        cost.by_stage[key] = cost.by_stage.get(key, 0) + paid
+        walk.by_stage[key] = walk.by_stage.get(key, 0) + paid
 
-    def visit(stage: Stage, ctx: StepContext) -> None:
+    def visit(stage: Stage, ctx: StepContext, walk: _Walk) -> _Walk:
+        walk = walk.copy()
         op = stage.op
         contexts = [context(op, program.decode_of(c.schedule), ctx) for c in walk.classes]
         for node in stage.nodes:
             kind = node.kind
             if kind == "forward" and node.get("rows") == prims.STOPPED_ROWS:
-                pay(stage, sum(c.n for c in walk.classes if c.committed < gen))
+                pay(walk, stage, sum(c.n for c in walk.classes if c.committed < gen))
                 continue
             if kind == "commit" and op.name == "stop":
                 continue
@@ -81,9 +99,22 @@ def count_schedules(lowered: StepPlan, program: Program) -> Cost:
                 rows = node.get("rows", "")
                 dedup = node.get("dedup") == "yes"
                 reuse = node.get("cache") == "reuse"
-                needing = [c for c, at in zip(walk.classes, contexts) if at is not None and
-                           c.committed < (at.block_end if rows != "with masks" else gen)]
-                fresh = [c for c in needing if not (reuse and c.cached)]
+                needs = [(c, at) for c, at in zip(walk.classes, contexts) if at is not None and
+                         c.committed < (at.block_end if rows != "with masks" else gen)]
+                needing = [c for c, _ in needs]
+                if not needing:
+                    continue
+                # the window the executor asks for (runtime/forwards.py `ensure_forward`): one
+                # cache for every row, recomputed for all when its window falls short
+                if rows == "with masks":
+                    w1 = particle_schedules.reach(program.schedules, ctx, program.decode)
+                else:
+                    w1 = max(at.block_end for _, at in needs)
+                if not reuse or walk.window < w1:
+                    for c in walk.classes:
+                        c.cached = False
+                    walk.window = w1
+                fresh = [c for c in needing if not c.cached]
                 if dedup:
                     groups = {c.group for c in fresh}
                     if not deterministic or len({c.group for c in walk.classes}) > 1:
@@ -91,8 +122,7 @@ def count_schedules(lowered: StepPlan, program: Program) -> Cost:
                     paid = len(groups) if deterministic else sum(c.n for c in fresh)
                 else:
                     paid = sum(c.n for c in fresh)
-                if needing:
-                    pay(stage, paid)
+                pay(walk, stage, paid)
                 for c in needing:
                     c.cached = True
             elif kind == "commit":
@@ -103,19 +133,46 @@ def count_schedules(lowered: StepPlan, program: Program) -> Cost:
             elif (kind == "gather" and node.get("cache") != "keep") or kind == "drop-cache":
                 for c in walk.classes:
                     c.cached = False
+                if kind == "drop-cache":  # the cache itself goes (its window with it)
+                    walk.window = 0
         _count(walk, stage, cost)
+        return walk
 
-    for stage in lowered.init:
-        visit(stage, edge_context(program.decode, False))
-    for ctx in step_contexts(program.decode):
-        for stage in lowered.step:
-            if stage.op.schedule.fires(ctx.step, ctx.step_in_block, ctx.steps_per_block, ctx.steps):
-                visit(stage, ctx)
+    def merge(walks: list[_Walk]) -> list[_Walk]:
+        """Paths in equal states become one that paid the most (per stage too): a bound."""
+        out: dict[tuple, _Walk] = {}
+        for w in walks:
+            known = out.setdefault(w.state(), w)
+            if known is w:
+                continue
+            if known.forwards != w.forwards:
+                cost.exact = False
+            stages = {k: max(known.by_stage.get(k, 0), w.by_stage.get(k, 0))
+                      for k in (*known.by_stage, *w.by_stage)}
+            out[w.state()] = replace(known, forwards=max(known.forwards, w.forwards),
+                                     positions=max(known.positions, w.positions),
+                                     by_stage=stages)
+        return list(out.values())
+
+    stages = {stage.op.uid: stage for stage in (*lowered.init, *lowered.step, *lowered.final)}
+    walks = [_Walk()]
     end = edge_context(program.decode, True)
-    if any(c.committed < gen for c in walk.classes):
-        visit(lowered.finish, StepContext(end.step, end.block, 0, 1, end.steps, gen, gen))
-    for stage in lowered.final:
-        visit(stage, end)
+    last = StepContext(end.step, end.block, 0, 1, end.steps, gen, gen)
+    for op, ctx in branches.schedule(program):
+        if op is None:  # the finishing commit, where masks remain
+            walks = merge([visit(lowered.finish, last, w)
+                           if any(c.committed < gen for c in w.classes) else w for w in walks])
+            continue
+        stage = stages[op.uid]
+        walks = merge(branches.branch(op, ctx, walks, lambda w: w.real,
+                                      lambda w, s=stage, c=ctx: visit(s, c, w)))
+        cost.paths = max(cost.paths, len(walks))
+    if len({w.forwards for w in walks}) > 1:
+        cost.exact = False
+    worst = max(walks, key=lambda w: w.forwards)
+    cost.forwards, cost.positions = worst.forwards, worst.positions
+    cost.by_stage = {k: max(w.by_stage.get(k, 0) for w in walks)
+                     for w0 in walks for k in w0.by_stage}
     return cost
 
 
@@ -160,8 +217,6 @@ def _count(walk: _Walk, stage: Stage, cost: Cost) -> None:
             per = Counter(ids[j % len(ids)] for j in range(op.args["k"]))
             out += [_Class(s, c.n * m, c.group, c.committed, c.cached) for s, m in per.items()]
         walk.classes = out
-    elif op.schedule.when is not None and prim.count(total, op.args, op.group) < total:
-        cost.exact = False  # a conditional shrink may not happen: count the rows it would drop
     else:
         new_total = walk.real = prim.count(total, op.args, op.group)
         if len(walk.classes) == 1:

@@ -123,7 +123,7 @@ def batched(ex: Batch, op, ctx, active) -> None:
 def _needs_of_args(args: dict) -> list[frozenset[str]]:
     extra = []
     if args.get("weights") in ("score", "logw"):
-        extra.append(frozenset({"scores" if args["weights"] == "score" else "logw"}))
+        extra.append(frozenset({"scored" if args["weights"] == "score" else "logw"}))
     if args.get("within") == "strata":
         extra.append(frozenset({"strata"}))
     return extra

@@ -19,7 +19,7 @@ PRIMITIVE = Primitive(
     "score",
     "Score each particle's clean prediction (masks filled by argmax) with a verifier.",
     (Param("verifier", "verifier", doc="a verifier declared in `verifiers:` or a built-in"),),
-    provides=frozenset({"scores"}),
+    provides=frozenset({"scores", "scored"}),  # scored: not by a skipped score (branches.py)
     lower=lambda args: (
         forward("with masks", "first mask..next block end"),
         Node.of("host", call=f"verifier {args.get('verifier')}", on="clean prediction"),

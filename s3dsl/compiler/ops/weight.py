@@ -48,8 +48,9 @@ PRIMITIVE = Primitive(
     lower=lambda args: (
         Node.of("update", field="logw", by=args.get("by"), scale=args.get("scale")),
     ),
-    needs_of_args=lambda args: (
-        [frozenset({"scores"})] if args.get("by") in ("score", "diff", "max") else []
+    needs_of_args=lambda args: (  # max reads best_score, -inf while unscored: defined
+        [frozenset({"scored"})] if args.get("by") in ("score", "diff")
+        else [frozenset({"scores"})] if args.get("by") == "max" else []
     ),
     batched=batched,
     masks_problems=True,
