@@ -264,10 +264,12 @@ def observed(results) -> tuple[list, list[float]]:
 def same(got, want) -> bool:
     """Discrete observables exactly; floats to float32 round-off: a batched forward runs other
     matmul shapes than the reference's one-row calls (and the prompt cache encodes prompts in
-    other batch shapes), and the last bits of a matmul depend on its shape."""
+    other batch shapes), and the last bits of a matmul depend on its shape. A float32 log-prob
+    is logit - logsumexp, so its error is absolute, ~1e-7 x the logits' size (a trained model's
+    reach ~20: an NLL of 0.2187 came out 2.4e-6 apart with the prompt cache, S3DSL_EXPLORE)."""
     if got[0] != want[0] or len(got[1]) != len(want[1]):
         return False
-    return all(math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6) for a, b in zip(got[1], want[1]))
+    return all(math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-5) for a, b in zip(got[1], want[1]))
 
 
 def run(program, model, problems, level: int, disable: tuple[str, ...] = (), batch_size: int = 8):
