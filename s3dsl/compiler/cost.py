@@ -19,6 +19,7 @@ count follows all of them and reports the costliest (exact only when every path 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Protocol, TypeVar
 
 from s3dsl.compiler import branches
 from s3dsl.compiler import primitives as prims
@@ -221,37 +222,55 @@ def count(lowered: StepPlan, program: Program) -> Cost:
         cost.peak_particles = max(cost.peak_particles, walk.n)
         return walk
 
-    def merge(walks: list[_Walk]) -> list[_Walk]:
-        """Paths in equal states become one that paid the most (per stage, too): an upper
-        bound. Paths that paid differently make the count inexact."""
-        out: dict[tuple, _Walk] = {}
-        for w in walks:
-            known = out.get(w.state())
-            if known is None:
-                out[w.state()] = w
-                continue
-            if known.forwards != w.forwards:
-                cost.exact = False
-            stages = {k: max(known.by_stage.get(k, 0), w.by_stage.get(k, 0))
-                      for k in (*known.by_stage, *w.by_stage)}
-            out[w.state()] = replace(known, forwards=max(known.forwards, w.forwards),
-                                     positions=max(known.positions, w.positions),
-                                     by_stage=stages)
-        return list(out.values())
-
     stages = {stage.op.uid: stage for stage in (*lowered.init, *lowered.step, *lowered.final)}
     walks = [_Walk()]
     gen_end = edge_context(program.decode, True)
     last = StepContext(gen_end.step, gen_end.block, 0, 1, gen_end.steps, gen, gen)
     for op, ctx in branches.schedule(program):
         if op is None:  # the finishing commit, where masks remain
-            walks = merge([visit(lowered.finish, last, w) if w.committed < gen else w
-                           for w in walks])
+            walks = merge_paths([visit(lowered.finish, last, w) if w.committed < gen else w
+                                 for w in walks], cost)
             continue
         stage = stages[op.uid]
-        walks = merge(branches.branch(op, ctx, walks, lambda w: w.n,
-                                      lambda w, s=stage, c=ctx: visit(s, c, w)))
+        walks = merge_paths(branches.branch(op, ctx, walks, lambda w: w.n,
+                                            lambda w, s=stage, c=ctx: visit(s, c, w)), cost)
         cost.paths = max(cost.paths, len(walks))
+    return costliest(walks, cost)
+
+
+W = TypeVar("W", bound="_Paid")
+
+
+class _Paid(Protocol):
+    """A path of a count: its state (what later costs depend on) and what it paid so far."""
+
+    forwards: int
+    positions: int
+    by_stage: dict[str, int]
+
+    def state(self) -> tuple: ...
+
+
+def merge_paths(walks: list[W], cost: Cost) -> list[W]:
+    """Paths in equal states become one that paid the most (per stage, too): an upper bound.
+    Paths that paid differently make the count inexact."""
+    out: dict[tuple, W] = {}
+    for w in walks:
+        known = out.setdefault(w.state(), w)
+        if known is w:
+            continue
+        if known.forwards != w.forwards:
+            cost.exact = False
+        stages = {k: max(known.by_stage.get(k, 0), w.by_stage.get(k, 0))
+                  for k in (*known.by_stage, *w.by_stage)}
+        out[w.state()] = replace(known, forwards=max(known.forwards, w.forwards),
+                                 positions=max(known.positions, w.positions), by_stage=stages)
+    return list(out.values())
+
+
+def costliest(walks: list[W], cost: Cost) -> Cost:
+    """`cost` with the forwards and positions of the path that paid the most (exact only when
+    every path paid the same) and, per stage, the most any path paid there."""
     if len({w.forwards for w in walks}) > 1:
         cost.exact = False
     worst = max(walks, key=lambda w: w.forwards)

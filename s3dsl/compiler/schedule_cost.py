@@ -21,7 +21,14 @@ from dataclasses import dataclass, field, replace
 
 from s3dsl.compiler import branches, particle_schedules
 from s3dsl.compiler import primitives as prims
-from s3dsl.compiler.cost import EARLY_RULES, Cost, _deterministic, committed_after
+from s3dsl.compiler.cost import (
+    EARLY_RULES,
+    Cost,
+    _deterministic,
+    committed_after,
+    costliest,
+    merge_paths,
+)
 from s3dsl.compiler.ir import DecodeConfig, Program
 from s3dsl.compiler.lowered import FINISH, Stage, StepPlan
 from s3dsl.compiler.schedule import StepContext, edge_context
@@ -138,42 +145,21 @@ def count_schedules(lowered: StepPlan, program: Program) -> Cost:
         _count(walk, stage, cost)
         return walk
 
-    def merge(walks: list[_Walk]) -> list[_Walk]:
-        """Paths in equal states become one that paid the most (per stage too): a bound."""
-        out: dict[tuple, _Walk] = {}
-        for w in walks:
-            known = out.setdefault(w.state(), w)
-            if known is w:
-                continue
-            if known.forwards != w.forwards:
-                cost.exact = False
-            stages = {k: max(known.by_stage.get(k, 0), w.by_stage.get(k, 0))
-                      for k in (*known.by_stage, *w.by_stage)}
-            out[w.state()] = replace(known, forwards=max(known.forwards, w.forwards),
-                                     positions=max(known.positions, w.positions),
-                                     by_stage=stages)
-        return list(out.values())
-
     stages = {stage.op.uid: stage for stage in (*lowered.init, *lowered.step, *lowered.final)}
     walks = [_Walk()]
     end = edge_context(program.decode, True)
     last = StepContext(end.step, end.block, 0, 1, end.steps, gen, gen)
     for op, ctx in branches.schedule(program):
         if op is None:  # the finishing commit, where masks remain
-            walks = merge([visit(lowered.finish, last, w)
-                           if any(c.committed < gen for c in w.classes) else w for w in walks])
+            walks = merge_paths([visit(lowered.finish, last, w)
+                                 if any(c.committed < gen for c in w.classes) else w
+                                 for w in walks], cost)
             continue
         stage = stages[op.uid]
-        walks = merge(branches.branch(op, ctx, walks, lambda w: w.real,
-                                      lambda w, s=stage, c=ctx: visit(s, c, w)))
+        walks = merge_paths(branches.branch(op, ctx, walks, lambda w: w.real,
+                                            lambda w, s=stage, c=ctx: visit(s, c, w)), cost)
         cost.paths = max(cost.paths, len(walks))
-    if len({w.forwards for w in walks}) > 1:
-        cost.exact = False
-    worst = max(walks, key=lambda w: w.forwards)
-    cost.forwards, cost.positions = worst.forwards, worst.positions
-    cost.by_stage = {k: max(w.by_stage.get(k, 0) for w in walks)
-                     for w0 in walks for k in w0.by_stage}
-    return cost
+    return costliest(walks, cost)
 
 
 def _commit(walk: _Walk, contexts: list, op, program: Program, gen: int) -> None:
