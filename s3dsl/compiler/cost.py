@@ -18,6 +18,7 @@ count follows all of them and reports the costliest (exact only when every path 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
@@ -222,20 +223,8 @@ def count(lowered: StepPlan, program: Program) -> Cost:
         cost.peak_particles = max(cost.peak_particles, walk.n)
         return walk
 
-    stages = {stage.op.uid: stage for stage in (*lowered.init, *lowered.step, *lowered.final)}
-    walks = [_Walk()]
-    gen_end = edge_context(program.decode, True)
-    last = StepContext(gen_end.step, gen_end.block, 0, 1, gen_end.steps, gen, gen)
-    for op, ctx in branches.schedule(program):
-        if op is None:  # the finishing commit, where masks remain
-            walks = merge_paths([visit(lowered.finish, last, w) if w.committed < gen else w
-                                 for w in walks], cost)
-            continue
-        stage = stages[op.uid]
-        walks = merge_paths(branches.branch(op, ctx, walks, lambda w: w.n,
-                                            lambda w, s=stage, c=ctx: visit(s, c, w)), cost)
-        cost.paths = max(cost.paths, len(walks))
-    return costliest(walks, cost)
+    return follow_paths(lowered, program, _Walk(), visit, lambda w: w.committed < gen,
+                        lambda w: w.n, cost)
 
 
 W = TypeVar("W", bound="_Paid")
@@ -249,6 +238,29 @@ class _Paid(Protocol):
     by_stage: dict[str, int]
 
     def state(self) -> tuple: ...
+
+
+def follow_paths(lowered: StepPlan, program: Program, start: W,
+                 visit: Callable[[Stage, StepContext, W], W], unfinished: Callable[[W], bool],
+                 n_of: Callable[[W], int], cost: Cost) -> Cost:
+    """Walk the engine's schedule from `start`, `visit` (which returns a new path) at every stage
+    on every path its `when=` opens, the finishing commit on the paths `unfinished`, equal states
+    merged: the costliest path's count."""
+    gen = program.decode.gen_length
+    stages = {stage.op.uid: stage for stage in (*lowered.init, *lowered.step, *lowered.final)}
+    end = edge_context(program.decode, True)
+    last = StepContext(end.step, end.block, 0, 1, end.steps, gen, gen)
+    walks = [start]
+    for op, ctx in branches.schedule(program):
+        if op is None:  # the finishing commit, where masks remain
+            walks = merge_paths([visit(lowered.finish, last, w) if unfinished(w) else w
+                                 for w in walks], cost)
+            continue
+        stage = stages[op.uid]
+        walks = merge_paths(branches.branch(op, ctx, walks, n_of,
+                                            lambda w, s=stage, c=ctx: visit(s, c, w)), cost)
+        cost.paths = max(cost.paths, len(walks))
+    return costliest(walks, cost)
 
 
 def merge_paths(walks: list[W], cost: Cost) -> list[W]:

@@ -19,19 +19,18 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
-from s3dsl.compiler import branches, particle_schedules
+from s3dsl.compiler import particle_schedules
 from s3dsl.compiler import primitives as prims
 from s3dsl.compiler.cost import (
     EARLY_RULES,
     Cost,
     _deterministic,
     committed_after,
-    costliest,
-    merge_paths,
+    follow_paths,
 )
 from s3dsl.compiler.ir import DecodeConfig, Program
 from s3dsl.compiler.lowered import FINISH, Stage, StepPlan
-from s3dsl.compiler.schedule import StepContext, edge_context
+from s3dsl.compiler.schedule import StepContext
 
 
 @dataclass
@@ -145,21 +144,8 @@ def count_schedules(lowered: StepPlan, program: Program) -> Cost:
         _count(walk, stage, cost)
         return walk
 
-    stages = {stage.op.uid: stage for stage in (*lowered.init, *lowered.step, *lowered.final)}
-    walks = [_Walk()]
-    end = edge_context(program.decode, True)
-    last = StepContext(end.step, end.block, 0, 1, end.steps, gen, gen)
-    for op, ctx in branches.schedule(program):
-        if op is None:  # the finishing commit, where masks remain
-            walks = merge_paths([visit(lowered.finish, last, w)
-                                 if any(c.committed < gen for c in w.classes) else w
-                                 for w in walks], cost)
-            continue
-        stage = stages[op.uid]
-        walks = merge_paths(branches.branch(op, ctx, walks, lambda w: w.real,
-                                            lambda w, s=stage, c=ctx: visit(s, c, w)), cost)
-        cost.paths = max(cost.paths, len(walks))
-    return costliest(walks, cost)
+    return follow_paths(lowered, program, _Walk(), visit,
+                        lambda w: any(c.committed < gen for c in w.classes), lambda w: w.real, cost)
 
 
 def _commit(walk: _Walk, contexts: list, op, program: Program, gen: int) -> None:
