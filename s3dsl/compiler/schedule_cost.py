@@ -54,10 +54,6 @@ class _Walk:
     positions: int = 0
     by_stage: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def n(self) -> int:
-        return sum(c.n for c in self.classes)
-
     def copy(self) -> _Walk:
         return replace(self, classes=[replace(c) for c in self.classes],
                        by_stage=dict(self.by_stage))
