@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from s3dsl.runtime import resampling
@@ -59,3 +59,22 @@ def test_row_logweights_equal_the_one_problem_rule(b, n, source, data):
         one = resample_logweights(score[i].tolist(), logw[i].tolist(), args)
         assert torch.equal(one.isnan(), rows[i].isnan())
         assert torch.equal(torch.nan_to_num(one), torch.nan_to_num(rows[i]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(weights=st.lists(st.one_of(st.just(0.0), st.floats(1e-300, 1.0)), min_size=1, max_size=16),
+       scale=st.sampled_from((1.0, 1 - 1e-15, 1 - 1e-9, 1 + 1e-15)),
+       points=st.lists(st.floats(0.0, 1.0, exclude_max=True), min_size=1, max_size=8))
+def test_inverse_cdf_needs_no_last_entry_fix(weights, scale, points):
+    """The clamp alone gives what setting the cdf's last entry just above 1 gives (a cdf never
+    decreases, so only a count of n can change, and the clamp maps it to n - 1), also when the
+    total rounds below or above 1 and for zero weights at either end."""
+    w = torch.tensor(weights, dtype=torch.float64)
+    assume(float(w.sum()) > 0)
+    w = w / w.sum() * scale
+    p = torch.tensor(points, dtype=torch.float64)
+    cdf = torch.cumsum(w, 0)
+    cdf[-1] = 1.0 + 1e-12
+    fixed = torch.searchsorted(cdf, p, right=True).clamp_max(len(w) - 1)
+    assert torch.equal(resampling._inverse_cdf(w, p), fixed)
+    assert torch.equal(resampling._inverse_cdf_rows(w.view(1, -1), p.view(1, -1))[0], fixed)

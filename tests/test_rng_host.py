@@ -1,4 +1,5 @@
-"""The host-side key mixing (`rng.mix_int`, plain integers) gives the tensor code's bits."""
+"""The host-side hashing (`rng.mix_int` in plain integers, numpy uint64 for more CPU keys and for
+uniforms) gives the tensor code's bits."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ from s3dsl.runtime import rng
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 
 
-def tensor_mix(keys: torch.Tensor, *words) -> torch.Tensor:
-    """`rng.mix` by its tensor ops, whatever the key count (its host path turned off)."""
-    saved, rng.HOST_MIX_ROWS = rng.HOST_MIX_ROWS, 0
+def by_tensor_ops(fn, *args):
+    """`fn(*args)` with every host path of `rng` turned off: its int64 tensor ops."""
+    saved, rng.ON_HOST = rng.ON_HOST, False
     try:
-        return rng.mix(keys, *words)
+        return fn(*args)
     finally:
-        rng.HOST_MIX_ROWS = saved
+        rng.ON_HOST = saved
+
+
+def tensor_mix(keys: torch.Tensor, *words) -> torch.Tensor:
+    """`rng.mix` by its tensor ops, whatever the key count."""
+    return by_tensor_ops(rng.mix, keys, *words)
 
 
 @settings(max_examples=200, deadline=None)
@@ -47,3 +53,37 @@ def test_mix_of_a_few_cpu_keys_on_the_host_equals_the_tensor_code(keys, op, step
         host, tensor = rng.mix(k, *words), tensor_mix(k, *words)
         assert host.shape == tensor.shape and host.dtype == tensor.dtype
         assert torch.equal(host, tensor)
+
+
+@settings(max_examples=60, deadline=None)
+@given(keys=st.lists(INT64, min_size=rng.HOST_MIX_ROWS + 1, max_size=80),
+       op=st.integers(0, 2**20), step=st.integers(0, 4096), data=st.data())
+def test_mix_of_many_cpu_keys_in_numpy_equals_the_tensor_code(keys, op, step, data) -> None:
+    """More CPU keys than the Python-int path takes: numpy's wrapping uint64 arithmetic, the same
+    bits and broadcasting as the tensor ops."""
+    k = torch.tensor(keys, dtype=torch.int64)
+    child = torch.tensor(data.draw(st.lists(st.integers(-(2**31), 2**31), min_size=len(keys),
+                                            max_size=len(keys))), dtype=torch.int64)
+    word_sets = [(op,), (op, step), (op, torch.tensor(step), child), (child.view(-1, 1),),
+                 (child.to(torch.int32),)]
+    for words in word_sets:
+        host, tensor = rng.mix(k, *words), tensor_mix(k, *words)
+        assert host.shape == tensor.shape and host.dtype == tensor.dtype
+        assert torch.equal(host, tensor)
+    assert torch.equal(rng.mix(k), k)  # no words: the keys
+
+
+@settings(max_examples=60, deadline=None)
+@given(keys=st.lists(INT64, min_size=1, max_size=40), counter=st.integers(0, 2**40),
+       width=st.integers(1, 64), offset=st.integers(0, 512), as_tensor=st.booleans())
+def test_uniform_on_the_host_equals_the_tensor_code(keys, counter, width, offset, as_tensor):
+    """`uniform` on CPU hashes in numpy: the same float64 values, shape and dtype as the
+    tensor ops, for integer and 0-d tensor counters."""
+    k = torch.tensor(keys, dtype=torch.int64)
+    c = torch.tensor(counter) if as_tensor else counter
+    host = rng.uniform(k, c, (width,), offset)
+    tensor = by_tensor_ops(rng.uniform, k, c, (width,), offset)
+    assert host.shape == tensor.shape == (len(keys), width)
+    assert host.dtype == tensor.dtype == torch.float64
+    assert torch.equal(host, tensor)
+    assert bool(((host > 0) & (host < 1)).all())

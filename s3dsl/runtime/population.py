@@ -121,28 +121,54 @@ class _PopulationOps:
         are gathered on their device; host-value tables are shared (ids index into them).
 
         One-value fields of one dtype and device are stacked and gathered in one go (three tensor
-        ops instead of one per field); each comes back as its own column of the result, so a
-        write into one field never reaches another."""
-        out: dict[str, Any] = {}
-        groups: dict[tuple[torch.dtype, torch.device], list[str]] = {}
+        ops instead of one per field); each comes back as its own row of the result, so a write
+        into one field never reaches another. The field layout is fixed by STATE, so it is read
+        once per class (`_layout`), not per call: expand and resample gather at every step."""
+        tables, wide, narrow = _layout(type(self))
+        out: dict[str, Any] = {name: getattr(self, name) for name in tables}
         at: dict[torch.device, torch.Tensor] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, list):
-                out[f.name] = value
-            elif value.dim() == 1:
-                groups.setdefault((value.dtype, value.device), []).append(f.name)
-            else:
-                where = at.setdefault(value.device, index.to(value.device))
-                out[f.name] = value[where]
+        for name in wide:
+            value = getattr(self, name)
+            where = at.get(value.device)
+            if where is None:
+                where = at[value.device] = index.to(value.device)
+            out[name] = value.index_select(0, where)
+        groups: dict[tuple[torch.dtype, torch.device], list[str]] = {}
+        for name in narrow:
+            value = getattr(self, name)
+            groups.setdefault((value.dtype, value.device), []).append(name)
         for (_, device), names in groups.items():
-            where = at.setdefault(device, index.to(device))
+            where = at.get(device)
+            if where is None:
+                where = at[device] = index.to(device)
             if len(names) == 1:
-                out[names[0]] = getattr(self, names[0])[where]
+                out[names[0]] = getattr(self, names[0]).index_select(0, where)
                 continue
-            stacked = torch.stack([getattr(self, name) for name in names], dim=1)[where]
-            out.update(zip(names, stacked.unbind(dim=1)))
+            stacked = torch.stack([getattr(self, name) for name in names]).index_select(1, where)
+            out.update(zip(names, stacked.unbind(0)))
         return type(self)(**out)
+
+
+_LAYOUTS: dict[type, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def _layout(cls: type) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """A Population class's fields as (host-value tables, per-row tensors of several values, one
+    value per row), from STATE."""
+    found = _LAYOUTS.get(cls)
+    if found is None:
+        by_name = {f.name: f for f in STATE}
+        tables, wide, narrow = [], [], []
+        for f in fields(cls):
+            spec = by_name.get(f.name)
+            if f.type is list:
+                tables.append(f.name)
+            elif spec is not None and spec.shape:
+                wide.append(f.name)
+            else:  # a one-value field, or the ids of a host-value field
+                narrow.append(f.name)
+        found = _LAYOUTS[cls] = (tuple(tables), tuple(wide), tuple(narrow))
+    return found
 
 
 def _host_values(f: StateField) -> property:

@@ -26,8 +26,10 @@ def ess(weights: torch.Tensor) -> float:
 
 
 def _inverse_cdf(weights: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """The first index whose cdf exceeds each point. A point at or past the cdf's last entry
+    (a total rounded below 1) gets the last index: the clamp does what setting the last entry
+    to just above 1 would (the cdf never decreases, so only the count n can change)."""
     cdf = torch.cumsum(weights, 0)
-    cdf[-1] = 1.0 + 1e-12
     return torch.searchsorted(cdf, points, right=True).clamp_max(len(weights) - 1)
 
 
@@ -174,10 +176,8 @@ def ess_rows(weights: torch.Tensor) -> torch.Tensor:
 
 
 def _inverse_cdf_rows(weights: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """`_inverse_cdf` of every row."""
     cdf = torch.cumsum(weights, 1)
-    last = torch.zeros_like(cdf, dtype=torch.bool)
-    last[:, -1] = True  # no in-place write into cdf: the captured step traces this too
-    cdf = torch.where(last, 1.0 + 1e-12, cdf)
     return torch.searchsorted(cdf, points, right=True).clamp_max(weights.shape[1] - 1)
 
 

@@ -1,7 +1,8 @@
 """Counter-based randomness: one stream per particle, independent of batch layout.
 
 Every random number is a pure function of (particle key, counter, index): a splitmix64-style hash
-computed with int64 tensor ops. So the reference interpreter (one particle at a time) and the
+computed with int64 tensor ops (on the CPU, in Python ints for a few keys and numpy uint64 beyond:
+the same bits, without a tensor op's dispatch cost per round of the hash). So the reference interpreter (one particle at a time) and the
 batched executor (all particles, any chunking) draw exactly the same numbers, and a result never
 depends on how particles were laid out. Keys derive from (run seed, problem, lineage).
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 
+import numpy as np
 import torch
 
 # The randomness scheme, part of every stored run's key: a result drawn under another scheme is not
@@ -78,13 +80,19 @@ def _scaled_index(n: int, offset: int, device: torch.device) -> torch.Tensor:
 HOST_MIX_ROWS = 24  # up to this many CPU keys, `mix` is cheaper in Python ints (timed here at
 # ~0.6 us per key and word) than as tensor ops (~18 us per word, whatever the count); the effect
 # per step: benchmarks/results/step_ops.md
+ON_HOST = True  # CPU tensors hash in numpy's uint64 (the same bits, a fraction of the dispatch
+# cost of int64 tensor ops on small arrays); False: always the tensor ops (tests compare the two)
+
+
+def _on_host(keys: torch.Tensor) -> bool:
+    return ON_HOST and keys.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
 def mix(keys: torch.Tensor, *words: int | torch.Tensor) -> torch.Tensor:
     """Derive new int64 keys from keys and integers (a child index, an op id, a step)."""
-    if keys.numel() <= HOST_MIX_ROWS and keys.device.type == "cpu" and \
-            not torch.compiler.is_compiling():
-        mixed = _mix_on_host(keys, words)
+    if _on_host(keys):
+        mixed = (_mix_on_host(keys, words) if keys.numel() <= HOST_MIX_ROWS
+                 else _mix_numpy(keys, words))
         if mixed is not None:
             return mixed
     x = keys.to(torch.int64)
@@ -92,6 +100,45 @@ def mix(keys: torch.Tensor, *words: int | torch.Tensor) -> torch.Tensor:
         step = x + _signed(_GOLDEN) + w if isinstance(w, torch.Tensor) else x + _signed(_GOLDEN + w)
         x = _finalize(step)
     return x
+
+
+# -- numpy uint64: the tensor code's arithmetic mod 2^64, for CPU arrays -----------------------
+_U_C1, _U_C2 = np.uint64(_C1), np.uint64(_C2)
+
+
+def _finalize_np(x: np.ndarray) -> np.ndarray:
+    """`_finalize` on a uint64 array (numpy's array arithmetic wraps mod 2^64), in place."""
+    x ^= x >> np.uint64(30)
+    x *= _U_C1
+    x ^= x >> np.uint64(27)
+    x *= _U_C2
+    x ^= x >> np.uint64(31)
+    return x
+
+
+def _words_np(words: tuple[int | torch.Tensor, ...]) -> list[np.ndarray | np.uint64] | None:
+    """Each word plus GOLDEN mod 2^64, as numpy uint64; None if a word is not an integer on
+    the CPU."""
+    out: list[np.ndarray | np.uint64] = []
+    for w in words:
+        if not isinstance(w, torch.Tensor):
+            out.append(np.uint64((_GOLDEN + w) & _M64))
+        elif w.dtype.is_floating_point or w.is_complex() or w.device.type != "cpu":
+            return None
+        else:
+            out.append(w.to(torch.int64).numpy().view(np.uint64) + np.uint64(_GOLDEN))
+    return out
+
+
+def _mix_numpy(keys: torch.Tensor, words: tuple[int | torch.Tensor, ...]) -> torch.Tensor | None:
+    """`mix` of CPU keys in numpy uint64 (the same bits, broadcasting as the tensor code)."""
+    folded = _words_np(words)
+    if not folded:  # no words: the keys themselves, as the tensor code gives them
+        return None
+    x = keys.to(torch.int64).numpy().view(np.uint64)
+    for w in folded:
+        x = _finalize_np(x + w)  # `x + w` is a new array: the keys are never written
+    return torch.from_numpy(x.view(np.int64))
 
 
 def _finalize_int(x: int) -> int:
@@ -114,8 +161,12 @@ def mix_int(key: int, *words: int) -> int:
 def _mix_on_host(keys: torch.Tensor, words: tuple[int | torch.Tensor, ...]) -> torch.Tensor | None:
     """`mix` of a few CPU keys by `mix_int` (the same bits); None where a tensor word does not
     match the keys' shape one to one (the tensor code broadcasts it)."""
+    flat = keys.reshape(-1).tolist()
+    if all(type(w) is int for w in words):  # the common case: op ids, steps, counters
+        mixed = [mix_int(k, *words) for k in flat]
+        return torch.tensor(mixed, dtype=torch.int64).view(keys.shape)
     columns: list[list[int]] = []
-    n = keys.numel()
+    n = len(flat)
     for w in words:
         if not isinstance(w, torch.Tensor):
             columns.append([w] * n)
@@ -127,7 +178,7 @@ def _mix_on_host(keys: torch.Tensor, words: tuple[int | torch.Tensor, ...]) -> t
             columns.append(w.reshape(-1).tolist())
         else:
             return None
-    mixed = [mix_int(k, *ws) for k, *ws in zip(keys.reshape(-1).tolist(), *columns)]
+    mixed = [mix_int(k, *ws) for k, *ws in zip(flat, *columns)]
     return torch.tensor(mixed, dtype=torch.int64).view(keys.shape)
 
 
@@ -149,10 +200,30 @@ def uniform(
     for s in shape:
         n *= s
     base = mix(keys.to(torch.int64), counter).view(-1, 1)
+    if _on_host(base):
+        bits = _finalize_np(base.numpy().view(np.uint64) + _scaled_index_np(n, offset))
+        u = torch.from_numpy(((bits >> np.uint64(11)).astype(np.float64) + 0.5) * (2.0**-53))
+        return u.view(len(keys), *shape)
     bits = _finalize(base + _scaled_index(n, offset, keys.device))
     mantissa = _srl(bits, 11).to(torch.float64)
     u = (mantissa + 0.5) * (2.0**-53)
     return u.view(len(keys), *shape)
+
+
+_SCALED_NP: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _scaled_index_np(n: int, offset: int) -> np.ndarray:
+    """`_scaled_index` as a [1, n] numpy uint64 array (read only: the sum makes a new array)."""
+    found = _SCALED_NP.get((n, offset))
+    if found is None:
+        found = np.arange(offset, offset + n, dtype=np.uint64).reshape(1, -1)
+        found *= np.uint64(_GOLDEN)
+        found.setflags(write=False)
+        if len(_SCALED_NP) > 4096:
+            _SCALED_NP.clear()
+        _SCALED_NP[(n, offset)] = found
+    return found
 
 
 def gumbel(
