@@ -133,6 +133,33 @@ def test_a_forward_runs_while_another_batch_is_verified(arith_model, monkeypatch
     assert state["forward_during_verify"] > 0
 
 
+def test_the_pool_scores_each_distinct_candidate_once(arith_model, monkeypatch):
+    """Identical rows share one Candidate and are scored once, in place and in the pool alike:
+    the pool gets exactly the candidates the serial engine scores (it once got every row)."""
+    from s3dsl.runtime import scoring
+
+    in_place, pooled = [], []
+    score_in_place, score_in_pool = scoring._in_place, host_pool.score
+
+    def count_in_place(verifier, cands, gold):
+        in_place.append(len(cands))
+        return score_in_place(verifier, cands, gold)
+
+    def count_in_pool(workers, verifier, cands, gold):
+        pooled.append(len(cands))
+        assert len({id(c) for c in cands}) == len(cands), "a candidate shipped twice"
+        return score_in_pool(workers, verifier, cands, gold)
+
+    program = _program("s3")
+    monkeypatch.setattr(scoring, "_in_place", count_in_place)
+    _, serial, _ = _run(program, arith_model, ("overlap",))
+    monkeypatch.setattr(host_pool, "score", count_in_pool)
+    _, lanes, _ = _run(program, arith_model)
+    assert lanes == serial
+    assert sum(pooled) == sum(in_place) > 0 and len(pooled) == len(in_place)
+    assert sum(in_place) < 4 * 4 * 16, "identical rows merged (4 problems x 4 rows x 16 steps)"
+
+
 def test_overlap_bench_smoke(tmp_path):
     """benchmarks/overlap_bench.py end to end at a tiny size: structure and identity, no timing."""
     import importlib.util

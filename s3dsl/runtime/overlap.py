@@ -29,6 +29,7 @@ import torch
 from s3dsl.runtime import host_pool
 from s3dsl.runtime.executor import BatchedExecutor
 from s3dsl.runtime.results import ProblemResult
+from s3dsl.runtime.scoring import run_verifier
 from s3dsl.tasks.base import Problem
 from s3dsl.verifiers.base import Candidate
 
@@ -76,10 +77,9 @@ class LaneExecutor(BatchedExecutor):
         host = self.stage.node("host")
         if host is None or host.get("pool") != "process" or not self.shippable[name]:
             return super().verify(name, cands, gold)
-        verifier = self.verifiers[name]
-        scores = host_pool.score(self.workers, verifier, cands,
-                                 list(gold) if verifier.needs_gold else None)
-        return torch.tensor(scores, dtype=torch.float64)
+        # the distinct candidates only, as in place (identical rows share one Candidate)
+        return run_verifier(self.verifiers[name], cands, gold,
+                            lambda v, c, g: host_pool.score(self.workers, v, c, g))
 
 
 def lanes_of(executor: BatchedExecutor) -> int:

@@ -1,10 +1,11 @@
 """Counter-based randomness: one stream per particle, independent of batch layout.
 
 Every random number is a pure function of (particle key, counter, index): a splitmix64-style hash
-computed with int64 tensor ops (on the CPU, in Python ints for a few keys and numpy uint64 beyond:
-the same bits, without a tensor op's dispatch cost per round of the hash). So the reference interpreter (one particle at a time) and the
-batched executor (all particles, any chunking) draw exactly the same numbers, and a result never
-depends on how particles were laid out. Keys derive from (run seed, problem, lineage).
+computed with int64 tensor ops (on the CPU in Python ints for a few keys, numpy uint64 beyond: the
+same bits, without a tensor op's dispatch cost per round of the hash). So the reference
+interpreter (one particle at a time) and the batched executor (all particles, any chunking) draw
+exactly the same numbers, and a result never depends on how particles were laid out. Keys derive
+from (run seed, problem, lineage).
 
 A token proposal (`categorical`) takes one uniform per position, not one Gumbel per vocabulary
 entry: hashing is the expensive part, and LLaDA's vocabulary has 126,464 entries.

@@ -121,10 +121,19 @@ def build_verifier(
     return WeightedSum([(w, make(b, dict(o))) for w, b, o in spec.terms])
 
 
-def run_verifier(verifier: Verifier, cands: list[Candidate], gold: Sequence[str]) -> torch.Tensor:
+ScoreFn = Callable[[Verifier, list[Candidate], "list | None"], Sequence[float]]
+
+
+def _in_place(verifier: Verifier, cands: list[Candidate], gold: list | None) -> Sequence[float]:
+    return verifier.score(cands, gold)
+
+
+def run_verifier(verifier: Verifier, cands: list[Candidate], gold: Sequence[str],
+                 score: ScoreFn | None = None) -> torch.Tensor:
     """Scores of `cands`; a verifier scores each candidate on its own (the `Verifier` contract),
     so candidates that are one object (identical rows, see `candidates`) with the same gold are
-    scored once."""
+    scored once. `score` runs the verifier on those (default: in place; the overlap pass sends
+    them to a process pool)."""
     golds = list(gold) if verifier.needs_gold else [None] * len(cands)
     where: dict[tuple[int, str | None], int] = {}
     picked: list[Candidate] = []
@@ -136,8 +145,8 @@ def run_verifier(verifier: Verifier, cands: list[Candidate], gold: Sequence[str]
             picked.append(c)
             picked_gold.append(g)
         slot.append(where[(id(c), g)])
-    scores = torch.tensor(verifier.score(picked, picked_gold if verifier.needs_gold else None),
-                          dtype=torch.float64)
+    values = (score or _in_place)(verifier, picked, picked_gold if verifier.needs_gold else None)
+    scores = torch.tensor(values, dtype=torch.float64)
     return scores if len(picked) == len(cands) else scores[torch.tensor(slot, dtype=torch.long)]
 
 
