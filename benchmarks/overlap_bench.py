@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--gen", type=int, default=48)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="s3 only, 1 repeat, 4 problems")
-    ap.add_argument("--verifiers", default="slow(ms=0.5, mode=sleep);slow(ms=0.5);"
+    ap.add_argument("--verifiers", default="slow(ms=2, mode=sleep);slow(ms=0.5, mode=sleep);"
+                    "slow(ms=0.5);"
                     "slow(ms=0.1);arith-heuristic;confidence", help="';'-separated")
     ap.add_argument("--strategies", default="s3,best_of_k")
     ap.add_argument("--device", default="cpu")
