@@ -161,26 +161,27 @@ def mix_int(key: int, *words: int) -> int:
 
 def _mix_on_host(keys: torch.Tensor, words: tuple[int | torch.Tensor, ...]) -> torch.Tensor | None:
     """`mix` of a few CPU keys by `mix_int` (the same bits); None where a tensor word does not
-    match the keys' shape one to one (the tensor code broadcasts it)."""
-    flat = keys.reshape(-1).tolist()
+    match the keys' shape one to one (the tensor code broadcasts it). Keys and words cross to
+    the host through numpy, which dispatches no tensor op."""
+    flat = keys.numpy().reshape(-1).tolist()
     if all(type(w) is int for w in words):  # the common case: op ids, steps, counters
         mixed = [mix_int(k, *words) for k in flat]
-        return torch.tensor(mixed, dtype=torch.int64).view(keys.shape)
-    columns: list[list[int]] = []
-    n = len(flat)
-    for w in words:
-        if not isinstance(w, torch.Tensor):
-            columns.append([w] * n)
-        elif w.dtype.is_floating_point or w.is_complex():
-            return None
-        elif w.numel() == 1 and w.dim() <= keys.dim():
-            columns.append([int(w)] * n)
-        elif w.shape == keys.shape:
-            columns.append(w.reshape(-1).tolist())
-        else:
-            return None
-    mixed = [mix_int(k, *ws) for k, *ws in zip(flat, *columns)]
-    return torch.tensor(mixed, dtype=torch.int64).view(keys.shape)
+    else:
+        columns: list[list[int]] = []
+        n = len(flat)
+        for w in words:
+            if not isinstance(w, torch.Tensor):
+                columns.append([w] * n)
+            elif w.dtype.is_floating_point or w.is_complex() or w.device.type != "cpu":
+                return None
+            elif w.numel() == 1 and w.dim() <= keys.dim():
+                columns.append([int(w.numpy().reshape(-1)[0])] * n)
+            elif w.shape == keys.shape:
+                columns.append(w.numpy().reshape(-1).tolist())
+            else:
+                return None
+        mixed = [mix_int(k, *ws) for k, *ws in zip(flat, *columns)]
+    return torch.from_numpy(np.array(mixed, dtype=np.int64).reshape(keys.shape))
 
 
 def root_key(seed: int, problem_id: str) -> int:
@@ -200,11 +201,12 @@ def uniform(
     n = 1
     for s in shape:
         n *= s
+    if _on_host(keys):  # numpy from the keys to the uniforms: no tensor op dispatched
+        base = mix(keys, counter).numpy().reshape(-1, 1).view(np.uint64)
+        bits = _finalize_np(base + _scaled_index_np(n, offset))
+        u = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * (2.0**-53)
+        return torch.from_numpy(u.reshape(len(keys), *shape))
     base = mix(keys.to(torch.int64), counter).view(-1, 1)
-    if _on_host(base):
-        bits = _finalize_np(base.numpy().view(np.uint64) + _scaled_index_np(n, offset))
-        u = torch.from_numpy(((bits >> np.uint64(11)).astype(np.float64) + 0.5) * (2.0**-53))
-        return u.view(len(keys), *shape)
     bits = _finalize(base + _scaled_index(n, offset, keys.device))
     mantissa = _srl(bits, 11).to(torch.float64)
     u = (mantissa + 0.5) * (2.0**-53)
