@@ -136,7 +136,8 @@ class TimedModel:
         self.tokens = 0
 
     def __getattr__(self, name: str) -> Any:  # name, mask_id, tokenizer, exact_prompt_cache, ...
-        if name in ("encode_prompt", "forward_answer") and not hasattr(self.inner, name):
+        if name in ("encode_prompt", "forward_answer", "forward_last") and \
+                not hasattr(self.inner, name):
             raise AttributeError(name)
         return getattr(self.inner, name)
 
@@ -163,6 +164,13 @@ class TimedModel:
     ) -> torch.Tensor:
         return self._timed(
             lambda: self.inner.forward(ids, attention_mask, gen_length), ids.shape[0], ids.shape[1]
+        )
+
+    def forward_last(self, ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                     gen_length: int | None, last: int | None) -> torch.Tensor:
+        return self._timed(
+            lambda: self.inner.forward_last(ids, attention_mask, gen_length, last), ids.shape[0],
+            ids.shape[1],
         )
 
     def encode_prompt(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:

@@ -58,6 +58,8 @@ class TimedModel:
         self.busy_s, self._events = 0.0, []
 
     def __getattr__(self, name):
+        if name == "forward_last" and not hasattr(self._model, name):
+            raise AttributeError(name)
         return getattr(self._model, name)
 
     @property
@@ -84,6 +86,9 @@ class TimedModel:
 
     def forward_answer(self, *args):
         return self._timed(self._model.forward_answer, *args)
+
+    def forward_last(self, *args):
+        return self._timed(self._model.forward_last, *args)
 
     def encode_prompt(self, *args):
         return self._timed(self._model.encode_prompt, *args)

@@ -179,6 +179,10 @@ class CountingModel:
         self.calls += 1
         return self.inner.forward(*args, **kwargs)
 
+    def forward_last(self, *args, **kwargs):
+        self.calls += 1
+        return self.inner.forward_last(*args, **kwargs)
+
 
 def test_run_time_limits_are_checked_before_the_first_forward(tiny_model):
     model = CountingModel(tiny_model)

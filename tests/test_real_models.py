@@ -82,6 +82,55 @@ def test_official_logits_match(checkpoints, layout):
         torch.testing.assert_close(logits, want["logits"], **close)
 
 
+class AllLogits:
+    """The model without `forward_last`: every forward computes every position's logits."""
+
+    def __init__(self, inner):
+        self.inner, self.asked = inner, []
+
+    def __getattr__(self, name):
+        if name == "forward_last":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def forward(self, ids, attention_mask, gen_length=None):
+        self.asked.append(ids.shape[1])
+        return self.inner.forward(ids, attention_mask, gen_length)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_logits_of_the_last_positions_only(checkpoints, layout):
+    """`forward_last` gives `forward`'s logits of the last positions (to round-off: the output
+    layer's matmul has other rows, and its last bits may depend on their number); the runtime
+    asks for the answer's (and, for Dream's shifted logits, the one before it), and the tokens
+    are those of a model that computes every position's logits."""
+    model = model_of(checkpoints, layout)
+    ids = torch.randint(0, 2000, (3, 40))
+    full = model.forward(ids, None, 16)
+    for last in (1, 16, 17, 40):
+        torch.testing.assert_close(model.forward_last(ids, None, 16, last), full[:, -last:],
+                                   rtol=1e-5, atol=1e-5)
+    assert torch.equal(model.forward_last(ids, None, 16, None), full)
+    asked = []
+    forward_last = model.forward_last
+
+    def spy(ids, attention_mask, gen_length, last):
+        asked.append((ids.shape[1], gen_length, last))
+        return forward_last(ids, attention_mask, gen_length, last)
+
+    texts, sets = ["What is 2+3?", "Name a colour."], {"gen_length": "16", "steps": "8"}
+    everything = AllLogits(model)
+    want = decode_tokens(everything, "single", sets, texts, opt_level=1)
+    model.forward_last = spy
+    try:
+        got = decode_tokens(model, "single", sets, texts, opt_level=1)
+    finally:
+        del model.forward_last
+    assert got == want and everything.asked and asked
+    shift = int(model.shifted_logits)
+    assert {(gen, last) for _, gen, last in asked} == {(16, 16 + shift)}
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_checkpoint_facts_come_from_the_checkpoint(checkpoints, layout):
     model = load_checkpoint(checkpoints[layout])

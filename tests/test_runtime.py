@@ -244,9 +244,12 @@ def test_memory_chunking_halves_on_out_of_memory(static_steps, tiny_model, arith
             self.inner = inner
 
         def forward(self, ids, attn, gen_length=None):
+            return self.forward_last(ids, attn, gen_length, None)
+
+        def forward_last(self, ids, attn, gen_length, last):
             if ids.shape[0] > 4:
                 raise torch.OutOfMemoryError("simulated")
-            return self.inner.forward(ids, attn, gen_length)
+            return self.inner.forward_last(ids, attn, gen_length, last)
 
         def __getattr__(self, name):
             return getattr(self.inner, name)

@@ -28,11 +28,11 @@ class BlockKVForwards:
     @torch.inference_mode()
     def forward_keep(
         self, ids: torch.Tensor, attention_mask: torch.Tensor, gen_length: int,
-        keep_kv: list[KeyValues],
+        keep_kv: list[KeyValues], last: int | None = None,
     ) -> torch.Tensor:
         gen = gen_length if self.module.config.isolate_prompt else None
         dev = self._device
-        return self.module(ids.to(dev), attention_mask.to(dev), gen, keep_kv).float()
+        return self.module(ids.to(dev), attention_mask.to(dev), gen, keep_kv, last=last).float()
 
     @torch.inference_mode()
     def forward_answer_keep(

@@ -258,6 +258,14 @@ class CheckpointLM(BlockKVForwards):
         self, ids: torch.Tensor, attention_mask: torch.Tensor | None, gen_length: int | None = None
     ) -> torch.Tensor:
         """ids [B, L], attention_mask [B, L] bool (False = padding) -> float32 logits [B, L, V]."""
+        return self.forward_last(ids, attention_mask, gen_length, None)
+
+    @torch.no_grad()  # as `forward`
+    def forward_last(
+        self, ids: torch.Tensor, attention_mask: torch.Tensor | None, gen_length: int | None,
+        last: int | None,
+    ) -> torch.Tensor:
+        """`forward`'s logits [B, last, V] of the last `last` positions only (None: all)."""
         if ids.shape[1] > self.config.max_len:
             raise S3DSLError(
                 f"prompt + answer is {ids.shape[1]} tokens; {self.name} takes at most "
@@ -265,7 +273,7 @@ class CheckpointLM(BlockKVForwards):
                 hint="shorten the prompt or lower gen_length",
             )
         mask = None if attention_mask is None else attention_mask.to(self.device)
-        return self.module(ids.to(self.device), mask).float()
+        return self.module(ids.to(self.device), mask, last=last).float()
 
     __call__ = forward
 

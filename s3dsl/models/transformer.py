@@ -173,12 +173,17 @@ class MaskPredictor(nn.Module):
         attention_mask: torch.Tensor | None = None,
         gen_length: int | None = None,
         keep_kv: list[KeyValues] | None = None,
+        last: int | None = None,
     ) -> torch.Tensor:
-        """Logits for every position; the last `gen_length` positions are the answer.
+        """Logits for every position (with `last`: for the last `last` only); the last
+        `gen_length` positions are the answer.
 
         `gen_length` matters only to an `isolate_prompt` model, whose prompt positions must not
         see the answer; such a model requires it. A `keep_kv` list receives every layer's
-        keys/values (a block KV cache's refresh: the same logits as without it).
+        keys/values (a block KV cache's refresh: the same logits as without it). `last` runs
+        the output layer on those positions only: with a 126,464-entry vocabulary it is most of
+        a small model's work and of any model's activation memory, and the prompt's logits are
+        never read.
         """
         b, n = ids.shape
         if n > self.config.max_len:
@@ -200,6 +205,8 @@ class MaskPredictor(nn.Module):
             x, layer_kv = block(x, cos, sin, mask)
             if keep_kv is not None:
                 keep_kv.append(layer_kv)
+        if last is not None:
+            x = x[:, n - min(last, n):]
         return self.transformer.ff_out(self.transformer.ln_f(x))
 
     @torch.no_grad()

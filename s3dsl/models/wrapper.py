@@ -33,9 +33,20 @@ class DiffusionLM(BlockKVForwards):
         gen_length: int | None = None,
     ) -> torch.Tensor:
         """ids [B, L] long, attention_mask [B, L] bool or None -> logits [B, L, V] (float32)."""
+        return self.forward_last(ids, attention_mask, gen_length, None)
+
+    @torch.no_grad()  # as `forward`
+    def forward_last(
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        gen_length: int | None,
+        last: int | None,
+    ) -> torch.Tensor:
+        """`forward`'s logits [B, last, V] of the last `last` positions only (None: all)."""
         if gen_length is None and self.config.isolate_prompt:
             gen_length = ids.shape[1]  # no prompt given: everything is answer
-        logits = self.module(ids.to(self.device), attention_mask, gen_length)
+        logits = self.module(ids.to(self.device), attention_mask, gen_length, last=last)
         return logits.float()
 
     @property

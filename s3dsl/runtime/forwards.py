@@ -13,6 +13,7 @@ from typing import TypeVar
 import torch
 
 from s3dsl.runtime import transition
+from s3dsl.runtime.model import forward_logits, logits_kept
 
 T = TypeVar("T")
 
@@ -175,14 +176,17 @@ class BatchedForwards:
         return out
 
     def _prompt_positions(self, width: int) -> int:
-        """Positions before the answer in what `_logits` returns (none with the prompt cache)."""
-        return 0 if self.prompts is not None else width - self.gen
+        """Positions before the answer in what `_logits` returns (none with the prompt cache;
+        without it, those of `model.forward_logits`)."""
+        if self.prompts is not None:
+            return 0
+        return logits_kept(self.model, width, self.gen) - self.gen
 
     def _logits(self, ids: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
         owners = self.owner[owners]  # a cohort's problems -> their rows of the batch as begun
         if self.prompts is not None:
             return self.model.forward_answer(self.prompts, owners, ids[:, -self.gen :])
-        return self.model.forward(ids, self.attn[owners], self.gen)
+        return forward_logits(self.model, ids, self.attn[owners], self.gen)
 
     def _auto_chunk(self, length: int) -> int:
         budget = self.flags.memory_budget

@@ -26,7 +26,7 @@ from s3dsl.compiler.kv_rewrite import KINDS
 from s3dsl.compiler.passes import Plan
 from s3dsl.errors import S3DSLError
 from s3dsl.runtime import transition
-from s3dsl.runtime.model import BlockCachingLM, MaskedLM
+from s3dsl.runtime.model import BlockCachingLM, MaskedLM, logits_kept
 
 Chunks = Callable[[int, int, Callable[[slice], transition.Reduced]], list[transition.Reduced]]
 
@@ -160,9 +160,11 @@ class BlockKV:
             logits = self.model.forward_answer_keep(self.prompts, owners, ids[:, -self.gen:], keep)
             prompt_len = 0
         else:
-            logits = self.model.forward_keep(ids, self.attn[owners], self.gen, keep)
-            prompt_len = ids.shape[1] - self.gen
-        self.counters.positions += ids.shape[0] * logits.shape[1]
+            last = logits_kept(self.model, ids.shape[1], self.gen)
+            logits = self.model.forward_keep(ids, self.attn[owners], self.gen, keep, last)
+            prompt_len = last - self.gen
+        self.counters.positions += ids.shape[0] * (ids.shape[1] if self.prompts is None
+                                                   else self.gen)
         self.counters.kv_refreshes += ids.shape[0]
         self._ensure_storage(keep[0][0])
         for layer, (k, v) in enumerate(keep):

@@ -56,6 +56,41 @@ class MaskedLM(Protocol):
 
 
 @runtime_checkable
+class LastLogitsLM(MaskedLM, Protocol):
+    """A `MaskedLM` that can run its output layer on the last positions only (the answer, and
+    one before it for shifted logits): the same logits there, without the prompt's, which the
+    runtime never reads (`forward_logits`)."""
+
+    def forward_last(
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        gen_length: int | None,
+        last: int | None,
+    ) -> torch.Tensor:
+        """`forward`'s logits [B, last, V] of the last `last` positions (None: every one)."""
+        ...
+
+
+def logits_kept(model: MaskedLM, width: int, gen_length: int) -> int:
+    """How many of the last positions a forward computes logits for: the answer's (one more
+    for shifted logits) where the model can run its output layer on those alone
+    (`LastLogitsLM`), else all `width`."""
+    if getattr(model, "forward_last", None) is None:
+        return width
+    return min(width, gen_length + int(model.shifted_logits))
+
+
+def forward_logits(model: MaskedLM, ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                   gen_length: int) -> torch.Tensor:
+    """The logits of the last `logits_kept` positions: all the runtime reads of a forward."""
+    kept = logits_kept(model, ids.shape[1], gen_length)
+    if kept == ids.shape[1]:
+        return model.forward(ids, attention_mask, gen_length)
+    return model.forward_last(ids, attention_mask, gen_length, kept)  # type: ignore[attr-defined]
+
+
+@runtime_checkable
 class PromptCachingLM(MaskedLM, Protocol):
     """A `MaskedLM` that can encode a prompt once and run only the answer positions after.
 
@@ -85,10 +120,11 @@ class BlockCachingLM(MaskedLM, Protocol):
     kv_shape: tuple[int, int, int]
 
     def forward_keep(
-        self, ids: torch.Tensor, attention_mask: torch.Tensor, gen_length: int, keep_kv: list
+        self, ids: torch.Tensor, attention_mask: torch.Tensor, gen_length: int, keep_kv: list,
+        last: int | None = None,
     ) -> torch.Tensor:
-        """`forward`'s logits, with every layer's (keys, values) [B, kv_heads, L, hd] appended
-        to `keep_kv`."""
+        """`forward`'s logits (of the last `last` positions only, as `forward_last`), with every
+        layer's (keys, values) [B, kv_heads, L, hd] appended to `keep_kv`."""
         ...
 
     def forward_answer_keep(

@@ -26,7 +26,7 @@ from s3dsl.compiler.ops.stratify import score_strata
 from s3dsl.compiler.ops.weight import weight_update
 from s3dsl.runtime import resampling, rng, transition
 from s3dsl.runtime.engine import StepContext, drive, step_contexts
-from s3dsl.runtime.model import MaskedLM
+from s3dsl.runtime.model import MaskedLM, forward_logits
 from s3dsl.runtime.population import Particle, ProblemState
 from s3dsl.runtime.results import ProblemResult, problem_result
 from s3dsl.runtime.scoring import (
@@ -75,9 +75,9 @@ class ReferenceInterpreter:
     def forward(self, state: ProblemState, p: Particle, w0: int, w1: int) -> transition.Reduced:
         state.nfe += 1
         ids = p.ids.unsqueeze(0).to(self.model.device)
-        logits = self.model.forward(ids, torch.ones_like(ids, dtype=torch.bool), self.gen)
+        logits = forward_logits(self.model, ids, torch.ones_like(ids, dtype=torch.bool), self.gen)
         return transition.reduce_logits(
-            logits, len(p.ids) - self.gen, self.model.shifted_logits, w0, w1
+            logits, logits.shape[1] - self.gen, self.model.shifted_logits, w0, w1
         )
 
     def masked(self, p: Particle) -> torch.Tensor:

@@ -28,14 +28,28 @@ class GuidedLM:
     def forward(
         self, ids: torch.Tensor, attention_mask: torch.Tensor | None, gen_length: int | None = None
     ) -> torch.Tensor:
+        return self.forward_last(ids, attention_mask, gen_length, None)
+
+    def forward_last(
+        self, ids: torch.Tensor, attention_mask: torch.Tensor | None, gen_length: int | None,
+        last: int | None,
+    ) -> torch.Tensor:
+        """The guided logits of the last `last` positions (None: all); the inner model computes
+        only those where it can (`LastLogitsLM`)."""
         if gen_length is None:
             raise ValueError("classifier-free guidance needs gen_length (where the prompt ends)")
         prompt = torch.zeros_like(ids, dtype=torch.bool)
         prompt[:, : ids.shape[1] - gen_length] = True
         uncond = ids.masked_fill(prompt, self.mask_id)
         mask = None if attention_mask is None else attention_mask.repeat(2, 1)
-        logits = self.inner.forward(torch.cat([ids, uncond]), mask, gen_length).float()
-        cond, un = logits.chunk(2, dim=0)
+        both = torch.cat([ids, uncond])
+        inner_last = getattr(self.inner, "forward_last", None)
+        if last is None or inner_last is None:
+            logits = self.inner.forward(both, mask, gen_length)
+            logits = logits if last is None else logits[:, logits.shape[1] - last:]
+        else:
+            logits = inner_last(both, mask, gen_length, last)
+        cond, un = logits.float().chunk(2, dim=0)
         return un + (self.cfg_scale + 1) * (cond - un)
 
     __call__ = forward
