@@ -94,7 +94,7 @@ class CapturedSteps:
                                getattr(ex.model.tokenizer, "eos_id", None))
         step = torch.tensor(ctx.step, device=dev)
         steps_left = torch.tensor(ctx.steps_left, device=dev)
-        budget = ex._chunk or ex._auto_chunk(width - prompt_len)
+        budget = ex._chunk or ex._auto_chunk(ex._chunk_length(width))
         per_chunk = max(1, min(problems, budget // planned.peak, self.chunk_cap or problems))
         while True:
             try:

@@ -296,7 +296,7 @@ class BatchedExecutor(BatchedForwards):
         steps_left = torch.tensor(ctx.steps_left, device=self.device)
         outs = self._in_chunks(
             rows,
-            pop.tokens.shape[1] - prompt_len,
+            self._chunk_length(pop.tokens.shape[1]),
             lambda part: self._step_fn(
                 self._logits,
                 pop.tokens[part],

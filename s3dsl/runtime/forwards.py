@@ -137,7 +137,7 @@ class BatchedForwards:
         shifted = self.model.shifted_logits
         parts = self._in_chunks(
             rows,
-            ids.shape[1] - prompt_len,
+            self._chunk_length(ids.shape[1]),
             lambda part: transition.reduce_logits(
                 self._logits(ids[part], owners[part]), prompt_len, shifted, w0, w1
             ),
@@ -181,6 +181,11 @@ class BatchedForwards:
         if self.prompts is not None:
             return 0
         return logits_kept(self.model, width, self.gen) - self.gen
+
+    def _chunk_length(self, width: int) -> int:
+        """The positions per row `_auto_chunk` sizes a call by: the whole row with the prompt
+        cache, the answer without (whose logits are all a forward keeps: `forward_logits`)."""
+        return width if self.prompts is not None else self.gen
 
     def _logits(self, ids: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
         owners = self.owner[owners]  # a cohort's problems -> their rows of the batch as begun
