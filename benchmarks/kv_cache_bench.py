@@ -176,8 +176,8 @@ def markdown(rows: list[dict], command: str) -> str:
         "plan and the caches approximate only the answer's own positions.",
         "- Accuracy changes on 16 problems are within noise (one problem is 6.2 points).",
         "- Much of the tiny LLaDA's wall is work over its 126,464-entry vocabulary that no cache "
-        "changes: the output layer and log-softmax at every position a forward computes, and "
-        "the proposal's float64 inverse CDF over the window's positions.",
+        "changes: the output layer and log-softmax at every answer position a forward "
+        "computes, and the proposal's float64 inverse CDF over the window's positions.",
     ]
     return "\n".join(out) + "\n"
 
