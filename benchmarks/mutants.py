@@ -40,7 +40,8 @@ TESTS = ("tests/test_runtime.py", "tests/test_compiler.py",
          EQ + "generated_strategies_match_the_reference_on_a_trained_model",
          EQ + "the_generator_reaches_every_primitive_argument_and_schedule",
          EQ + "strategies_that_split_the_batch_match_the_reference", "tests/test_branches.py",
-         "tests/test_particle_schedules.py", "tests/test_cost_commits.py")
+         "tests/test_particle_schedules.py", "tests/test_cost_commits.py",
+         "tests/test_real_models.py::test_logits_of_the_last_positions_only")
 EX, REF = "s3dsl/runtime/executor.py", "s3dsl/runtime/reference.py"
 SEM, FW = "s3dsl/runtime/semantics.py", "s3dsl/runtime/forwards.py"
 TR, COST = "s3dsl/runtime/transition.py", "s3dsl/compiler/cost.py"
@@ -174,6 +175,13 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("skipped-score-counts-as-scored", "compiler checks (when= paths)",
            "s3dsl/compiler/branches.py", 'prim.provides - {"groups", "scored"}',
            'prim.provides - {"groups"}'),
+    Mutant("answer-logits-drop-the-shift", "forwards (answer-only logits)",
+           "s3dsl/runtime/model.py",
+           "return min(width, gen_length + int(model.shifted_logits))",
+           "return min(width, gen_length)"),
+    Mutant("answer-logits-off-by-one", "forwards (answer-only logits)",
+           "s3dsl/models/transformer.py", "x = x[:, n - min(last, n):]",
+           "x = x[:, n - min(last, n) - 1:n - 1]"),
     Mutant("cost-fills-only-at-block-end", "cost model (commits per denoise)", COST,
            "return committed + -(-masked // ctx.steps_left)", "return committed"),
     Mutant("static-step-with-emptied-blocks", "pass: static-steps", "s3dsl/compiler/rewrites.py",
