@@ -131,6 +131,20 @@ def test_logits_of_the_last_positions_only(checkpoints, layout):
     assert {(gen, last) for _, gen, last in asked} == {(16, 16 + shift)}
 
 
+def test_guidance_keeps_the_answer_logits_with_or_without_forward_last(checkpoints):
+    """Classifier-free guidance asks its model for the last positions only where it can, and
+    slices them from every position's logits where it cannot: the same guided logits."""
+    from s3dsl.runtime.adapters.guidance import with_guidance
+
+    model = model_of(checkpoints, "llada")
+    ids = torch.randint(0, 2000, (2, 30))
+    full = with_guidance(model, 1.5).forward(ids, None, 12)
+    for inner in (model, AllLogits(model)):
+        guided = with_guidance(inner, 1.5)
+        torch.testing.assert_close(guided.forward_last(ids, None, 12, 12), full[:, -12:],
+                                   rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_checkpoint_facts_come_from_the_checkpoint(checkpoints, layout):
     model = load_checkpoint(checkpoints[layout])
