@@ -10,7 +10,7 @@ the device into a table kept on the host. Adding a field is one `StateField` her
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, make_dataclass
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
 import torch
@@ -65,6 +65,13 @@ STATE: tuple[StateField, ...] = (
     StateField("kv_row", torch.long, -1, "row of the block KV cache (kv_cache.py) it reads",
                batched_only=True),
 )
+
+# The Population's fields by how `gather` treats them: host-value tables (shared), per-row
+# tensors of several values, and one value per row (stacked by dtype and gathered together).
+_TABLES = tuple(f"{f.particle}_table" for f in STATE if f.dtype is None)
+_WIDE = tuple(f.name for f in STATE if f.dtype is not None and f.shape)
+_NARROW = tuple(f.name if f.dtype is not None else f"{f.particle}_id"
+                for f in STATE if not f.shape)
 
 # Per-problem counters and results: a field of the reference's ProblemState, a list in the
 # executor (one entry per problem of the batch).
@@ -122,19 +129,18 @@ class _PopulationOps:
 
         One-value fields of one dtype and device are stacked and gathered in one go (three tensor
         ops instead of one per field); each comes back as its own row of the result, so a write
-        into one field never reaches another. The field layout is fixed by STATE, so it is read
-        once per class (`_layout`), not per call: expand and resample gather at every step."""
-        tables, wide, narrow = _layout(type(self))
-        out: dict[str, Any] = {name: getattr(self, name) for name in tables}
+        into one field never reaches another. Which field is which comes from STATE, read once
+        (`_TABLES`, `_WIDE`, `_NARROW`), not per call: expand and resample gather at every step."""
+        out: dict[str, Any] = {name: getattr(self, name) for name in _TABLES}
         at: dict[torch.device, torch.Tensor] = {}
-        for name in wide:
+        for name in _WIDE:
             value = getattr(self, name)
             where = at.get(value.device)
             if where is None:
                 where = at[value.device] = index.to(value.device)
             out[name] = value.index_select(0, where)
         groups: dict[tuple[torch.dtype, torch.device], list[str]] = {}
-        for name in narrow:
+        for name in _NARROW:
             value = getattr(self, name)
             groups.setdefault((value.dtype, value.device), []).append(name)
         for (_, device), names in groups.items():
@@ -147,28 +153,6 @@ class _PopulationOps:
             stacked = torch.stack([getattr(self, name) for name in names]).index_select(1, where)
             out.update(zip(names, stacked.unbind(0)))
         return type(self)(**out)
-
-
-_LAYOUTS: dict[type, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {}
-
-
-def _layout(cls: type) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """A Population class's fields as (host-value tables, per-row tensors of several values, one
-    value per row), from STATE."""
-    found = _LAYOUTS.get(cls)
-    if found is None:
-        by_name = {f.name: f for f in STATE}
-        tables, wide, narrow = [], [], []
-        for f in fields(cls):
-            spec = by_name.get(f.name)
-            if f.type is list:
-                tables.append(f.name)
-            elif spec is not None and spec.shape:
-                wide.append(f.name)
-            else:  # a one-value field, or the ids of a host-value field
-                narrow.append(f.name)
-        found = _LAYOUTS[cls] = (tuple(tables), tuple(wide), tuple(narrow))
-    return found
 
 
 def _host_values(f: StateField) -> property:

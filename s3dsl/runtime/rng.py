@@ -203,7 +203,7 @@ def uniform(
         n *= s
     if _on_host(keys):  # numpy from the keys to the uniforms: no tensor op dispatched
         base = mix(keys, counter).numpy().reshape(-1, 1).view(np.uint64)
-        bits = _finalize_np(base + _scaled_index_np(n, offset))
+        bits = _finalize_np(base + _scaled_index(n, offset, keys.device).numpy().view(np.uint64))
         u = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * (2.0**-53)
         return torch.from_numpy(u.reshape(len(keys), *shape))
     base = mix(keys.to(torch.int64), counter).view(-1, 1)
@@ -211,22 +211,6 @@ def uniform(
     mantissa = _srl(bits, 11).to(torch.float64)
     u = (mantissa + 0.5) * (2.0**-53)
     return u.view(len(keys), *shape)
-
-
-_SCALED_NP: dict[tuple[int, int], np.ndarray] = {}
-
-
-def _scaled_index_np(n: int, offset: int) -> np.ndarray:
-    """`_scaled_index` as a [1, n] numpy uint64 array (read only: the sum makes a new array)."""
-    found = _SCALED_NP.get((n, offset))
-    if found is None:
-        found = np.arange(offset, offset + n, dtype=np.uint64).reshape(1, -1)
-        found *= np.uint64(_GOLDEN)
-        found.setflags(write=False)
-        if len(_SCALED_NP) > 4096:
-            _SCALED_NP.clear()
-        _SCALED_NP[(n, offset)] = found
-    return found
 
 
 def gumbel(

@@ -17,29 +17,11 @@ def children(rows: int, k: int, n: int, device: torch.device
     return index, torch.arange(len(index), device=device) % k, index % n
 
 
-_CHILDREN: dict[tuple[int, int, int, torch.device], tuple[torch.Tensor, ...]] = {}
-
-
-def children_of_run(rows: int, k: int, n: int, device: torch.device
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`children`, made once per shape: every step of a run expands the same rows (read only:
-    gathered by, mixed from, and the `group` field, which nothing writes in place)."""
-    key = (rows, k, n, device)
-    found = _CHILDREN.get(key)
-    if found is None:
-        with torch.inference_mode(False), torch.no_grad():  # usable in and out of inference mode
-            found = children(rows, k, n, device)
-        if len(_CHILDREN) > 1024:  # a bound, not a policy
-            _CHILDREN.clear()
-        _CHILDREN[key] = found
-    return found  # type: ignore[return-value]
-
-
 def batched(ex: Batch, op, ctx, active) -> None:
     """One gather over every field; child j of a particle gets the key mix(key, uid, step, j).
     With share-parent-forward (`gather cache=keep`) the children keep the parent's forward."""
     k = op.args["k"]
-    index, child, group = children_of_run(ex.pop.rows, k, ex.n, ex.device)
+    index, child, group = children(ex.pop.rows, k, ex.n, ex.device)
     pop = ex.pop.gather(index)
     pop.key = ex.kernels.rng.mix(pop.key, op.uid, ctx.step, child)
     pop.group = group
