@@ -43,7 +43,7 @@ from s3dsl.compiler.passes import plan
 from s3dsl.dsl.errors import S3DSLError
 from s3dsl.models.config import ModelConfig
 from s3dsl.models.registry import build_random_model, load_model
-from s3dsl.runtime.model import MaskedLM
+from s3dsl.runtime.model import MaskedLM, logits_of_last
 from s3dsl.runtime.results import ProblemResult
 from s3dsl.session import compile_file, execute
 from s3dsl.tasks.base import Problem
@@ -136,8 +136,7 @@ class TimedModel:
         self.tokens = 0
 
     def __getattr__(self, name: str) -> Any:  # name, mask_id, tokenizer, exact_prompt_cache, ...
-        if name in ("encode_prompt", "forward_answer", "forward_last") and \
-                not hasattr(self.inner, name):
+        if name in ("encode_prompt", "forward_answer") and not hasattr(self.inner, name):
             raise AttributeError(name)
         return getattr(self.inner, name)
 
@@ -169,8 +168,8 @@ class TimedModel:
     def forward_last(self, ids: torch.Tensor, attention_mask: torch.Tensor | None,
                      gen_length: int | None, last: int | None) -> torch.Tensor:
         return self._timed(
-            lambda: self.inner.forward_last(ids, attention_mask, gen_length, last), ids.shape[0],
-            ids.shape[1],
+            lambda: logits_of_last(self.inner, ids, attention_mask, gen_length, last),
+            ids.shape[0], ids.shape[1],
         )
 
     def encode_prompt(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:

@@ -40,6 +40,7 @@ from s3dsl.compiler.build import build
 from s3dsl.compiler.passes import plan
 from s3dsl.dsl.loader import parse_strategy
 from s3dsl.runtime import host_pool, overlap
+from s3dsl.runtime.model import logits_of_last
 from s3dsl.session import execute
 from s3dsl.tasks.registry import get_task
 from s3dsl.verifiers import slow
@@ -58,8 +59,6 @@ class TimedModel:
         self.busy_s, self._events = 0.0, []
 
     def __getattr__(self, name):
-        if name == "forward_last" and not hasattr(self._model, name):
-            raise AttributeError(name)
         return getattr(self._model, name)
 
     @property
@@ -88,7 +87,7 @@ class TimedModel:
         return self._timed(self._model.forward_answer, *args)
 
     def forward_last(self, *args):
-        return self._timed(self._model.forward_last, *args)
+        return self._timed(lambda *a: logits_of_last(self._model, *a), *args)
 
     def encode_prompt(self, *args):
         return self._timed(self._model.encode_prompt, *args)

@@ -81,13 +81,23 @@ def logits_kept(model: MaskedLM, width: int, gen_length: int) -> int:
     return min(width, gen_length + int(model.shifted_logits))
 
 
+def logits_of_last(model: MaskedLM, ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                   gen_length: int | None, last: int | None) -> torch.Tensor:
+    """The logits of the last `last` positions (None: all): `forward_last` where the model has
+    it, else sliced from `forward`'s (for wrappers of any model: guidance, timing proxies)."""
+    own = getattr(model, "forward_last", None)
+    if own is not None:
+        return own(ids, attention_mask, gen_length, last)
+    logits = model.forward(ids, attention_mask, gen_length)
+    return logits if last is None else logits[:, logits.shape[1] - last:]
+
+
 def forward_logits(model: MaskedLM, ids: torch.Tensor, attention_mask: torch.Tensor | None,
                    gen_length: int) -> torch.Tensor:
     """The logits of the last `logits_kept` positions: all the runtime reads of a forward."""
     kept = logits_kept(model, ids.shape[1], gen_length)
-    if kept == ids.shape[1]:
-        return model.forward(ids, attention_mask, gen_length)
-    return model.forward_last(ids, attention_mask, gen_length, kept)  # type: ignore[attr-defined]
+    return logits_of_last(model, ids, attention_mask, gen_length,
+                          None if kept == ids.shape[1] else kept)
 
 
 @runtime_checkable

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from s3dsl.runtime.model import MaskedLM
+from s3dsl.runtime.model import MaskedLM, logits_of_last
 
 
 class GuidedLM:
@@ -42,13 +42,7 @@ class GuidedLM:
         prompt[:, : ids.shape[1] - gen_length] = True
         uncond = ids.masked_fill(prompt, self.mask_id)
         mask = None if attention_mask is None else attention_mask.repeat(2, 1)
-        both = torch.cat([ids, uncond])
-        inner_last = getattr(self.inner, "forward_last", None)
-        if last is None or inner_last is None:
-            logits = self.inner.forward(both, mask, gen_length)
-            logits = logits if last is None else logits[:, logits.shape[1] - last:]
-        else:
-            logits = inner_last(both, mask, gen_length, last)
+        logits = logits_of_last(self.inner, torch.cat([ids, uncond]), mask, gen_length, last)
         cond, un = logits.float().chunk(2, dim=0)
         return un + (self.cfg_scale + 1) * (cond - un)
 
