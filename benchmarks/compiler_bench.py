@@ -82,6 +82,11 @@ GPU_8B = ModelConfig(
     name="rand-8b-shape",
     **SHIPPED_OPTIONS,
 )
+# `bash benchmarks/gpu.sh --rehearse` runs the GPU branch's commands on the CPU to catch a broken
+# command before a lent device's minutes are spent: the same layout at a tiny shape, named so.
+if os.environ.get("S3DSL_BENCH_8B_SHAPE") == "tiny":
+    GPU_8B = ModelConfig(vocab_size=512, d_model=32, n_layers=2, n_heads=2, d_ff=64, max_len=256,
+                         name="rand-8b-layout-TINY-rehearsal", **SHIPPED_OPTIONS)
 
 
 @dataclass

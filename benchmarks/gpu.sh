@@ -19,13 +19,26 @@
 # not GPU figures.
 #
 #   bash benchmarks/gpu.sh                 # writes benchmarks/results/gpu/
+#   bash benchmarks/gpu.sh --rehearse      # the GPU branch's commands on this CPU, at a tiny shape
+#
+# --rehearse runs every command of the GPU branch (same flags, --device cpu, the 8B layout at a
+# tiny shape) and exits 1 if any fails, so a broken command is found here, not in a device
+# session's minutes. Its figures mean nothing; they go to benchmarks/results/gpu_rehearsal/.
 #
 # The device machine has torch but no network and no lark: carry a wheel of lark in .gpu-wheels/
 # (`pip download lark -d .gpu-wheels --no-deps` here, then `carry: [".gpu-wheels"]`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${OUT_DIR:-benchmarks/results/gpu}
+rehearse=0
+if [ "${1:-}" = "--rehearse" ]; then rehearse=1; fi
+if [ $rehearse = 1 ]; then
+  out=${OUT_DIR:-benchmarks/results/gpu_rehearsal}
+  export S3DSL_BENCH_8B_SHAPE=tiny  # compiler_bench.GPU_8B at a tiny shape
+else
+  out=${OUT_DIR:-benchmarks/results/gpu}
+fi
 mkdir -p "$out"
+rm -f "$out"/*.log
 py=${PYTHON:-python3}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if ! "$py" -c "import lark" 2>/dev/null && [ -d .gpu-wheels ]; then
@@ -34,32 +47,56 @@ if ! "$py" -c "import lark" 2>/dev/null && [ -d .gpu-wheels ]; then
 fi
 "$py" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 
-if "$py" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-  timeout 130 "$py" benchmarks/compiler_bench.py --device cuda --quick --out "$out" \
-    | tee "$out/compiler_bench.log" || echo "compiler_bench: failed or timed out in 130 s"
-  timeout 100 "$py" benchmarks/handwritten_bench.py --device cuda --model 8b --problems 1 \
-    --particles 1,8 --gens 64 --repeats 1 --out "$out" | tee "$out/handwritten.log" \
-    || echo "handwritten_bench: failed or timed out in 100 s"
-  timeout 60 "$py" benchmarks/overlap_bench.py --device cuda --model 8b --problems 2 \
+failed=()
+# step NAME SECONDS LOG COMMAND...: run under a timeout, output to the screen and to LOG; a step
+# that fails or runs out says so and the next one runs
+step() {
+  local name=$1 limit=$2 log=$3
+  shift 3
+  if ! timeout "$limit" "$@" 2>&1 | tee -a "$log"; then
+    echo "$name: failed or timed out in $limit s" | tee -a "$log"
+    failed+=("$name")
+  fi
+}
+
+if [ $rehearse = 1 ] || "$py" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  dev=cuda
+  compiled=()  # inductor + CUDA graphs; the rehearsal captures with the eager backend (an
+  # inductor build of the step on a CPU takes minutes)
+  if [ $rehearse = 1 ]; then
+    dev=cpu
+    compiled=(--backend eager)
+    echo "REHEARSAL: the GPU branch on the CPU at a tiny shape; NOT GPU figures" | tee "$out/NOT_GPU"
+  else
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+  fi
+  step compiler_bench 130 "$out/compiler_bench.log" \
+    "$py" benchmarks/compiler_bench.py --device $dev --quick --out "$out"
+  step handwritten_bench 100 "$out/handwritten.log" \
+    "$py" benchmarks/handwritten_bench.py --device $dev --model 8b --problems 1 \
+    --particles 1,8 --gens 64 --repeats 1 --out "$out"
+  step "overlap_bench (GPU)" 60 "$out/overlap.log" \
+    "$py" benchmarks/overlap_bench.py --device $dev --model 8b --problems 2 \
     --batch-size 1 --gen 32 --repeats 1 --strategies s3 \
-    --verifiers "slow(ms=0.5);arith-heuristic" --out "$out" | tee "$out/overlap.log" \
-    || echo "overlap_bench (GPU): failed or timed out"
-  timeout 40 "$py" benchmarks/overlap_bench.py --strategies s3 --repeats 2 \
-    --verifiers "slow(ms=0.5);slow(ms=0.5, mode=sleep);arith-heuristic" --out "$out/cpu" \
-    | tee "$out/overlap_cpu.log" || echo "overlap_bench (CPU): failed or timed out in 40 s"
-  captured=(benchmarks/captured_bench.py --device cuda --model 8b --problems 1 --particles 8
+    --verifiers "slow(ms=0.5);arith-heuristic" --out "$out"
+  step "overlap_bench (CPU)" 40 "$out/overlap_cpu.log" \
+    "$py" benchmarks/overlap_bench.py --strategies s3 --repeats 2 \
+    --verifiers "slow(ms=0.5);slow(ms=0.5, mode=sleep);arith-heuristic" --out "$out/cpu"
+  captured=(benchmarks/captured_bench.py --device $dev --model 8b --problems 1 --particles 8
             --candidates 4 --gen 32 --steps 8 --repeats 3)
-  timeout 50 "$py" "${captured[@]}" --sides eager,static --out "$out/captured_eager" \
-    | tee "$out/captured.log" \
-    || echo "captured_bench (eager, static): timed out" | tee -a "$out/captured.log"
-  timeout 90 "$py" "${captured[@]}" --out "$out" | tee -a "$out/captured.log" \
-    || echo "captured_bench (compiled): timed out in 90 s" | tee -a "$out/captured.log"
+  step "captured_bench (eager, static)" 50 "$out/captured.log" \
+    "$py" "${captured[@]}" --sides eager,static --out "$out/captured_eager"
+  step "captured_bench (compiled)" 90 "$out/captured.log" \
+    "$py" "${captured[@]}" "${compiled[@]}" --out "$out"
 else
   echo "NO CUDA DEVICE: tiny shapes on the CPU; these are NOT GPU figures" | tee "$out/NOT_GPU"
-  timeout 300 "$py" benchmarks/handwritten_bench.py --quick --out "$out" \
-    | tee "$out/handwritten.log"
-  timeout 200 "$py" benchmarks/overlap_bench.py --quick --out "$out" | tee "$out/overlap.log"
-  timeout 300 "$py" benchmarks/captured_bench.py --backend eager --repeats 3 --out "$out" \
-    | tee "$out/captured.log" || echo "captured_bench: timed out" | tee -a "$out/captured.log"
+  step handwritten_bench 300 "$out/handwritten.log" \
+    "$py" benchmarks/handwritten_bench.py --quick --out "$out"
+  step overlap_bench 200 "$out/overlap.log" "$py" benchmarks/overlap_bench.py --quick --out "$out"
+  step captured_bench 300 "$out/captured.log" \
+    "$py" benchmarks/captured_bench.py --backend eager --repeats 3 --out "$out"
+fi
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "steps that failed or ran out: ${failed[*]}"
+  if [ $rehearse = 1 ]; then exit 1; fi
 fi
