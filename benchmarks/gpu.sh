@@ -41,6 +41,7 @@ mkdir -p "$out"
 rm -f "$out"/*.log
 py=${PYTHON:-python3}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1  # a step killed at its timeout still leaves what it printed
 if ! "$py" -c "import lark" 2>/dev/null && [ -d .gpu-wheels ]; then
   "$py" -m pip install -q --no-index --find-links .gpu-wheels --target /tmp/s3dsl-deps lark
   export PYTHONPATH="$PYTHONPATH:/tmp/s3dsl-deps"
