@@ -26,7 +26,11 @@
 # session's minutes. Its figures mean nothing; they go to benchmarks/results/gpu_rehearsal/.
 #
 # The device machine has torch but no network and no lark: carry a wheel of lark in .gpu-wheels/
-# (`pip download lark -d .gpu-wheels --no-deps` here, then `carry: [".gpu-wheels"]`).
+# (ignored by git). On a lent device, from this machine's repository root:
+#   python3 -m pip download --no-deps lark -d .gpu-wheels     # once, here (a pure-Python wheel)
+#   bash benchmarks/gpu.sh --rehearse                          # here, ~2 minutes
+#   then the device tool's `run` with carry [".gpu-wheels"] and the command
+#   OUT_DIR=$OUT/gpu bash benchmarks/gpu.sh                    # the figures come back in $OUT/gpu
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rehearse=0
