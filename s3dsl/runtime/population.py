@@ -135,18 +135,14 @@ class _PopulationOps:
         at: dict[torch.device, torch.Tensor] = {}
         for name in _WIDE:
             value = getattr(self, name)
-            where = at.get(value.device)
-            if where is None:
-                where = at[value.device] = index.to(value.device)
+            where = at.setdefault(value.device, index.to(value.device))
             out[name] = value.index_select(0, where)
         groups: dict[tuple[torch.dtype, torch.device], list[str]] = {}
         for name in _NARROW:
             value = getattr(self, name)
             groups.setdefault((value.dtype, value.device), []).append(name)
         for (_, device), names in groups.items():
-            where = at.get(device)
-            if where is None:
-                where = at[device] = index.to(device)
+            where = at.setdefault(device, index.to(device))
             if len(names) == 1:
                 out[names[0]] = getattr(self, names[0]).index_select(0, where)
                 continue
