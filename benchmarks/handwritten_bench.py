@@ -287,10 +287,37 @@ class Grid:
 DEFAULT_GRIDS = ("arith:48,96:4", "tiny-random:48,96,192:1")
 
 
+class DecodedChars:
+    """Counts the characters the tokenizer decodes (both sides decode every candidate the
+    verifier reads): how much text work a run did. On an untrained model the completions' lengths
+    follow the search's luck (where an end-of-sequence token was committed), and the verifier's
+    cost follows their length, so two sides drawing different numbers can do unequal text work."""
+
+    def __init__(self, tokenizer) -> None:
+        self.count, self.tokenizer, self.decode = 0, tokenizer, tokenizer.decode
+
+        def counting(ids, *args, **kwargs):
+            text = self.decode(ids, *args, **kwargs)
+            self.count += len(text)
+            return text
+
+        tokenizer.decode = counting
+
+    def take(self) -> int:
+        count, self.count = self.count, 0
+        return count
+
+    def close(self) -> None:
+        del self.tokenizer.decode  # the class's method again
+
+
 def measure(model, task, problems, cfg: Config, repeats: int, tmp: Path) -> dict:
-    """Both sides, interleaved (A B B A ...), seed = repeat on both; wall and forward rows each."""
+    """Both sides, interleaved (A B B A ...), seed = repeat on both; wall, forward rows and
+    decoded characters each."""
     ours, theirs, executes = [], [], []
+    chars: dict[str, list[int]] = {"s3dsl": [], "hand": []}
     plan_s = statistics.median(planning_s(cfg, tmp) for _ in range(3))
+    counter = DecodedChars(model.tokenizer)
     for rep in range(repeats):
         pair = [
             ("s3dsl", lambda c=cfg, r=rep: s3dsl_run(model, problems, c, r, tmp)),
@@ -299,10 +326,13 @@ def measure(model, task, problems, cfg: Config, repeats: int, tmp: Path) -> dict
         if model.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         for name, fn in pair if rep % 2 == 0 else pair[::-1]:
+            counter.take()
             wall, out = timed(fn, model.device)
             (ours if name == "s3dsl" else theirs).append((wall, out["rows"]))
+            chars[name].append(counter.take())
             if name == "s3dsl":
                 executes.append(out["execute_s"])
+    counter.close()
     s_wall = statistics.median(w for w, _ in ours)
     h_wall = statistics.median(w for w, _ in theirs)
     s_rows, h_rows = (sum(r for _, r in side) for side in (ours, theirs))
@@ -316,7 +346,10 @@ def measure(model, task, problems, cfg: Config, repeats: int, tmp: Path) -> dict
            "execute_ratio": statistics.median(executes) / h_wall, "plan_ms": 1000 * plan_s,
            "s3dsl_walls": [w for w, _ in ours], "hand_walls": [w for w, _ in theirs],
            "s3dsl_execute_walls": executes,
-           "s3dsl_rows_each": [r for _, r in ours], "hand_rows_each": [r for _, r in theirs]}
+           "s3dsl_rows_each": [r for _, r in ours], "hand_rows_each": [r for _, r in theirs],
+           "s3dsl_chars": statistics.mean(chars["s3dsl"]),
+           "hand_chars": statistics.mean(chars["hand"]),
+           "s3dsl_chars_each": chars["s3dsl"], "hand_chars_each": chars["hand"]}
     if model.device.type == "cuda":
         length = max(len(model.tokenizer.encode(p.prompt)) for p in problems)
         flops = 2.0 * model.num_parameters() * ours[0][1] * (length + cfg.gen_length)
@@ -417,6 +450,12 @@ def _fmt(x: float | None, spec: str = ".2f") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def _chars(row: dict) -> str:
+    if "s3dsl_chars" not in row:  # a row measured before the count existed
+        return "-"
+    return f"{row['s3dsl_chars']:.0f} / {row['hand_chars']:.0f}"
+
+
 def write_tables(out: Path, header: str, rows: list[dict]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "handwritten_bench.json").write_text(json.dumps({"setup": header, "rows": rows},
@@ -432,17 +471,20 @@ def write_tables(out: Path, header: str, rows: list[dict]) -> None:
              "repeat least disturbed by other work on the machine); planning = parsing and "
              "planning the strategy uncached (median of 3), which run_strategy does once per "
              "process and configuration (session.planned): the first repeat pays it, the "
-             "others not.\n",
+             "others not; decoded characters = the text the tokenizer decoded per run (every "
+             "candidate the verifier reads, mean over repeats): on an untrained model "
+             "completions end wherever an end-of-sequence token was committed, so this text "
+             "work, like the forward rows, follows each side's draws.\n",
              "| model | configuration | repeats | s3dsl (s) | hand-written + dedup (s) | ratio | "
              "paired | fastest | per row | run only | planning (ms) | "
-             "forward rows s3dsl / hand (mean) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "forward rows s3dsl / hand (mean) | decoded characters s3dsl / hand (mean) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['model'].split(' (')[0]} | {r['config']} | {_fmt(r.get('repeats'), 'd')} | "
               f"{r['s3dsl_s']:.2f} | {r['hand_s']:.2f} | {r['ratio']:.2f} | "
               f"{_fmt(r.get('paired_ratio'))} | "
               f"{min(r['s3dsl_walls']) / min(r['hand_walls']):.2f} | {r['per_row_ratio']:.2f} | "
               f"{_fmt(r.get('execute_ratio'))} | {_fmt(r.get('plan_ms'), '.1f')} | "
-              f"{r['s3dsl_rows']:.0f} / {r['hand_rows']:.0f} |" for r in rows]
+              f"{r['s3dsl_rows']:.0f} / {r['hand_rows']:.0f} | {_chars(r)} |" for r in rows]
     (out / "handwritten_bench.md").write_text("\n".join(lines) + "\n")
 
 

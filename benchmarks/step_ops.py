@@ -1,7 +1,11 @@
 """Torch ops and wall per denoising step, s3dsl against the hand-written loop of
 `handwritten_bench.py`: how many (and which) aten ops each side dispatches, 1 torch thread.
+With --bytecodes: the Python bytecodes each side executes per run instead (a count that does not
+depend on the machine's load), by kind: the model, the text work (decoding and the verifier) and
+the engine (everything else).
 
     python benchmarks/step_ops.py --model tiny-random --strategy best_of_k --particles 2 --gen 48
+    python benchmarks/step_ops.py --model tiny-random --strategy s3 --bytecodes --repeats 7
 """
 
 from __future__ import annotations
@@ -40,6 +44,57 @@ class OpCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+MODEL_FILES = {"transformer", "wrapper", "prompt_cache", "block_kv"}
+TEXT_FILES = {"tokenizer", "hub_tokenizer", "confidence", "_text", "arith", "heuristic"}
+
+
+def kind_of(code) -> str:
+    """model | text | engine, by the file a bytecode ran in."""
+    stem = Path(code.co_filename).stem
+    if "torch/nn" in code.co_filename or stem in MODEL_FILES:
+        return "model"
+    if stem in TEXT_FILES or code.co_name == "completion_text":
+        return "text"
+    return "engine"
+
+
+def bytecodes(run) -> collections.Counter:
+    """Bytecodes executed by `run()`, per code object (a `sys.settrace` opcode trace)."""
+    counts: collections.Counter = collections.Counter()
+
+    def tracer(frame, event, arg):
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            counts[frame.f_code] += 1
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        run()
+    finally:
+        sys.settrace(None)
+    return counts
+
+
+def report_bytecodes(sides: dict, repeats: int, top: int) -> None:
+    """Mean bytecodes per run by kind over seeds 0..repeats-1, then s3dsl's busiest engine
+    functions. Seeds matter: the text work follows the completions' lengths."""
+    engine_top: collections.Counter = collections.Counter()
+    for name, fn in sides.items():
+        kinds: collections.Counter = collections.Counter()
+        for rep in range(repeats):
+            counts = bytecodes(lambda r=rep, f=fn: f(r))
+            for code, n in counts.items():
+                kinds[kind_of(code)] += n
+                if name == "s3dsl" and kind_of(code) == "engine":
+                    engine_top[f"{Path(code.co_filename).stem}.{code.co_name}"] += n
+        print(f"{name:6s} bytecodes per run: " + "  ".join(
+            f"{k} {kinds[k] / repeats / 1e3:7.1f}K" for k in ("model", "text", "engine")))
+    print("\n## s3dsl: engine bytecodes per run by function")
+    for site, n in engine_top.most_common(top):
+        print(f"  {site:40s} {n / repeats / 1e3:7.1f}K")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="tiny-random")
@@ -49,6 +104,8 @@ def main() -> None:
     ap.add_argument("--problems", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--bytecodes", action="store_true",
+                    help="Python bytecodes per run by kind (deterministic) instead of ops")
     args = ap.parse_args()
     torch.set_num_threads(1)
     model, label = hb.bench_model(args.model, "cpu")
@@ -62,6 +119,11 @@ def main() -> None:
                  "hand": lambda r: hb.handwritten(model, task, problems, cfg, r)}
         for fn in sides.values():
             fn(0)
+        if args.bytecodes:
+            print(f"# {cfg.label}, model {label}, {len(problems)} problem(s), seeds "
+                  f"0-{args.repeats - 1}")
+            report_bytecodes(sides, args.repeats, args.top)
+            return
         walls: dict[str, list[float]] = {k: [] for k in sides}
         for rep in range(args.repeats):
             for name in (sides if rep % 2 == 0 else list(sides)[::-1]):

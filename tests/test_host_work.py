@@ -44,6 +44,16 @@ def test_candidates_equal_the_row_by_row_definition_and_share_identical_rows():
     assert len({id(c) for c in got}) == 6
 
 
+def test_float64_log_probs_that_float32_cannot_tell_apart_stay_two_candidates():
+    """Rows merge on the exact bits the verifier reads, in the log-probs' own dtype."""
+    tok, prompts, tokens, lp, fill = rows_with_repeats()
+    lp = lp.double()
+    lp[2, 0] = lp[0, 0] + 1e-12  # the same float32, another float64
+    got = candidates(prompts, tokens, lp, fill, tok)
+    assert got == plain_candidates(prompts, tokens, lp, fill, tok)
+    assert got[0] is not got[2] and got[0].token_logprobs != got[2].token_logprobs
+
+
 def test_run_verifier_scores_each_distinct_candidate_once_with_the_same_result():
     tok, prompts, tokens, lp, fill = rows_with_repeats()
     shared = candidates(prompts, tokens, lp, fill, tok)

@@ -87,3 +87,15 @@ def test_uniform_on_the_host_equals_the_tensor_code(keys, counter, width, offset
     assert host.dtype == tensor.dtype == torch.float64
     assert torch.equal(host, tensor)
     assert bool(((host > 0) & (host < 1)).all())
+
+
+@settings(max_examples=60, deadline=None)
+@given(keys=st.lists(INT64, min_size=1, max_size=8), counter=st.integers(0, 2**40),
+       width=st.integers(1, 64))
+def test_uniform_of_python_int_keys_equals_the_tensor_code(keys, counter, width):
+    """`host_uniform` (a batch's problem keys, held as Python ints: resampling's uniforms) gives
+    `uniform`'s tensor-op bits for the same keys as a tensor."""
+    host = rng.host_uniform(keys, counter, (width,))
+    tensor = by_tensor_ops(rng.uniform, torch.tensor(keys, dtype=torch.int64), counter, (width,))
+    assert host.shape == tensor.shape and host.dtype == tensor.dtype
+    assert torch.equal(host, tensor)

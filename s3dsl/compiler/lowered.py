@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from s3dsl.compiler import primitives as prims
 from s3dsl.compiler.ir import DecodeConfig, Op, Program, Schedule
@@ -28,7 +29,15 @@ class Stage:
     nodes: tuple[Node, ...]
 
     def node(self, kind: str) -> Node | None:
-        return next((n for n in self.nodes if n.kind == kind), None)
+        """The stage's first node of `kind` (an executor asks at every stage it runs)."""
+        return self._first_of_kind.get(kind)
+
+    @cached_property
+    def _first_of_kind(self) -> dict[str, Node]:
+        first: dict[str, Node] = {}
+        for n in self.nodes:
+            first.setdefault(n.kind, n)
+        return first
 
     def has(self, kind: str) -> bool:
         return self.node(kind) is not None

@@ -73,7 +73,8 @@ class DiffusionLM(BlockKVForwards):
 
     @property
     def device(self) -> torch.device:
-        return next(self.module.parameters()).device
+        # the embedding's device, read through (every forward asks; `parameters()` costs ~10 us)
+        return self.module.transformer.wte.weight.device
 
     def __repr__(self) -> str:
         return f"DiffusionLM(name={self.name!r}, params={self.num_parameters()})"

@@ -101,6 +101,8 @@ class BatchedExecutor(BatchedForwards):
         self.counters = Counters()
         self.block_kv: kv_cache.BlockKV | None = None
         self._chunk: int | None = self.flags.chunk_rows
+        self._samplers: dict[DecodeConfig, transition.Sampler] = {}
+        self._auto_chunks: dict[int, int] = {}  # positions per row -> rows per call (CPU)
         self._step_fn = static.denoise_step
         if any(n.get("compiled") == "yes" for n in fused):
             self._step_fn = static.compiled(static.denoise_step, self.device)
@@ -243,22 +245,40 @@ class BatchedExecutor(BatchedForwards):
         default: the program's). Only the window's positions are read and written."""
         d, pop, gen = decode or self.program.decode, self.pop, self.gen
         everyone, be = isinstance(rows, slice), ctx.block_end
-        lo, hi = pop.tokens.shape[1] - gen + w0, pop.tokens.shape[1] - gen + be
-        tokens = pop.tokens[rows, lo:hi]
+        lo = pop.tokens.shape[1] - gen + w0
+        # every row: views of the window, written in place (fewer ops than index and put back)
+        tokens = (pop.tokens.narrow(1, lo, be - w0) if everyone
+                  else pop.tokens[rows, lo : lo + be - w0])
         x0, commit, x0_logp = transition.propose_window(
             window, tokens, pop.key if everyone else pop.key[rows], mask_id=self.mask_id, w0=w0,
             steps_left=ctx.steps_left, step=ctx.step,
             temperature=arg(op, "temperature", d.temperature), rule=arg(op, "rule", d.commit),
             threshold=arg(op, "threshold", d.threshold),
-            sampler=transition.sampler_of(d, self.model))
-        pop.tokens[rows, lo:hi] = torch.where(commit, x0, tokens)
-        logp = pop.commit_logp[rows, w0:be]
-        pop.commit_logp[rows, w0:be] = torch.where(commit, x0_logp, logp)
+            sampler=self.sampler(d))
+        logp = (pop.commit_logp.narrow(1, w0, be - w0) if everyone
+                else pop.commit_logp[rows, w0:be])
+        new_tokens, new_logp = torch.where(commit, x0, tokens), torch.where(commit, x0_logp, logp)
         # the step's log-prob summed over the whole generated region, as the reference does
+        # (float32 where-then-copy into float64: the same numbers as converting first)
         step = torch.zeros((tokens.shape[0], gen), dtype=torch.float64, device=self.device)
-        step[:, w0:be] = torch.where(commit, x0_logp.double(), 0.0)
+        step.narrow(1, w0, be - w0).copy_(torch.where(commit, x0_logp, 0.0))
+        if everyone:  # write through the views
+            tokens.copy_(new_tokens)
+            logp.copy_(new_logp)
+            torch.sum(step, dim=-1, out=pop.step_logp)
+            pop.slot.fill_(-1)
+            return
+        pop.tokens[rows, lo : lo + be - w0] = new_tokens
+        pop.commit_logp[rows, w0:be] = new_logp
         pop.step_logp[rows] = step.sum(dim=-1)
         pop.slot[rows] = -1
+
+    def sampler(self, decode: DecodeConfig) -> transition.Sampler:
+        """The decode settings' `Sampler`, made once per settings (every commit asks)."""
+        found = self._samplers.get(decode)
+        if found is None:
+            found = self._samplers[decode] = transition.sampler_of(decode, self.model)
+        return found
 
     def finish_rows(self, ctx: StepContext, rows: torch.Tensor) -> None:
         """Commit every mask of `rows` in one step (`stop`), with a forward of those rows only
@@ -281,43 +301,7 @@ class BatchedExecutor(BatchedForwards):
 
     def static_denoise(self, op: Op, ctx: StepContext) -> None:
         """All rows in fixed-size chunks through `static.denoise_step`: no host sync."""
-        d, pop, rows = self.program.decode, self.pop, self.pop.rows
-        spec = static.StepSpec(
-            w0=ctx.block_end - d.block_length,
-            block_end=ctx.block_end,
-            temperature=float(arg(op, "temperature", d.temperature)),
-            rule=arg(op, "rule", d.commit),
-            threshold=float(arg(op, "threshold", d.threshold)),
-            sampler=transition.sampler_of(d, self.model),
-        )
-        prompt_len = self._prompt_positions(pop.tokens.shape[1])
-        owners = torch.arange(rows, device=self.device) // self.n
-        step = torch.tensor(ctx.step, device=self.device)
-        steps_left = torch.tensor(ctx.steps_left, device=self.device)
-        outs = self._in_chunks(
-            rows,
-            self._chunk_length(pop.tokens.shape[1]),
-            lambda part: self._step_fn(
-                self._logits,
-                pop.tokens[part],
-                owners[part],
-                pop.key[part],
-                pop.commit_logp[part],
-                step,
-                steps_left,
-                gen=self.gen,
-                prompt_len=prompt_len,
-                mask_id=self.mask_id,
-                shifted=self.model.shifted_logits,
-                spec=spec,
-            ),
-        )
-        pop.tokens, pop.commit_logp, pop.step_logp = (torch.cat(t) for t in zip(*outs))
-        pop.slot.fill_(-1)
-        self.counters.forward_rows += rows
-        self.counters.positions += rows * (pop.tokens.shape[1] if self.prompts is None
-                                           else self.gen)
-        self.nfe = [k + self.n for k in self.nfe]
+        static.run_denoise(self, op, ctx)
 
     def score_rows(self, verifier_name: str, w1: int) -> torch.Tensor:
         pop, gen = self.pop, self.gen_tokens()
@@ -337,11 +321,11 @@ class BatchedExecutor(BatchedForwards):
                 clean_tok[rows] = cache.clean_tok[slots]
                 clean_logp[rows] = cache.clean_logp[slots]
         tok, lp, fill = clean_prediction(gen, pop.commit_logp, clean_tok, clean_logp, self.mask_id)
-        owners = [r // self.n for r in range(pop.rows)]
-        cands = candidates([self.batch[b].prompt for b in owners], tok.cpu(), lp.cpu(),
+        n = self.n  # rows are problem-major: n per problem
+        cands = candidates([p.prompt for p in self.batch for _ in range(n)], tok.cpu(), lp.cpu(),
                            fill.cpu(), self.model.tokenizer)
         pop.answers = answers_of(cands, self.extract)
-        gold = [self.batch[b].answer for b in owners]
+        gold = [p.answer for p in self.batch for _ in range(n)]
         return self.verify(verifier_name, cands, gold).to(self.device)
 
     def verify(self, name: str, cands: list, gold: Sequence[str]) -> torch.Tensor:

@@ -62,24 +62,23 @@ class BatchedForwards:
             cache = None
         else:
             miss = rows[pop.slot[rows] < 0]
-            self.counters.reused += len(rows) - len(miss)
+            self.counters.reused += rows.shape[0] - miss.shape[0]
             rows = miss
-        if not len(rows):
+        n = rows.shape[0]  # (`shape`, not `len`: a Python-level call on a tensor, per step)
+        if not n:
             return
-        if cache is not None and (len(rows) == pop.rows or not bool((pop.slot >= 0).any())):
+        if cache is not None and (n == pop.rows or not bool((pop.slot >= 0).any())):
             cache = None  # no row points into it: replaced, as merging and compacting would do
-        everyone = len(rows) == pop.rows  # then rows == arange(pop.rows) (nonzero is sorted)
+        everyone = n == pop.rows  # then rows == arange(pop.rows) (nonzero is sorted)
         ids = pop.tokens if everyone else pop.tokens[rows]
         if node.get("dedup") == "yes":
             unique, inverse = torch.unique(ids, dim=0, return_inverse=True)
-            first = torch.full((len(unique),), len(rows), dtype=torch.long, device=ids.device)
-            first = first.scatter_reduce(
-                0, inverse, torch.arange(len(rows), device=ids.device), "amin"
-            )
-            self.counters.deduplicated += len(rows) - len(unique)
+            first = torch.full((unique.shape[0],), n, dtype=torch.long, device=ids.device)
+            first = first.scatter_reduce(0, inverse, torch.arange(n, device=ids.device), "amin")
+            self.counters.deduplicated += n - unique.shape[0]
             src = rows[first]
         else:
-            unique, inverse, src = ids, torch.arange(len(rows), device=ids.device), rows
+            unique, inverse, src = ids, torch.arange(n, device=ids.device), rows
         owners = self.problem_of(src)
         for b in owners.tolist():
             self.nfe[b] += 1
@@ -194,6 +193,16 @@ class BatchedForwards:
         return forward_logits(self.model, ids, self.attn[owners], self.gen)
 
     def _auto_chunk(self, length: int) -> int:
+        """Rows per call for `length` positions a row: from the free memory on a GPU (asked at
+        every call), from fixed sizes on a CPU (worked out once per length)."""
+        if self.device.type == "cpu":
+            found = self._auto_chunks.get(length)
+            if found is None:
+                found = self._auto_chunks[length] = self._chunk_from_budget(length)
+            return found
+        return self._chunk_from_budget(length)
+
+    def _chunk_from_budget(self, length: int) -> int:
         budget = self.flags.memory_budget
         if budget is None:
             if self.device.type == "cuda":

@@ -78,9 +78,24 @@ def _scaled_index(n: int, offset: int, device: torch.device) -> torch.Tensor:
     return found
 
 
-HOST_MIX_ROWS = 24  # up to this many CPU keys, `mix` is cheaper in Python ints (timed here at
-# ~0.6 us per key and word) than as tensor ops (~18 us per word, whatever the count); the effect
-# per step: benchmarks/results/step_ops.md
+_SCALED_NP: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _scaled_index_np(n: int, offset: int) -> np.ndarray:
+    """`_scaled_index` on the CPU as a uint64 numpy array (the same bits), kept per (n, offset)."""
+    found = _SCALED_NP.get((n, offset))
+    if found is None:
+        found = _scaled_index(n, offset, torch.device("cpu")).numpy().view(np.uint64).copy()
+        if len(_SCALED_NP) > 4096:
+            _SCALED_NP.clear()
+        _SCALED_NP[(n, offset)] = found
+    return found
+
+
+HOST_MIX_ROWS = 2  # up to this many CPU keys, `mix` runs in Python ints (~0.6 us per key and
+# word); beyond, in numpy uint64 (a few us per word, whatever the count). Both beat int64 tensor
+# ops (~18 us per word). Was 24: a step's 8-32 children mixed in Python ints ran ~2% slower in a
+# whole S3 run than in numpy (interleaved, tiny-random 2x4 and best-of-K 8, gen 48)
 ON_HOST = True  # CPU tensors hash in numpy's uint64 (the same bits, a fraction of the dispatch
 # cost of int64 tensor ops on small arrays); False: always the tensor ops (tests compare the two)
 
@@ -92,10 +107,9 @@ def _on_host(keys: torch.Tensor) -> bool:
 def mix(keys: torch.Tensor, *words: int | torch.Tensor) -> torch.Tensor:
     """Derive new int64 keys from keys and integers (a child index, an op id, a step)."""
     if _on_host(keys):
-        mixed = (_mix_on_host(keys, words) if keys.numel() <= HOST_MIX_ROWS
-                 else _mix_numpy(keys, words))
+        mixed = _mix_host(keys, words)
         if mixed is not None:
-            return mixed
+            return torch.from_numpy(mixed)
     x = keys.to(torch.int64)
     for w in words:  # x + GOLDEN + w mod 2^64; an integer word is folded into one constant
         step = x + _signed(_GOLDEN) + w if isinstance(w, torch.Tensor) else x + _signed(_GOLDEN + w)
@@ -131,7 +145,15 @@ def _words_np(words: tuple[int | torch.Tensor, ...]) -> list[np.ndarray | np.uin
     return out
 
 
-def _mix_numpy(keys: torch.Tensor, words: tuple[int | torch.Tensor, ...]) -> torch.Tensor | None:
+def _mix_host(keys: torch.Tensor, words: tuple[int | torch.Tensor, ...]) -> np.ndarray | None:
+    """`mix` of CPU keys as an int64 numpy array of the keys' shape: in Python ints for a few
+    keys, numpy uint64 beyond (the same bits); None where only the tensor code applies."""
+    if keys.numel() <= HOST_MIX_ROWS:
+        return _mix_on_host(keys, words)
+    return _mix_numpy(keys, words)
+
+
+def _mix_numpy(keys: torch.Tensor, words: tuple[int | torch.Tensor, ...]) -> np.ndarray | None:
     """`mix` of CPU keys in numpy uint64 (the same bits, broadcasting as the tensor code)."""
     folded = _words_np(words)
     if not folded:  # no words: the keys themselves, as the tensor code gives them
@@ -139,7 +161,7 @@ def _mix_numpy(keys: torch.Tensor, words: tuple[int | torch.Tensor, ...]) -> tor
     x = keys.to(torch.int64).numpy().view(np.uint64)
     for w in folded:
         x = _finalize_np(x + w)  # `x + w` is a new array: the keys are never written
-    return torch.from_numpy(x.view(np.int64))
+    return x.view(np.int64)
 
 
 def _finalize_int(x: int) -> int:
@@ -159,7 +181,7 @@ def mix_int(key: int, *words: int) -> int:
     return _signed(x)
 
 
-def _mix_on_host(keys: torch.Tensor, words: tuple[int | torch.Tensor, ...]) -> torch.Tensor | None:
+def _mix_on_host(keys: torch.Tensor, words: tuple[int | torch.Tensor, ...]) -> np.ndarray | None:
     """`mix` of a few CPU keys by `mix_int` (the same bits); None where a tensor word does not
     match the keys' shape one to one (the tensor code broadcasts it). Keys and words cross to
     the host through numpy, which dispatches no tensor op."""
@@ -181,7 +203,7 @@ def _mix_on_host(keys: torch.Tensor, words: tuple[int | torch.Tensor, ...]) -> t
             else:
                 return None
         mixed = [mix_int(k, *ws) for k, *ws in zip(flat, *columns)]
-    return torch.from_numpy(np.array(mixed, dtype=np.int64).reshape(keys.shape))
+    return np.array(mixed, dtype=np.int64).reshape(keys.shape)
 
 
 def root_key(seed: int, problem_id: str) -> int:
@@ -201,16 +223,29 @@ def uniform(
     n = 1
     for s in shape:
         n *= s
-    if _on_host(keys):  # numpy from the keys to the uniforms: no tensor op dispatched
-        base = mix(keys, counter).numpy().reshape(-1, 1).view(np.uint64)
-        bits = _finalize_np(base + _scaled_index(n, offset, keys.device).numpy().view(np.uint64))
-        u = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * (2.0**-53)
-        return torch.from_numpy(u.reshape(len(keys), *shape))
+    base = _mix_host(keys, (counter,)) if _on_host(keys) else None
+    if base is not None:  # numpy from the keys to the uniforms: no tensor op dispatched
+        return _uniform_np(base, shape, n, offset)
     base = mix(keys.to(torch.int64), counter).view(-1, 1)
     bits = _finalize(base + _scaled_index(n, offset, keys.device))
     mantissa = _srl(bits, 11).to(torch.float64)
     u = (mantissa + 0.5) * (2.0**-53)
     return u.view(len(keys), *shape)
+
+
+def _uniform_np(base: np.ndarray, shape: tuple[int, ...], n: int, offset: int) -> torch.Tensor:
+    """`uniform`'s hash and mantissa in numpy uint64, from int64 keys already mixed with the
+    counter (the same bits as the tensor code)."""
+    bits = _finalize_np(base.reshape(-1, 1).view(np.uint64) + _scaled_index_np(n, offset))
+    u = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * (2.0**-53)
+    return torch.from_numpy(u.reshape(base.size, *shape))
+
+
+def host_uniform(keys: list[int], counter: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """`uniform(torch.tensor(keys), counter, shape)` for a few keys held as Python ints (a
+    batch's problems' keys): the same bits, with no tensor between the keys and the numbers."""
+    n = math.prod(shape)
+    return _uniform_np(np.array([mix_int(k, counter) for k in keys], dtype=np.int64), shape, n, 0)
 
 
 def gumbel(
@@ -242,13 +277,28 @@ def categorical(
     if temperature != 1.0:
         x.div_(temperature)
     if exclude is not None:
-        x[..., exclude] = -math.inf
+        x.select(-1, exclude).fill_(-math.inf)
     # all -inf: -inf - -inf is nan, total nan, and `total > 0` below picks index 0
     cdf = x.sub_(x.amax(dim=-1, keepdim=True)).exp_().cumsum_(dim=-1)  # in place: one buffer
-    total = cdf[..., -1:]
+    total = cdf.narrow(-1, cdf.shape[-1] - 1, 1)
     # the first entry whose cdf exceeds u * total; kept below total, as u * total may round up to it
     # (total >= 1, the largest weight being exp(0): the index is below the vocabulary size)
-    below = torch.nextafter(total, torch.zeros((), dtype=total.dtype, device=total.device))
-    target = torch.minimum(u.unsqueeze(-1) * total, below)
+    below = torch.nextafter(total, _zero(total))
+    target = torch.minimum(u.unsqueeze(-1).mul_(total), below)
     index = torch.searchsorted(cdf, target, right=True)
     return torch.where(total > 0, index, 0).squeeze(-1)
+
+
+_ZEROS: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def _zero(like: torch.Tensor) -> torch.Tensor:
+    """A 0-d zero of `like`'s dtype and device, made once outside a compiled graph."""
+    if torch.compiler.is_compiling():
+        return torch.zeros((), dtype=like.dtype, device=like.device)
+    key = (like.dtype, like.device)
+    found = _ZEROS.get(key)
+    if found is None:
+        with torch.inference_mode(False), torch.no_grad():
+            found = _ZEROS.setdefault(key, torch.zeros((), dtype=like.dtype, device=like.device))
+    return found

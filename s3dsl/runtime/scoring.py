@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from s3dsl.compiler.ir import VerifierSpec
@@ -49,12 +48,12 @@ def encode_prompt(problem, tokenizer: Tokenizer) -> list[int]:
 
 def completion_text(tokens: Sequence[int], tokenizer: Tokenizer) -> tuple[str, int]:
     """The text up to the first end-of-sequence token, and how many tokens that is."""
-    cut = len(tokens)
-    for i, t in enumerate(tokens):
-        if t == tokenizer.eos_id:
-            cut = i
-            break
-    return tokenizer.decode(list(tokens[:cut])), cut
+    tokens = list(tokens)
+    try:
+        cut = tokens.index(tokenizer.eos_id)
+    except ValueError:
+        cut = len(tokens)
+    return tokenizer.decode(tokens[:cut]), cut
 
 
 def candidates(
@@ -65,32 +64,28 @@ def candidates(
     tokenizer: Tokenizer,
 ) -> list[Candidate]:
     """One candidate per row. Identical rows (same prompt, tokens, log-prob bits and fills: in a
-    search, most children of a particle) are copied to the host and decoded once, and share one
-    `Candidate` object, so `run_verifier` scores them once too."""
+    search, most children of a particle) are decoded once and share one `Candidate` object, so
+    `run_verifier` scores them once too."""
     rows = tokens.shape[0]
     if rows == 0:
         return []
-    # each row's (tokens, log-prob bits, fills) as one bytes object: identical rows found by
-    # hashing one object per row on the host
-    key = torch.cat([tokens.long(), logps.float().view(torch.int32).long(), filled.long()], dim=1)
-    flat = key.cpu().numpy()
-    row_keys = flat.view(np.dtype((np.void, flat.shape[1] * flat.itemsize))).ravel().tolist()
-    where: dict[tuple, int] = {}
-    first: list[int] = []
-    inverse = []
-    for r, row_key in enumerate(zip(prompts, row_keys)):
-        at = where.setdefault(row_key, len(first))
-        if at == len(first):
-            first.append(r)
-        inverse.append(at)
-    if len(first) < rows:
-        pick = torch.tensor(first)
-        tokens, logps, filled = tokens[pick], logps[pick], filled[pick]
-    distinct = []
-    for r, tok, lp, fill in zip(first, tokens.tolist(), logps.tolist(), filled.tolist()):
-        text, cut = completion_text(tok, tokenizer)
-        distinct.append(Candidate(prompts[r], text, tuple(lp[:cut]), tuple(fill[:cut])))
-    return [distinct[i] for i in inverse]
+    # a row's key: (prompt, its tokens, log-prob and fill bytes), so rows merge only where the
+    # verifier reads the same numbers
+    if logps.dtype not in (torch.float32, torch.float64):
+        logps = logps.float()
+    tok_np, lp_np, fill_np = (t.cpu().numpy() for t in (tokens, logps, filled))
+    tok_rows, fill_rows = tok_np.tolist(), fill_np.tolist()
+    where: dict[tuple, Candidate] = {}
+    out = []
+    for r in range(rows):
+        key = (prompts[r], tok_np[r].tobytes(), lp_np[r].tobytes(), fill_np[r].tobytes())
+        cand = where.get(key)
+        if cand is None:
+            text, cut = completion_text(tok_rows[r], tokenizer)
+            cand = where[key] = Candidate(prompts[r], text, tuple(lp_np[r, :cut].tolist()),
+                                          tuple(fill_rows[r][:cut]))
+        out.append(cand)
+    return out
 
 
 def answers_of(cands: Sequence[Candidate], extract: Extract) -> list[str | None]:
@@ -136,16 +131,11 @@ def run_verifier(verifier: Verifier, cands: list[Candidate], gold: Sequence[str]
     them to a process pool)."""
     golds = list(gold) if verifier.needs_gold else [None] * len(cands)
     where: dict[tuple[int, str | None], int] = {}
-    picked: list[Candidate] = []
-    picked_gold: list = []
-    slot = []
-    for c, g in zip(cands, golds):
-        if (id(c), g) not in where:
-            where[(id(c), g)] = len(picked)
-            picked.append(c)
-            picked_gold.append(g)
-        slot.append(where[(id(c), g)])
-    values = (score or _in_place)(verifier, picked, picked_gold if verifier.needs_gold else None)
+    slot = [where.setdefault((id(c), g), len(where)) for c, g in zip(cands, golds)]
+    picked = list(where)  # first occurrences, in order
+    by_id = {id(c): c for c in cands}
+    values = (score or _in_place)(verifier, [by_id[i] for i, _ in picked],
+                                  [g for _, g in picked] if verifier.needs_gold else None)
     scores = torch.tensor(values, dtype=torch.float64)
     return scores if len(picked) == len(cands) else scores[torch.tensor(slot, dtype=torch.long)]
 

@@ -15,11 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from s3dsl.runtime import transition
-from s3dsl.runtime.semantics import committed_logprob
+from s3dsl.runtime.semantics import arg, committed_logprob
+
+if TYPE_CHECKING:
+    from s3dsl.compiler.ir import Op
+    from s3dsl.compiler.schedule import StepContext
+    from s3dsl.runtime.executor import BatchedExecutor
 
 Logits = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (tokens, owners) -> logits
 
@@ -78,3 +84,44 @@ def compiled(fn: Callable, device: torch.device) -> Callable:
     """`fn` captured whole (CUDA graphs on a GPU); compiled kernels may round differently."""
     mode = "reduce-overhead" if device.type == "cuda" else None
     return torch.compile(fn, fullgraph=True, dynamic=False, mode=mode)
+
+
+def run_denoise(ex: BatchedExecutor, op: Op, ctx: StepContext) -> None:
+    """A `denoise` stage of the executor's population: all rows in fixed-size chunks through
+    the executor's step function (`denoise_step`, compiled or not), with no host sync."""
+    d, pop, rows = ex.program.decode, ex.pop, ex.pop.rows
+    spec = StepSpec(
+        w0=ctx.block_end - d.block_length,
+        block_end=ctx.block_end,
+        temperature=float(arg(op, "temperature", d.temperature)),
+        rule=arg(op, "rule", d.commit),
+        threshold=float(arg(op, "threshold", d.threshold)),
+        sampler=ex.sampler(d),
+    )
+    prompt_len = ex._prompt_positions(pop.tokens.shape[1])
+    owners = torch.arange(rows, device=ex.device) // ex.n
+    step = torch.tensor(ctx.step, device=ex.device)
+    steps_left = torch.tensor(ctx.steps_left, device=ex.device)
+    outs = ex._in_chunks(
+        rows,
+        ex._chunk_length(pop.tokens.shape[1]),
+        lambda part: ex._step_fn(
+            ex._logits,
+            pop.tokens[part],
+            owners[part],
+            pop.key[part],
+            pop.commit_logp[part],
+            step,
+            steps_left,
+            gen=ex.gen,
+            prompt_len=prompt_len,
+            mask_id=ex.mask_id,
+            shifted=ex.model.shifted_logits,
+            spec=spec,
+        ),
+    )
+    pop.tokens, pop.commit_logp, pop.step_logp = (torch.cat(t) for t in zip(*outs))
+    pop.slot.fill_(-1)
+    ex.counters.forward_rows += rows
+    ex.counters.positions += rows * (pop.tokens.shape[1] if ex.prompts is None else ex.gen)
+    ex.nfe = [k + ex.n for k in ex.nfe]

@@ -22,16 +22,17 @@ def batched(ex: Batch, op, ctx, active) -> None:
     masked = ex.gen_tokens()[:, : ctx.block_end] == ex.mask_id
     need = masked.any(dim=1)
     rows = need.nonzero().squeeze(1)
-    if len(rows) < ex.pop.rows:  # (else `commit` writes every row's)
+    n_rows = rows.shape[0]
+    if n_rows < ex.pop.rows:  # (else `commit` writes every row's)
         ex.pop.step_logp.zero_()
-    if not len(rows):
+    if not n_rows:
         return
     # the window starts at the first masked position of any row (a row outside `need` has none
     # before the block end); argmax finds the first True
     w0 = int(masked.any(dim=0).to(torch.uint8).argmax())
     ex.ensure_forward(need, ctx.block_end, w0, rows)
     c, pop = ex.cache, ex.pop
-    every = slice(None) if len(rows) == pop.rows else rows
+    every = slice(None) if n_rows == pop.rows else rows
     window = c.window_logp[:, w0 - c.w0 : ctx.block_end - c.w0][pop.slot[every]]
     ex.commit(op, ctx, every, window, w0)
 

@@ -52,8 +52,9 @@ def resample_all(ex: Batch, op, ctx, active) -> tuple[torch.Tensor, torch.Tensor
         ex.pop.score.cpu().view(B, n_in), ex.pop.logw.cpu().view(B, n_in), op.args
     )
     weights = rs.normalize_rows(logw)
-    keys = rng.mix(ex.root, op.uid, ctx.step)  # a batch's few root keys: mixed on the host
-    u = rng.uniform(keys, 0, (2 * n_in + n_out + 2,))
+    # a batch's few root keys, mixed as Python ints (the same bits as `rng.mix`)
+    keys = [rng.mix_int(root, op.uid, ctx.step) for root in ex.root.tolist()]
+    u = rng.host_uniform(keys, 0, (2 * n_in + n_out + 2,))
     ancestors = rs.resample_rows(weights, n_out, op.args["method"], u)
     ancestors = ancestors + torch.arange(0, B * n_in, n_in).view(B, 1)
     ess = rs.ess_rows(weights).tolist()
