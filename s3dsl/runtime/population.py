@@ -66,9 +66,8 @@ STATE: tuple[StateField, ...] = (
                batched_only=True),
 )
 
-# The Population's fields by how `gather` treats them: host-value tables (shared), per-row
-# tensors of several values, and one value per row (stacked by dtype and gathered together).
-_TABLES = tuple(f"{f.particle}_table" for f in STATE if f.dtype is None)
+# The Population's tensor fields by how `gather` treats them: several values per row, and one
+# value per row (stacked by dtype and gathered together). Host-value tables are shared as they are.
 _WIDE = tuple(f.name for f in STATE if f.dtype is not None and f.shape)
 _NARROW = tuple(f.name if f.dtype is not None else f"{f.particle}_id"
                 for f in STATE if not f.shape)
@@ -130,25 +129,33 @@ class _PopulationOps:
         One-value fields of one dtype and device are stacked and gathered in one go (three tensor
         ops instead of one per field); each comes back as its own row of the result, so a write
         into one field never reaches another. Which field is which comes from STATE, read once
-        (`_TABLES`, `_WIDE`, `_NARROW`), not per call: expand and resample gather at every step."""
-        out: dict[str, Any] = {name: getattr(self, name) for name in _TABLES}
+        (`_WIDE`, `_NARROW`), not per call: expand and resample gather at every step."""
+        fields = vars(self)
+        out = dict(fields)  # the host tables are shared; every tensor field is replaced below
         at: dict[torch.device, torch.Tensor] = {}
         for name in _WIDE:
-            value = getattr(self, name)
+            value = fields[name]
             where = at.setdefault(value.device, index.to(value.device))
             out[name] = value.index_select(0, where)
-        groups: dict[tuple[torch.dtype, torch.device], list[str]] = {}
+        groups: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
+        names: dict[tuple[torch.dtype, torch.device], list[str]] = {}
         for name in _NARROW:
-            value = getattr(self, name)
-            groups.setdefault((value.dtype, value.device), []).append(name)
-        for (_, device), names in groups.items():
-            where = at.setdefault(device, index.to(device))
-            if len(names) == 1:
-                out[names[0]] = getattr(self, names[0]).index_select(0, where)
-                continue
-            stacked = torch.stack([getattr(self, name) for name in names]).index_select(1, where)
-            out.update(zip(names, stacked.unbind(0)))
-        return type(self)(**out)
+            value = fields[name]
+            kind = (value.dtype, value.device)
+            if kind in groups:
+                groups[kind].append(value)
+                names[kind].append(name)
+            else:
+                groups[kind], names[kind] = [value], [name]
+        for kind, values in groups.items():
+            where = at.setdefault(kind[1], index.to(kind[1]))
+            if len(values) == 1:
+                out[names[kind][0]] = values[0].index_select(0, where)
+            else:
+                out.update(zip(names[kind], torch.stack(values).index_select(1, where).unbind(0)))
+        gathered = object.__new__(type(self))  # every field is set: the dataclass's __init__
+        gathered.__dict__.update(out)  # would only assign them again, one by one
+        return gathered
 
 
 def _host_values(f: StateField) -> property:
