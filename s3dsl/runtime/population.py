@@ -137,22 +137,17 @@ class _PopulationOps:
             value = fields[name]
             where = at.setdefault(value.device, index.to(value.device))
             out[name] = value.index_select(0, where)
-        groups: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
-        names: dict[tuple[torch.dtype, torch.device], list[str]] = {}
+        groups: dict[tuple[torch.dtype, torch.device], list[str]] = {}
         for name in _NARROW:
             value = fields[name]
-            kind = (value.dtype, value.device)
-            if kind in groups:
-                groups[kind].append(value)
-                names[kind].append(name)
-            else:
-                groups[kind], names[kind] = [value], [name]
-        for kind, values in groups.items():
-            where = at.setdefault(kind[1], index.to(kind[1]))
+            groups.setdefault((value.dtype, value.device), []).append(name)
+        for (_, device), names in groups.items():
+            where = at.setdefault(device, index.to(device))
+            values = [fields[name] for name in names]
             if len(values) == 1:
-                out[names[kind][0]] = values[0].index_select(0, where)
+                out[names[0]] = values[0].index_select(0, where)
             else:
-                out.update(zip(names[kind], torch.stack(values).index_select(1, where).unbind(0)))
+                out.update(zip(names, torch.stack(values).index_select(1, where).unbind(0)))
         gathered = object.__new__(type(self))  # every field is set: the dataclass's __init__
         gathered.__dict__.update(out)  # would only assign them again, one by one
         return gathered

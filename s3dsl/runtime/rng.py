@@ -78,20 +78,6 @@ def _scaled_index(n: int, offset: int, device: torch.device) -> torch.Tensor:
     return found
 
 
-_SCALED_NP: dict[tuple[int, int], np.ndarray] = {}
-
-
-def _scaled_index_np(n: int, offset: int) -> np.ndarray:
-    """`_scaled_index` on the CPU as a uint64 numpy array (the same bits), kept per (n, offset)."""
-    found = _SCALED_NP.get((n, offset))
-    if found is None:
-        found = _scaled_index(n, offset, torch.device("cpu")).numpy().view(np.uint64).copy()
-        if len(_SCALED_NP) > 4096:
-            _SCALED_NP.clear()
-        _SCALED_NP[(n, offset)] = found
-    return found
-
-
 HOST_MIX_ROWS = 2  # up to this many CPU keys, `mix` runs in Python ints (~0.6 us per key and
 # word); beyond, in numpy uint64 (a few us per word, whatever the count). Both beat int64 tensor
 # ops (~18 us per word). Was 24: a step's 8-32 children mixed in Python ints ran ~2% slower in a
@@ -236,7 +222,8 @@ def uniform(
 def _uniform_np(base: np.ndarray, shape: tuple[int, ...], n: int, offset: int) -> torch.Tensor:
     """`uniform`'s hash and mantissa in numpy uint64, from int64 keys already mixed with the
     counter (the same bits as the tensor code)."""
-    bits = _finalize_np(base.reshape(-1, 1).view(np.uint64) + _scaled_index_np(n, offset))
+    scaled = _scaled_index(n, offset, torch.device("cpu")).numpy().view(np.uint64)
+    bits = _finalize_np(base.reshape(-1, 1).view(np.uint64) + scaled)
     u = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * (2.0**-53)
     return torch.from_numpy(u.reshape(base.size, *shape))
 
@@ -283,22 +270,7 @@ def categorical(
     total = cdf.narrow(-1, cdf.shape[-1] - 1, 1)
     # the first entry whose cdf exceeds u * total; kept below total, as u * total may round up to it
     # (total >= 1, the largest weight being exp(0): the index is below the vocabulary size)
-    below = torch.nextafter(total, _zero(total))
+    below = torch.nextafter(total, torch.zeros((), dtype=total.dtype, device=total.device))
     target = torch.minimum(u.unsqueeze(-1).mul_(total), below)
     index = torch.searchsorted(cdf, target, right=True)
     return torch.where(total > 0, index, 0).squeeze(-1)
-
-
-_ZEROS: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
-
-
-def _zero(like: torch.Tensor) -> torch.Tensor:
-    """A 0-d zero of `like`'s dtype and device, made once outside a compiled graph."""
-    if torch.compiler.is_compiling():
-        return torch.zeros((), dtype=like.dtype, device=like.device)
-    key = (like.dtype, like.device)
-    found = _ZEROS.get(key)
-    if found is None:
-        with torch.inference_mode(False), torch.no_grad():
-            found = _ZEROS.setdefault(key, torch.zeros((), dtype=like.dtype, device=like.device))
-    return found
