@@ -1,5 +1,5 @@
-"""The host-side hashing (`rng.mix_int` in plain integers, numpy uint64 for more CPU keys and for
-uniforms) gives the tensor code's bits."""
+"""The host-side hashing (`rng.mix_int` and small uniform draws in plain integers, numpy uint64 for
+more CPU keys and larger draws) gives the tensor code's bits."""
 
 from __future__ import annotations
 
@@ -77,8 +77,8 @@ def test_mix_of_many_cpu_keys_in_numpy_equals_the_tensor_code(keys, op, step, da
 @given(keys=st.lists(INT64, min_size=1, max_size=40), counter=st.integers(0, 2**40),
        width=st.integers(1, 64), offset=st.integers(0, 512), as_tensor=st.booleans())
 def test_uniform_on_the_host_equals_the_tensor_code(keys, counter, width, offset, as_tensor):
-    """`uniform` on CPU hashes in numpy: the same float64 values, shape and dtype as the
-    tensor ops, for integer and 0-d tensor counters."""
+    """`uniform` on CPU hashes in Python ints (up to HOST_INT_DRAWS numbers) or numpy: the same
+    float64 values, shape and dtype as the tensor ops, for integer and 0-d tensor counters."""
     k = torch.tensor(keys, dtype=torch.int64)
     c = torch.tensor(counter) if as_tensor else counter
     host = rng.uniform(k, c, (width,), offset)

@@ -116,6 +116,26 @@ def test_default_sampler_changes_nothing():
             assert all(torch.equal(x, y) for x, y in zip(a, b))
 
 
+
+def test_a_program_with_no_filter_set_runs_no_filter(monkeypatch):
+    """The decode defaults (top_p 1, top_k 0) mean off: the step does not run `filter_logp`,
+    which would still renormalise the log-probs; a filter that is set does run."""
+    from s3dsl.catalog import resolve_strategy
+    from s3dsl.session import compile_file
+
+    calls = []
+    monkeypatch.setattr(transition, "filter_logp",
+                        lambda logp, p, k: calls.append((p, k)) or filter_logp(logp, p, k))
+    model = type("M", (), {"tokenizer": None})()
+    logp, gen = random_logp(2, 4, 6), torch.full((2, 4), MASK)
+    for sets, expected in (({}, []), ({"top_k": "3"}, [(None, 3)]),
+                           ({"top_p": "0.9"}, [(0.9, None)])):
+        program = compile_file(resolve_strategy("llada"), sets, 32)
+        sampler = transition.sampler_of(program.decode, model)
+        calls.clear()
+        step(logp, gen, temperature=1.0, sampler=sampler)
+        assert calls == expected, sets
+
 @pytest.mark.parametrize("key,value,message", [
     ("schedule", "cosine", "unknown schedule"),
     ("eps", "0", "decode.eps must be a number in"),

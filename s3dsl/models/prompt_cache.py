@@ -92,7 +92,7 @@ class PromptCache:
         caller writes a layer's answer part before reading it, and asks for the layers in order,
         each after the previous one is used (with one slot, asking for a layer refills it)."""
         stacked = self._stack()
-        layers, b = stacked.shape[0] // 2, len(rows)
+        layers, b = stacked.shape[0] // 2, rows.shape[0]
         if torch.compiler.is_compiling():  # a captured step: functional, nothing kept
             data = stacked.new_empty((2 * layers, b, *stacked.shape[2:3], stacked.shape[3] + gen,
                                       stacked.shape[4]))

@@ -267,6 +267,7 @@ class BatchedExecutor(BatchedForwards):
             logp.copy_(new_logp)
             torch.sum(step, dim=-1, out=pop.step_logp)
             pop.slot.fill_(-1)
+            self.cache = None  # no row points into it: the next forward needs no lookups
             return
         pop.tokens[rows, lo : lo + be - w0] = new_tokens
         pop.commit_logp[rows, w0:be] = new_logp
@@ -308,12 +309,12 @@ class BatchedExecutor(BatchedForwards):
         need = (gen == self.mask_id).any(dim=1)
         rows = need.nonzero().squeeze(1)
         clean_tok = clean_logp = None
-        if len(rows):
+        if rows.shape[0]:
             # a row outside `need` has no mask: the window over all rows is that of `need`
             w0, _ = transition.window_bounds(gen, self.mask_id, w1)
             self.ensure_forward(need, w1, w0, rows)
             cache = self.cache
-            if len(rows) == pop.rows:
+            if rows.shape[0] == pop.rows:
                 clean_tok, clean_logp = cache.clean_tok[pop.slot], cache.clean_logp[pop.slot]
             else:
                 slots = pop.slot[rows]
@@ -322,8 +323,8 @@ class BatchedExecutor(BatchedForwards):
                 clean_logp[rows] = cache.clean_logp[slots]
         tok, lp, fill = clean_prediction(gen, pop.commit_logp, clean_tok, clean_logp, self.mask_id)
         n = self.n  # rows are problem-major: n per problem
-        cands = candidates([p.prompt for p in self.batch for _ in range(n)], tok.cpu(), lp.cpu(),
-                           fill.cpu(), self.model.tokenizer)
+        cands = candidates([p.prompt for p in self.batch for _ in range(n)], tok, lp, fill,
+                           self.model.tokenizer)  # (it reads them on the host)
         pop.answers = answers_of(cands, self.extract)
         gold = [p.answer for p in self.batch for _ in range(n)]
         return self.verify(verifier_name, cands, gold).to(self.device)

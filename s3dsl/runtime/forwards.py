@@ -38,6 +38,14 @@ class Counters:
     kv_refreshes: int = 0  # rows whose block KV cache a full forward rebuilt
 
 
+def rows_of(part: slice, rows: int, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The chunk `part` of each of `tensors` (`rows` long): the tensors themselves when it is
+    all of them (the common case: one chunk), with no slicing op dispatched."""
+    if part.start == 0 and part.stop == rows:
+        return tensors
+    return tuple(t[part] for t in tensors)
+
+
 class BatchedForwards:
     # -- the forward cache -----------------------------------------------------------------
     def ensure_forward(
@@ -76,7 +84,7 @@ class BatchedForwards:
             first = torch.full((unique.shape[0],), n, dtype=torch.long, device=ids.device)
             first = first.scatter_reduce(0, inverse, torch.arange(n, device=ids.device), "amin")
             self.counters.deduplicated += n - unique.shape[0]
-            src = rows[first]
+            src = first if everyone else rows[first]  # (every row: rows is arange(n))
         else:
             unique, inverse, src = ids, torch.arange(n, device=ids.device), rows
         owners = self.problem_of(src)
@@ -138,7 +146,7 @@ class BatchedForwards:
             rows,
             self._chunk_length(ids.shape[1]),
             lambda part: transition.reduce_logits(
-                self._logits(ids[part], owners[part]), prompt_len, shifted, w0, w1
+                self._logits(*rows_of(part, rows, ids, owners)), prompt_len, shifted, w0, w1
             ),
         )
         self.counters.forward_rows += rows

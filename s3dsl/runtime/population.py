@@ -132,17 +132,23 @@ class _PopulationOps:
         (`_WIDE`, `_NARROW`), not per call: expand and resample gather at every step."""
         fields = vars(self)
         out = dict(fields)  # the host tables are shared; every tensor field is replaced below
-        at: dict[torch.device, torch.Tensor] = {}
+        at = {index.device: index}  # the index on each device a field lives on
+
+        def index_on(device: torch.device) -> torch.Tensor:
+            found = at.get(device)
+            if found is None:  # (not `setdefault`: its default would be made every time)
+                found = at[device] = index.to(device)
+            return found
+
         for name in _WIDE:
             value = fields[name]
-            where = at.setdefault(value.device, index.to(value.device))
-            out[name] = value.index_select(0, where)
+            out[name] = value.index_select(0, index_on(value.device))
         groups: dict[tuple[torch.dtype, torch.device], list[str]] = {}
         for name in _NARROW:
             value = fields[name]
             groups.setdefault((value.dtype, value.device), []).append(name)
         for (_, device), names in groups.items():
-            where = at.setdefault(device, index.to(device))
+            where = index_on(device)
             values = [fields[name] for name in names]
             if len(values) == 1:
                 out[names[0]] = values[0].index_select(0, where)

@@ -82,6 +82,9 @@ HOST_MIX_ROWS = 2  # up to this many CPU keys, `mix` runs in Python ints (~0.6 u
 # word); beyond, in numpy uint64 (a few us per word, whatever the count). Both beat int64 tensor
 # ops (~18 us per word). Was 24: a step's 8-32 children mixed in Python ints ran ~2% slower in a
 # whole S3 run than in numpy (interleaved, tiny-random 2x4 and best-of-K 8, gen 48)
+HOST_INT_DRAWS = 32  # up to this many uniforms, `uniform` hashes in Python ints (the
+# interpreter's code stays in the CPU's caches between steps, numpy's does not: in a whole run a
+# small numpy draw costs ~3x its warm time)
 ON_HOST = True  # CPU tensors hash in numpy's uint64 (the same bits, a fraction of the dispatch
 # cost of int64 tensor ops on small arrays); False: always the tensor ops (tests compare the two)
 
@@ -209,6 +212,9 @@ def uniform(
     n = 1
     for s in shape:
         n *= s
+    if _on_host(keys) and type(counter) is int and keys.numel() * n <= HOST_INT_DRAWS:
+        flat = keys.numpy().reshape(-1).tolist()
+        return _uniform_ints([mix_int(k, counter) for k in flat], shape, n, offset)
     base = _mix_host(keys, (counter,)) if _on_host(keys) else None
     if base is not None:  # numpy from the keys to the uniforms: no tensor op dispatched
         return _uniform_np(base, shape, n, offset)
@@ -228,11 +234,23 @@ def _uniform_np(base: np.ndarray, shape: tuple[int, ...], n: int, offset: int) -
     return torch.from_numpy(u.reshape(base.size, *shape))
 
 
+def _uniform_ints(bases: list[int], shape: tuple[int, ...], n: int, offset: int) -> torch.Tensor:
+    """`uniform`'s hash and mantissa in Python ints, from keys already mixed with the counter
+    (the same bits as the tensor code; `(bits >> 11) + 0.5` is exact in a float64)."""
+    scale = 2.0**-53
+    u = [((_finalize_int((b + i * _GOLDEN) & _M64) >> 11) + 0.5) * scale
+         for b in bases for i in range(offset, offset + n)]
+    return torch.tensor(u, dtype=torch.float64).view(len(bases), *shape)
+
+
 def host_uniform(keys: list[int], counter: int, shape: tuple[int, ...]) -> torch.Tensor:
     """`uniform(torch.tensor(keys), counter, shape)` for a few keys held as Python ints (a
     batch's problems' keys): the same bits, with no tensor between the keys and the numbers."""
     n = math.prod(shape)
-    return _uniform_np(np.array([mix_int(k, counter) for k in keys], dtype=np.int64), shape, n, 0)
+    bases = [mix_int(k, counter) for k in keys]
+    if len(keys) * n <= HOST_INT_DRAWS:
+        return _uniform_ints(bases, shape, n, 0)
+    return _uniform_np(np.array(bases, dtype=np.int64), shape, n, 0)
 
 
 def gumbel(

@@ -73,7 +73,8 @@ def candidates(
     # verifier reads the same numbers
     if logps.dtype not in (torch.float32, torch.float64):
         logps = logps.float()
-    tok_np, lp_np, fill_np = (t.cpu().numpy() for t in (tokens, logps, filled))
+    tok_np, lp_np, fill_np = (
+        (t if t.device.type == "cpu" else t.cpu()).numpy() for t in (tokens, logps, filled))
     tok_rows, fill_rows = tok_np.tolist(), fill_np.tolist()
     where: dict[tuple, Candidate] = {}
     out = []

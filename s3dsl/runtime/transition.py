@@ -39,7 +39,11 @@ def reduce_logits(logits: torch.Tensor, gen_start: int, shifted: bool, w0: int, 
     """logits [R, L, V] -> Reduced. Dream-style shifted logits are realigned first."""
     if shifted:
         logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
-    logp = torch.log_softmax(logits[:, gen_start:].float(), dim=-1)
+    if gen_start:  # (with the prompt cache the logits are the answer's only: no slice)
+        logits = logits[:, gen_start:]
+    if logits.dtype != torch.float32:
+        logits = logits.float()
+    logp = torch.log_softmax(logits, dim=-1)
     clean_logp, clean_tok = logp.max(dim=-1)
     return Reduced(clean_tok, clean_logp, logp[:, w0:w1].contiguous(), w0, w1)
 
@@ -79,12 +83,14 @@ def sampler_of(decode, model) -> Sampler:
     eos = getattr(model.tokenizer, "eos_id", None)
     eot = getattr(model, "eot_id", None)
     ends = tuple(i for i in (eos, eot) if i is not None)
+    top_p, top_k = getattr(decode, "top_p", None), getattr(decode, "top_k", None)
     return Sampler(
         schedule=getattr(decode, "schedule", "even"),
         eps=getattr(decode, "eps", 1e-3),
         steps_per_block=decode.steps_per_block,
-        top_p=getattr(decode, "top_p", None),
-        top_k=getattr(decode, "top_k", None),
+        # an off filter (top_p 1, top_k 0) is not run: it would still renormalise, an op a step
+        top_p=top_p if top_p is not None and top_p < 1 else None,
+        top_k=top_k or None,
         tempered_confidence=getattr(decode, "tempered_confidence", False),
         alg_temp=getattr(decode, "alg_temp", 0.0),
         banned_ids=ends[:1] if getattr(decode, "logits_eos_inf", False) else (),
@@ -244,5 +250,5 @@ def propose_window(
 def window_bounds(gen_tokens: torch.Tensor, mask_id: int, block_end: int) -> tuple[int, int]:
     """The positions a coming commit can touch: from the first masked one to block_end."""
     masked = (gen_tokens[:, :block_end] == mask_id).any(dim=0).nonzero()
-    w0 = int(masked[0]) if len(masked) else block_end
+    w0 = int(masked[0]) if masked.shape[0] else block_end
     return min(w0, block_end), block_end

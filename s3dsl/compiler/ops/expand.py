@@ -14,7 +14,7 @@ def children(rows: int, k: int, n: int, device: torch.device
     row, its number j among its siblings (its key is mix(parent key, uid, step, j)) and its
     parent's place in its problem (the `group` field). Shared with the captured step."""
     index = torch.arange(rows, device=device).repeat_interleave(k)
-    return index, torch.arange(len(index), device=device) % k, index % n
+    return index, torch.arange(index.shape[0], device=device) % k, index % n
 
 
 def batched(ex: Batch, op, ctx, active) -> None:

@@ -99,7 +99,7 @@ def survivor_keys(mix: Callable[..., torch.Tensor], keys: torch.Tensor, uid: int
                   step: int | torch.Tensor, n_out: int) -> torch.Tensor:
     """Survivor i of each problem (n_out per problem, problem-major) gets the key
     mix(its ancestor's key, uid, step, i). Shared with the captured step."""
-    return mix(keys, uid, step, torch.arange(len(keys), device=keys.device) % n_out)
+    return mix(keys, uid, step, torch.arange(keys.shape[0], device=keys.device) % n_out)
 
 
 def batched(ex: Batch, op, ctx, active) -> None:
