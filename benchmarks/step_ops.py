@@ -2,10 +2,13 @@
 `handwritten_bench.py`: how many (and which) aten ops each side dispatches, 1 torch thread.
 With --bytecodes: the Python bytecodes each side executes per run instead (a count that does not
 depend on the machine's load), by kind: the model, the text work (decoding and the verifier) and
-the engine (everything else).
+the engine (everything else). With --in-run F,G (functions of `s3dsl.runtime.rng`, e.g.
+uniform): each call's time inside whole s3dsl runs ("cold": after the rest of a step ran)
+against the same call repeated at once ("warm", as a micro-benchmark sees it).
 
     python benchmarks/step_ops.py --model tiny-random --strategy best_of_k --particles 2 --gen 48
     python benchmarks/step_ops.py --model tiny-random --strategy s3 --bytecodes --repeats 7
+    python benchmarks/step_ops.py --strategy best_of_k --in-run uniform,host_uniform
 """
 
 from __future__ import annotations
@@ -95,6 +98,40 @@ def report_bytecodes(sides: dict, repeats: int, top: int) -> None:
         print(f"  {site:40s} {n / repeats / 1e3:7.1f}K")
 
 
+def report_in_run(run, names: list[str], repeats: int) -> None:
+    """Median time per call of `rng.<name>` within whole runs, and of the same call repeated
+    right after it: the cost a step pays for code and data that the rest of the step evicted."""
+    from s3dsl.runtime import rng
+
+    times: dict[str, tuple[list[float], list[float]]] = {}
+    saved = {name: getattr(rng, name) for name in names}
+
+    def timed(name: str, fn):
+        def call(*args, **kwargs):
+            t0 = time.perf_counter()
+            out = fn(*args, **kwargs)
+            t1 = time.perf_counter()
+            fn(*args, **kwargs)
+            cold, warm = times.setdefault(name, ([], []))
+            cold.append(t1 - t0)
+            warm.append(time.perf_counter() - t1)
+            return out
+        return call
+
+    for name, fn in saved.items():
+        setattr(rng, name, timed(name, fn))
+    try:
+        for rep in range(repeats):
+            run(rep)
+    finally:
+        for name, fn in saved.items():
+            setattr(rng, name, fn)
+    for name, (cold, warm) in times.items():
+        print(f"  rng.{name:20s} {len(cold) / repeats:6.1f} calls/run  in run "
+              f"{statistics.median(cold) * 1e6:7.1f} us  repeated at once "
+              f"{statistics.median(warm) * 1e6:7.1f} us")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="tiny-random")
@@ -106,6 +143,8 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--bytecodes", action="store_true",
                     help="Python bytecodes per run by kind (deterministic) instead of ops")
+    ap.add_argument("--in-run", default="", metavar="F,G",
+                    help="time these rng functions within whole runs and repeated at once")
     args = ap.parse_args()
     torch.set_num_threads(1)
     model, label = hb.bench_model(args.model, "cpu")
@@ -119,6 +158,10 @@ def main() -> None:
                  "hand": lambda r: hb.handwritten(model, task, problems, cfg, r)}
         for fn in sides.values():
             fn(0)
+        if args.in_run:
+            print(f"# {cfg.label}, model {label}, s3dsl, {args.repeats} runs, 1 thread")
+            report_in_run(sides["s3dsl"], args.in_run.split(","), args.repeats)
+            return
         if args.bytecodes:
             print(f"# {cfg.label}, model {label}, {len(problems)} problem(s), seeds "
                   f"0-{args.repeats - 1}")

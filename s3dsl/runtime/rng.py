@@ -82,9 +82,9 @@ HOST_MIX_ROWS = 2  # up to this many CPU keys, `mix` runs in Python ints (~0.6 u
 # word); beyond, in numpy uint64 (a few us per word, whatever the count). Both beat int64 tensor
 # ops (~18 us per word). Was 24: a step's 8-32 children mixed in Python ints ran ~2% slower in a
 # whole S3 run than in numpy (interleaved, tiny-random 2x4 and best-of-K 8, gen 48)
-HOST_INT_DRAWS = 32  # up to this many uniforms, `uniform` hashes in Python ints (the
-# interpreter's code stays in the CPU's caches between steps, numpy's does not: in a whole run a
-# small numpy draw costs ~3x its warm time)
+HOST_INT_DRAWS = 32  # up to this many uniforms, `uniform` hashes in Python ints: inside whole
+# runs (`step_ops.py --in-run`) a numpy draw costs 1.3-3x its repeated-at-once time, and best-of-K
+# 2's 24 draws took 30-52 us in ints against 66-92 us in numpy (96 draws: numpy wins)
 ON_HOST = True  # CPU tensors hash in numpy's uint64 (the same bits, a fraction of the dispatch
 # cost of int64 tensor ops on small arrays); False: always the tensor ops (tests compare the two)
 
