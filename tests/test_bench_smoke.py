@@ -106,3 +106,24 @@ def test_gpu_measurement_code_path_on_cpu() -> None:
 
     row = bench.row_compiled_steps(s, load_model("tiny-random"), backend="eager")
     assert row.data["same_tokens"] and row.data["tokens_per_s"]["compiled"] > 0
+
+
+def test_observables_dump_is_repeatable_and_compare_finds_a_change(tmp_path: Path) -> None:
+    """benchmarks/observables.py (the bit-for-bit check of engine changes): the same runs dump
+    the same records, and a changed record is reported with exit 1."""
+    path = BENCH.parent / "observables.py"
+    spec = importlib.util.spec_from_file_location("observables", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args = ["--strategies", "best_of_k", "--models", "tiny-random", "--seeds", "0",
+            "--problems", "1"]
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    assert module.main([str(a), *args]) == 0
+    assert module.main([str(b), *args]) == 0
+    assert module.main(["--compare", str(a), str(b)]) == 0
+    records = json.loads(b.read_text())
+    assert set(records) == {"tiny-random/best_of_k/0", "categorical"}
+    records["tiny-random/best_of_k/0"]["full"][0]["particles"][0]["tokens"][0] += 1
+    b.write_text(json.dumps(records))
+    assert module.compare(json.loads(a.read_text()), records) == ["tiny-random/best_of_k/0"]
+    assert module.main(["--compare", str(a), str(b)]) == 1
