@@ -212,12 +212,12 @@ def uniform(
     n = 1
     for s in shape:
         n *= s
-    if _on_host(keys) and type(counter) is int and keys.numel() * n <= HOST_INT_DRAWS:
-        flat = keys.numpy().reshape(-1).tolist()
-        return _uniform_ints([mix_int(k, counter) for k in flat], shape, n, offset)
-    base = _mix_host(keys, (counter,)) if _on_host(keys) else None
-    if base is not None:  # numpy from the keys to the uniforms: no tensor op dispatched
-        return _uniform_np(base, shape, n, offset)
+    if _on_host(keys):  # no tensor op dispatched between the keys and the uniforms
+        if type(counter) is int and keys.numel() * n <= HOST_INT_DRAWS:
+            return host_uniform(keys.numpy().reshape(-1).tolist(), counter, shape, offset)
+        base = _mix_host(keys, (counter,))
+        if base is not None:
+            return _uniform_np(base, shape, n, offset)
     base = mix(keys.to(torch.int64), counter).view(-1, 1)
     bits = _finalize(base + _scaled_index(n, offset, keys.device))
     mantissa = _srl(bits, 11).to(torch.float64)
@@ -243,14 +243,16 @@ def _uniform_ints(bases: list[int], shape: tuple[int, ...], n: int, offset: int)
     return torch.tensor(u, dtype=torch.float64).view(len(bases), *shape)
 
 
-def host_uniform(keys: list[int], counter: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """`uniform(torch.tensor(keys), counter, shape)` for a few keys held as Python ints (a
-    batch's problems' keys): the same bits, with no tensor between the keys and the numbers."""
+def host_uniform(keys: list[int], counter: int, shape: tuple[int, ...],
+                 offset: int = 0) -> torch.Tensor:
+    """`uniform(torch.tensor(keys), counter, shape, offset)` for keys held as Python ints (a
+    batch's problems' keys, or a small draw's): the same bits, hashed in Python ints up to
+    HOST_INT_DRAWS numbers, in numpy beyond."""
     n = math.prod(shape)
     bases = [mix_int(k, counter) for k in keys]
     if len(keys) * n <= HOST_INT_DRAWS:
-        return _uniform_ints(bases, shape, n, 0)
-    return _uniform_np(np.array(bases, dtype=np.int64), shape, n, 0)
+        return _uniform_ints(bases, shape, n, offset)
+    return _uniform_np(np.array(bases, dtype=np.int64), shape, n, offset)
 
 
 def gumbel(

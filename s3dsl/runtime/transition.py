@@ -83,14 +83,12 @@ def sampler_of(decode, model) -> Sampler:
     eos = getattr(model.tokenizer, "eos_id", None)
     eot = getattr(model, "eot_id", None)
     ends = tuple(i for i in (eos, eot) if i is not None)
-    top_p, top_k = getattr(decode, "top_p", None), getattr(decode, "top_k", None)
     return Sampler(
         schedule=getattr(decode, "schedule", "even"),
         eps=getattr(decode, "eps", 1e-3),
         steps_per_block=decode.steps_per_block,
-        # an off filter (top_p 1, top_k 0) is not run: it would still renormalise, an op a step
-        top_p=top_p if top_p is not None and top_p < 1 else None,
-        top_k=top_k or None,
+        top_p=getattr(decode, "top_p", None),
+        top_k=getattr(decode, "top_k", None),
         tempered_confidence=getattr(decode, "tempered_confidence", False),
         alg_temp=getattr(decode, "alg_temp", 0.0),
         banned_ids=ends[:1] if getattr(decode, "logits_eos_inf", False) else (),
@@ -102,18 +100,20 @@ def filter_logp(logp: torch.Tensor, top_p: float | None, top_k: int | None) -> t
     """Dream's top-p then top-k filters on log-probabilities, renormalised (log-softmax).
 
     top-p keeps the most probable tokens up to cumulative probability top_p (and always the
-    first); top-k keeps the tokens at least as probable as the k-th.
+    first); top-k keeps the tokens at least as probable as the k-th. With both off (None, top_p
+    1, top_k 0: the decode defaults) `logp` itself comes back, not renormalised again.
     """
+    filtered = logp
     if top_p is not None and top_p < 1:
         sorted_logp, order = logp.sort(dim=-1, descending=True)
         drop = sorted_logp.softmax(-1).cumsum(-1) > top_p
         drop[..., 1:] = drop[..., :-1].clone()
         drop[..., 0] = False
-        logp = logp.masked_fill(torch.zeros_like(drop).scatter_(-1, order, drop), -math.inf)
+        filtered = logp.masked_fill(torch.zeros_like(drop).scatter_(-1, order, drop), -math.inf)
     if top_k is not None and top_k > 0:
-        kth = logp.topk(min(top_k, logp.shape[-1]), dim=-1).values[..., -1:]
-        logp = logp.masked_fill(logp < kth, -math.inf)
-    return torch.log_softmax(logp, dim=-1)
+        kth = filtered.topk(min(top_k, logp.shape[-1]), dim=-1).values[..., -1:]
+        filtered = filtered.masked_fill(filtered < kth, -math.inf)
+    return logp if filtered is logp else torch.log_softmax(filtered, dim=-1)
 
 
 def _without(logp: torch.Tensor, ids: tuple[int, ...]) -> torch.Tensor:
