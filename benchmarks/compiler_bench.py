@@ -617,7 +617,7 @@ def row_static_steps(s: Settings, model: MaskedLM, model_label: str, progress: P
     same = not mismatches(a.results, b.results)
     plain = model.inner if isinstance(model, TimedModel) else model  # the timer is Python
     executor = BatchedExecutor(program, plain, task.extract_answer, s.seed, plan(program, 3).flags)
-    executor._step_fn = torch.compile(static.denoise_step, fullgraph=True, backend="eager")
+    executor.step_fn = torch.compile(static.denoise_step, fullgraph=True, backend="eager")
     try:
         with torch.inference_mode():
             captured = not mismatches(executor.run(problems[:1]), a.results[:1])
@@ -758,7 +758,7 @@ def row_compiled_steps(s: Settings, model: MaskedLM, backend: str | None) -> Row
     for side in ("eager", "compiled"):
         ex = BatchedExecutor(program, model, task.extract_answer, s.seed, flags)
         if side == "compiled":
-            ex._step_fn = (
+            ex.step_fn = (
                 static.compiled(static.denoise_step, model.device)
                 if backend is None
                 else torch.compile(static.denoise_step, fullgraph=True, backend=backend)

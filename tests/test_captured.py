@@ -48,7 +48,7 @@ def run_executor(program, model, problems, the_plan, step_fn=None, replays=False
     if step_fn is not None:
         ex.captured.step_fn, ex.captured.replays = step_fn, replays
     if chunk is not None:
-        ex._chunk = chunk
+        ex.chunk_rows = chunk
     with torch.inference_mode():
         results = ex.run(problems, batch_size=batch_size)
     return results, ex.counters

@@ -78,3 +78,27 @@ def test_inverse_cdf_needs_no_last_entry_fix(weights, scale, points):
     fixed = torch.searchsorted(cdf, p, right=True).clamp_max(len(w) - 1)
     assert torch.equal(resampling._inverse_cdf(w, p), fixed)
     assert torch.equal(resampling._inverse_cdf_rows(w.view(1, -1), p.view(1, -1))[0], fixed)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 96), st.data())
+def test_a_window_step_logprob_has_the_bits_of_the_whole_region_sum(rows, gen, data):
+    """The executor commits on a window [w0, w0 + W) of the generated region; its step log-prob
+    (`window_committed_logprob`) must be the reference's sum over the whole region bit for bit."""
+    from s3dsl.runtime.semantics import committed_logprob, window_committed_logprob
+
+    w0 = data.draw(st.integers(0, gen - 1))
+    width = data.draw(st.integers(1, gen - w0))
+    seed = data.draw(st.integers(0, 2**16))
+    g = torch.Generator().manual_seed(seed)
+    # float32 log-probs from -2e-9 to -20 (a confident token's is near 0): summed in float64 the
+    # low bits round, so a sum over the window alone would differ from the region's
+    x0_logp = -torch.exp(torch.rand(rows, width, generator=g) * 23 - 20)
+    commit = torch.rand(rows, width, generator=g) > 0.4
+    full_logp, full_commit = torch.zeros(rows, gen), torch.zeros(rows, gen, dtype=torch.bool)
+    full_logp[:, w0 : w0 + width], full_commit[:, w0 : w0 + width] = x0_logp, commit
+    want = committed_logprob(full_logp, full_commit)
+    assert torch.equal(window_committed_logprob(x0_logp, commit, gen, w0), want)
+    out = torch.empty(rows, dtype=torch.float64)
+    window_committed_logprob(x0_logp, commit, gen, w0, out=out)
+    assert torch.equal(out, want)

@@ -343,7 +343,7 @@ def test_a_static_step_is_captured_whole_by_torch_compile(tiny_model, arith_prob
     flags = plan(program, 3).flags
     eager = BatchedExecutor(program, tiny_model, ARITH.extract_answer, 3, flags)
     captured = BatchedExecutor(program, tiny_model, ARITH.extract_answer, 3, flags)
-    captured._step_fn = torch.compile(
+    captured.step_fn = torch.compile(
         static.denoise_step, fullgraph=True, dynamic=False, backend="eager"
     )
     with torch.inference_mode():

@@ -89,12 +89,12 @@ class CapturedSteps:
         state = self._state()
         dev = ex.device
         width = pop.tokens.shape[1]
-        prompt_len = ex._prompt_positions(width)
+        prompt_len = ex.prompt_positions(width)
         shape = captured.Shape(ex.gen, prompt_len, ex.mask_id, ex.model.shifted_logits,
                                getattr(ex.model.tokenizer, "eos_id", None))
         step = torch.tensor(ctx.step, device=dev)
         steps_left = torch.tensor(ctx.steps_left, device=dev)
-        budget = ex._chunk or ex._auto_chunk(ex._chunk_length(width))
+        budget = ex.chunk_rows or ex.auto_chunk(ex.chunk_length(width))
         per_chunk = max(1, min(problems, budget // planned.peak, self.chunk_cap or problems))
         while True:
             try:
@@ -119,7 +119,8 @@ class CapturedSteps:
         if self.replays and step.device.type == "cuda":
             torch.compiler.cudagraph_mark_step_begin()  # the previous replay's outputs are copied
         first = torch.tensor(problem0, device=step.device)
-        return self.step_fn(self.ex._logits, state, planned.ops, shape, step, steps_left, first)
+        return self.step_fn(self.ex.model_logits, state, planned.ops, shape, step, steps_left,
+                            first)
 
     def _chunks(self, state, planned, shape, step, steps_left, per_chunk: int):
         """Run the step over chunks of `per_chunk` problems, each chunk's outputs copied into

@@ -56,6 +56,7 @@ from s3dsl.runtime.semantics import (
     problem_uniforms,
     search_snapshot,
     sequence_logprob,
+    window_committed_logprob,
 )
 from s3dsl.tasks.base import Problem
 
@@ -100,12 +101,13 @@ class BatchedExecutor(BatchedForwards):
         }
         self.counters = Counters()
         self.block_kv: kv_cache.BlockKV | None = None
-        self._chunk: int | None = self.flags.chunk_rows
+        self.chunk_rows: int | None = self.flags.chunk_rows  # rows a forward call takes (halved
+        # on out-of-memory, and kept); None: sized from memory (`auto_chunk`)
         self._samplers: dict[DecodeConfig, transition.Sampler] = {}
         self._auto_chunks: dict[int, int] = {}  # positions per row -> rows per call (CPU)
-        self._step_fn = static.denoise_step
+        self.step_fn = static.denoise_step
         if any(n.get("compiled") == "yes" for n in fused):
-            self._step_fn = static.compiled(static.denoise_step, self.device)
+            self.step_fn = static.compiled(static.denoise_step, self.device)
         self.captured = None  # whole steps captured as one function (runtime.captured)
         if self.lowered.has("captured-step"):
             from s3dsl.runtime.captured_driver import CapturedSteps, compiled
@@ -257,21 +259,16 @@ class BatchedExecutor(BatchedForwards):
             sampler=self.sampler(d))
         logp = (pop.commit_logp.narrow(1, w0, be - w0) if everyone
                 else pop.commit_logp[rows, w0:be])
-        new_tokens, new_logp = torch.where(commit, x0, tokens), torch.where(commit, x0_logp, logp)
-        # the step's log-prob summed over the whole generated region, as the reference does
-        # (float32 where-then-copy into float64: the same numbers as converting first)
-        step = torch.zeros((tokens.shape[0], gen), dtype=torch.float64, device=self.device)
-        step.narrow(1, w0, be - w0).copy_(torch.where(commit, x0_logp, 0.0))
-        if everyone:  # write through the views
-            tokens.copy_(new_tokens)
-            logp.copy_(new_logp)
-            torch.sum(step, dim=-1, out=pop.step_logp)
+        if everyone:  # written through the views, in place
+            torch.where(commit, x0, tokens, out=tokens)
+            torch.where(commit, x0_logp, logp, out=logp)
+            window_committed_logprob(x0_logp, commit, gen, w0, out=pop.step_logp)
             pop.slot.fill_(-1)
             self.cache = None  # no row points into it: the next forward needs no lookups
             return
-        pop.tokens[rows, lo : lo + be - w0] = new_tokens
-        pop.commit_logp[rows, w0:be] = new_logp
-        pop.step_logp[rows] = step.sum(dim=-1)
+        pop.tokens[rows, lo : lo + be - w0] = torch.where(commit, x0, tokens)
+        pop.commit_logp[rows, w0:be] = torch.where(commit, x0_logp, logp)
+        pop.step_logp[rows] = window_committed_logprob(x0_logp, commit, gen, w0)
         pop.slot[rows] = -1
 
     def sampler(self, decode: DecodeConfig) -> transition.Sampler:

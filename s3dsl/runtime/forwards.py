@@ -2,6 +2,9 @@
 with or without the prompt cache, kept per row (`slot`) so later stages reuse them.
 
 A mixin of `BatchedExecutor`: it reads the executor's population, plan stage and counters.
+The static and captured steps (`static.py`, `captured_driver.py`) run the model through the
+same public helpers (`in_chunks`, `model_logits`, `prompt_positions`, `chunk_length`,
+`auto_chunk`), so chunking, out-of-memory halving and the prompt cache behave alike on every path.
 """
 
 from __future__ import annotations
@@ -138,15 +141,15 @@ class BatchedForwards:
             self.counters.forward_rows += rows
             pop = self.pop
             return self.block_kv.forward(ids, self.owner[owners], pop.kv_row[src_rows],
-                                         pop.kv_row, w0, w1, self._in_chunks)
-        prompt_len = self._prompt_positions(ids.shape[1])
+                                         pop.kv_row, w0, w1, self.in_chunks)
+        prompt_len = self.prompt_positions(ids.shape[1])
         self.counters.positions += rows * (ids.shape[1] if self.prompts is None else self.gen)
         shifted = self.model.shifted_logits
-        parts = self._in_chunks(
+        parts = self.in_chunks(
             rows,
-            self._chunk_length(ids.shape[1]),
+            self.chunk_length(ids.shape[1]),
             lambda part: transition.reduce_logits(
-                self._logits(*rows_of(part, rows, ids, owners)), prompt_len, shifted, w0, w1
+                self.model_logits(*rows_of(part, rows, ids, owners)), prompt_len, shifted, w0, w1
             ),
         )
         self.counters.forward_rows += rows
@@ -160,10 +163,10 @@ class BatchedForwards:
             w1,
         )
 
-    def _in_chunks(self, rows: int, length: int, run: Callable[[slice], T]) -> list[T]:
+    def in_chunks(self, rows: int, length: int, run: Callable[[slice], T]) -> list[T]:
         """`run` over slices of `rows` sized to fit memory; on out-of-memory the chunk size
         halves (and stays halved) and the failed slice is retried, so no work is lost."""
-        chunk = self._chunk or self._auto_chunk(length)
+        chunk = self.chunk_rows or self.auto_chunk(length)
         out: list[T] = []
         start = 0
         while start < rows:
@@ -173,7 +176,7 @@ class BatchedForwards:
             except torch.OutOfMemoryError:
                 if chunk == 1:
                     raise
-                chunk = self._chunk = max(1, chunk // 2)
+                chunk = self.chunk_rows = max(1, chunk // 2)
                 self.counters.oom_halvings += 1
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
@@ -182,25 +185,25 @@ class BatchedForwards:
             start = part.stop
         return out
 
-    def _prompt_positions(self, width: int) -> int:
-        """Positions before the answer in what `_logits` returns (none with the prompt cache;
+    def prompt_positions(self, width: int) -> int:
+        """Positions before the answer in what `model_logits` returns (none with the prompt cache;
         without it, those of `model.forward_logits`)."""
         if self.prompts is not None:
             return 0
         return logits_kept(self.model, width, self.gen) - self.gen
 
-    def _chunk_length(self, width: int) -> int:
-        """The positions per row `_auto_chunk` sizes a call by: the whole row with the prompt
+    def chunk_length(self, width: int) -> int:
+        """The positions per row `auto_chunk` sizes a call by: the whole row with the prompt
         cache, the answer without (whose logits are all a forward keeps: `forward_logits`)."""
         return width if self.prompts is not None else self.gen
 
-    def _logits(self, ids: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
+    def model_logits(self, ids: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
         owners = self.owner[owners]  # a cohort's problems -> their rows of the batch as begun
         if self.prompts is not None:
             return self.model.forward_answer(self.prompts, owners, ids[:, -self.gen :])
         return forward_logits(self.model, ids, self.attn[owners], self.gen)
 
-    def _auto_chunk(self, length: int) -> int:
+    def auto_chunk(self, length: int) -> int:
         """Rows per call for `length` positions a row: from the free memory on a GPU (asked at
         every call), from fixed sizes on a CPU (worked out once per length)."""
         if self.device.type == "cpu":

@@ -56,7 +56,8 @@ class LaneExecutor(BatchedExecutor):
     def __init__(self, base: BatchedExecutor, turn: DeviceTurn, workers: int):
         super().__init__(base.program, base.model, base.extract, base.seed, base.flags,
                          lowered=base.lowered)
-        self.verifiers, self._step_fn, self._chunk = base.verifiers, base._step_fn, base._chunk
+        self.verifiers, self.step_fn = base.verifiers, base.step_fn
+        self.chunk_rows = base.chunk_rows
         self.turn, self.workers = turn, workers
         self.observer = getattr(base, "observer", None)
         self.shippable = {n: host_pool.can_ship(v) for n, v in self.verifiers.items()}
@@ -121,8 +122,8 @@ def run_lanes(base: BatchedExecutor, problems: Sequence[Problem], batch_size: in
             job.result()
     for ex in executors:
         _add_counters(base, ex)
-    chunks = [ex._chunk for ex in executors if ex._chunk is not None]
-    base._chunk = min(chunks) if chunks else base._chunk
+    chunks = [ex.chunk_rows for ex in executors if ex.chunk_rows is not None]
+    base.chunk_rows = min(chunks) if chunks else base.chunk_rows
     return [r for batch in out for r in batch]
 
 

@@ -164,10 +164,11 @@ ROW_METHODS = ("multinomial", "systematic", "stratified")
 def normalize_rows(logw: torch.Tensor) -> torch.Tensor:
     """`normalize` of every row of [B, n] log-weights."""
     logw = logw.double()
-    w = torch.exp(logw - logw.max(dim=1, keepdim=True).values)
+    top = logw.max(dim=1, keepdim=True).values
+    w = torch.exp(logw - top)
     w = w / w.sum(dim=1, keepdim=True)
-    dead = torch.isneginf(logw).all(dim=1, keepdim=True)
-    return torch.where(dead, torch.full_like(w, 1.0 / logw.shape[1]), w)
+    # a row all -inf (its max is -inf; a nan max is not) is uniform, as `normalize` makes it
+    return torch.where(top == -math.inf, 1.0 / logw.shape[1], w)
 
 
 def ess_rows(weights: torch.Tensor) -> torch.Tensor:

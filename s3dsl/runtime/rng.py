@@ -82,9 +82,10 @@ HOST_MIX_ROWS = 2  # up to this many CPU keys, `mix` runs in Python ints (~0.6 u
 # word); beyond, in numpy uint64 (a few us per word, whatever the count). Both beat int64 tensor
 # ops (~18 us per word). Was 24: a step's 8-32 children mixed in Python ints ran ~2% slower in a
 # whole S3 run than in numpy (interleaved, tiny-random 2x4 and best-of-K 8, gen 48)
-HOST_INT_DRAWS = 32  # up to this many uniforms, `uniform` hashes in Python ints: inside whole
-# runs (`step_ops.py --in-run`) a numpy draw costs 1.3-3x its repeated-at-once time, and best-of-K
-# 2's 24 draws took 30-52 us in ints against 66-92 us in numpy (96 draws: numpy wins)
+HOST_INT_DRAWS = 6  # up to this many uniforms, `uniform` hashes in Python ints (~1.2 us a
+# number); beyond, in numpy on one in-place buffer (~15 us whatever the count up to a few
+# hundred): 2 keys x 12 positions (best-of-K 2's draw) 29 against 15 us, 1 x 20 (resampling's)
+# 25 against 15
 ON_HOST = True  # CPU tensors hash in numpy's uint64 (the same bits, a fraction of the dispatch
 # cost of int64 tensor ops on small arrays); False: always the tensor ops (tests compare the two)
 
@@ -108,15 +109,17 @@ def mix(keys: torch.Tensor, *words: int | torch.Tensor) -> torch.Tensor:
 
 # -- numpy uint64: the tensor code's arithmetic mod 2^64, for CPU arrays -----------------------
 _U_C1, _U_C2 = np.uint64(_C1), np.uint64(_C2)
+_U30, _U27, _U31, _U11 = (np.uint64(s) for s in (30, 27, 31, 11))  # (a scalar made per call
+# costs as much as the shift itself on a step's few dozen numbers)
 
 
 def _finalize_np(x: np.ndarray) -> np.ndarray:
     """`_finalize` on a uint64 array (numpy's array arithmetic wraps mod 2^64), in place."""
-    x ^= x >> np.uint64(30)
+    x ^= x >> _U30
     x *= _U_C1
-    x ^= x >> np.uint64(27)
+    x ^= x >> _U27
     x *= _U_C2
-    x ^= x >> np.uint64(31)
+    x ^= x >> _U31
     return x
 
 
@@ -225,12 +228,29 @@ def uniform(
     return u.view(len(keys), *shape)
 
 
+_SCALED_NP: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _scaled_np(n: int, offset: int) -> np.ndarray:
+    """`_scaled_index(n, offset)` as a numpy uint64 [1, n] (the same bits: numpy's products wrap
+    mod 2^64), made once per (n, offset)."""
+    found = _SCALED_NP.get((n, offset))
+    if found is None:
+        idx = np.arange(offset, offset + n, dtype=np.uint64)
+        found = _SCALED_NP.setdefault((n, offset), (idx * np.uint64(_GOLDEN)).reshape(1, n))
+        if len(_SCALED_NP) > 4096:  # a bound, as `_SCALED`'s
+            _SCALED_NP.clear()
+    return found
+
+
 def _uniform_np(base: np.ndarray, shape: tuple[int, ...], n: int, offset: int) -> torch.Tensor:
-    """`uniform`'s hash and mantissa in numpy uint64, from int64 keys already mixed with the
-    counter (the same bits as the tensor code)."""
-    scaled = _scaled_index(n, offset, torch.device("cpu")).numpy().view(np.uint64)
-    bits = _finalize_np(base.reshape(-1, 1).view(np.uint64) + scaled)
-    u = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * (2.0**-53)
+    """`uniform`'s hash and mantissa in numpy uint64, from keys already mixed with the counter
+    (int64 or uint64; the same bits as the tensor code), in place on one buffer."""
+    bits = _finalize_np(base.reshape(-1, 1).view(np.uint64) + _scaled_np(n, offset))
+    bits >>= _U11
+    u = bits.astype(np.float64)
+    u += 0.5  # (m + 0.5) * 2^-53 as the tensor code rounds it
+    u *= 2.0**-53
     return torch.from_numpy(u.reshape(base.size, *shape))
 
 
@@ -279,7 +299,7 @@ def categorical(
     is float64 and row-local, so a row's draw does not depend on the rows beside it.
     """
     width = log_weights.shape[1]
-    u = uniform(keys, counter, (width,), offset)  # [R, W] in (0, 1)
+    u = uniform(keys, counter, (width, 1), offset)  # [R, W, 1] in (0, 1): the (W,) draw's bits
     x = log_weights.to(torch.float64, copy=True)
     if temperature != 1.0:
         x.div_(temperature)
@@ -291,6 +311,6 @@ def categorical(
     # the first entry whose cdf exceeds u * total; kept below total, as u * total may round up to it
     # (total >= 1, the largest weight being exp(0): the index is below the vocabulary size)
     below = torch.nextafter(total, torch.zeros((), dtype=total.dtype, device=total.device))
-    target = torch.minimum(u.unsqueeze(-1).mul_(total), below)
+    target = torch.minimum(u.mul_(total), below)
     index = torch.searchsorted(cdf, target, right=True)
     return torch.where(total > 0, index, 0).squeeze(-1)

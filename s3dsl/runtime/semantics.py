@@ -14,7 +14,12 @@ from collections.abc import Sequence
 import torch
 
 from s3dsl.compiler.ir import Op
-from s3dsl.compiler.ops.base import arg, committed_logprob, sequence_logprob
+from s3dsl.compiler.ops.base import (
+    arg,
+    committed_logprob,
+    sequence_logprob,
+    window_committed_logprob,
+)
 from s3dsl.compiler.ops.expand import children
 from s3dsl.compiler.ops.mh_accept import imh_chain
 from s3dsl.compiler.ops.prune import prune_survivors
@@ -31,7 +36,7 @@ from s3dsl.runtime.engine import StepContext
 __all__ = ["NAN", "arg", "children", "committed_logprob", "condition_env", "finishing_context",
            "imh_chain", "problem_uniforms", "prune_survivors", "resample_logweights",
            "resample_logweights_rows", "score_strata", "search_snapshot", "sequence_logprob",
-           "survivor_keys", "weight_update"]
+           "survivor_keys", "weight_update", "window_committed_logprob"]
 
 NAN = float("nan")
 

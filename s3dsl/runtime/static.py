@@ -98,15 +98,15 @@ def run_denoise(ex: BatchedExecutor, op: Op, ctx: StepContext) -> None:
         threshold=float(arg(op, "threshold", d.threshold)),
         sampler=ex.sampler(d),
     )
-    prompt_len = ex._prompt_positions(pop.tokens.shape[1])
+    prompt_len = ex.prompt_positions(pop.tokens.shape[1])
     owners = torch.arange(rows, device=ex.device) // ex.n
     step = torch.tensor(ctx.step, device=ex.device)
     steps_left = torch.tensor(ctx.steps_left, device=ex.device)
-    outs = ex._in_chunks(
+    outs = ex.in_chunks(
         rows,
-        ex._chunk_length(pop.tokens.shape[1]),
-        lambda part: ex._step_fn(
-            ex._logits,
+        ex.chunk_length(pop.tokens.shape[1]),
+        lambda part: ex.step_fn(
+            ex.model_logits,
             pop.tokens[part],
             owners[part],
             pop.key[part],

@@ -161,6 +161,17 @@ def committed_logprob(x0_logp: torch.Tensor, commit: torch.Tensor) -> torch.Tens
     return torch.where(commit, x0_logp.double(), 0.0).sum(dim=-1)
 
 
+def window_committed_logprob(x0_logp: torch.Tensor, commit: torch.Tensor, gen: int, w0: int,
+                             out: torch.Tensor | None = None) -> torch.Tensor:
+    """`committed_logprob` of a step that touched only the window [w0, w0 + W) of `gen`
+    positions, with the same bits: a float sum's rounding follows its length, so the window is
+    laid into the whole region first (float32 where, then copied into float64: the same numbers
+    as converting first). `out`: a [R] float64 tensor to write the sums into."""
+    full = torch.zeros((x0_logp.shape[0], gen), dtype=torch.float64, device=x0_logp.device)
+    full.narrow(1, w0, x0_logp.shape[1]).copy_(torch.where(commit, x0_logp, 0.0))
+    return full.sum(dim=-1) if out is None else torch.sum(full, dim=-1, out=out)
+
+
 def arg(op: Op, name: str, default: Any) -> Any:
     """An op argument, or the decode default when the strategy left it unset."""
     value = op.args.get(name)
