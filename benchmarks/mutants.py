@@ -104,7 +104,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("weight-prev-best-swapped", "weight", op("weight"),
            "pop.logw, pop.step_logp, pop.score, pop.prev_score, pop.best_score, op.args",
            "pop.logw, pop.step_logp, pop.score, pop.best_score, pop.prev_score, op.args"),
-    Mutant("weight-logprob-uncommitted", "weight", EX,
+    Mutant("weight-logprob-uncommitted", "weight", op("base"),  # the executor's step log-prob
            "copy_(torch.where(commit, x0_logp, 0.0))",
            "copy_(torch.where(commit | True, x0_logp, 0.0))"),
     Mutant("mh-tilted-negated", "mh-accept", op("mh_accept"),
