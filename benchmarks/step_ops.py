@@ -4,11 +4,14 @@ With --bytecodes: the Python bytecodes each side executes per run instead (a cou
 depend on the machine's load), by kind: the model, the text work (decoding and the verifier) and
 the engine (everything else). With --in-run F,G (functions of `s3dsl.runtime.rng`, e.g.
 uniform): each call's time inside whole s3dsl runs ("cold": after the rest of a step ran)
-against the same call repeated at once ("warm", as a micro-benchmark sees it).
+against the same call repeated at once ("warm", as a micro-benchmark sees it). With --split:
+each side's wall inside the model's calls and outside them (the engine: everything else, text
+work included), interleaved repeats, as one markdown row (--header: the table's head first).
 
     python benchmarks/step_ops.py --model tiny-random --strategy best_of_k --particles 2 --gen 48
     python benchmarks/step_ops.py --model tiny-random --strategy s3 --bytecodes --repeats 7
     python benchmarks/step_ops.py --strategy best_of_k --in-run uniform,host_uniform
+    python benchmarks/step_ops.py --strategy s3 --particles 2 --split --repeats 21 --header
 """
 
 from __future__ import annotations
@@ -132,6 +135,57 @@ def report_in_run(run, names: list[str], repeats: int) -> None:
               f"{statistics.median(warm) * 1e6:7.1f} us")
 
 
+MODEL_CALLS = ("forward", "forward_last", "encode_prompt", "forward_answer")
+
+
+def timing_model_calls(model) -> list[float]:
+    """Wrap the model's entry points (on this instance) to add each outermost call's wall to the
+    returned one-element list; the caller reads and resets it."""
+    spent, depth = [0.0], [0]
+    for name in MODEL_CALLS:
+        fn = getattr(model, name, None)
+        if fn is None:
+            continue
+
+        def call(*args, _fn=fn, **kwargs):
+            depth[0] += 1
+            t0 = time.perf_counter()
+            try:
+                return _fn(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    spent[0] += time.perf_counter() - t0
+        setattr(model, name, call)
+    return spent
+
+
+SPLIT_HEAD = ("| model | configuration | repeats | wall s3dsl / hand (ms) | ratio | in the model "
+              "s3dsl / hand (ms) | outside the model s3dsl / hand (ms) | outside ratio |\n"
+              "|---|---|---:|---:|---:|---:|---:|---:|")
+
+
+def report_split(sides: dict, model, label: str, cfg, repeats: int) -> None:
+    """Medians over interleaved repeats (seed = repeat) of each side's wall, its time inside the
+    model's calls, and the rest; one markdown row."""
+    spent = timing_model_calls(model)
+    rows: dict[str, list[tuple[float, float]]] = {k: [] for k in sides}
+    for rep in range(repeats):
+        for name in (sides if rep % 2 == 0 else list(sides)[::-1]):
+            spent[0] = 0.0
+            t0 = time.perf_counter()
+            sides[name](rep)
+            rows[name].append((time.perf_counter() - t0, spent[0]))
+    for name in MODEL_CALLS:  # the class's methods again
+        model.__dict__.pop(name, None)
+    med = {name: [statistics.median(w for w, _ in v), statistics.median(m for _, m in v),
+                  statistics.median(w - m for w, m in v)] for name, v in rows.items()}
+    (sw, sm, so), (hw, hm, ho) = med["s3dsl"], med["hand"]
+    print(f"| {label.split(' (')[0]} | {cfg.label} | {repeats} | {sw * 1e3:.1f} / {hw * 1e3:.1f} | "
+          f"{sw / hw:.2f} | {sm * 1e3:.1f} / {hm * 1e3:.1f} | {so * 1e3:.1f} / {ho * 1e3:.1f} | "
+          f"{so / ho:.2f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="tiny-random")
@@ -145,6 +199,9 @@ def main() -> None:
                     help="Python bytecodes per run by kind (deterministic) instead of ops")
     ap.add_argument("--in-run", default="", metavar="F,G",
                     help="time these rng functions within whole runs and repeated at once")
+    ap.add_argument("--split", action="store_true",
+                    help="wall inside and outside the model's calls, both sides (a markdown row)")
+    ap.add_argument("--header", action="store_true", help="with --split: the table's head first")
     args = ap.parse_args()
     torch.set_num_threads(1)
     model, label = hb.bench_model(args.model, "cpu")
@@ -158,6 +215,11 @@ def main() -> None:
                  "hand": lambda r: hb.handwritten(model, task, problems, cfg, r)}
         for fn in sides.values():
             fn(0)
+        if args.split:
+            if args.header:
+                print(SPLIT_HEAD)
+            report_split(sides, model, label, cfg, args.repeats)
+            return
         if args.in_run:
             print(f"# {cfg.label}, model {label}, s3dsl, {args.repeats} runs, 1 thread")
             report_in_run(sides["s3dsl"], args.in_run.split(","), args.repeats)

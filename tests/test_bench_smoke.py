@@ -127,3 +127,44 @@ def test_observables_dump_is_repeatable_and_compare_finds_a_change(tmp_path: Pat
     b.write_text(json.dumps(records))
     assert module.compare(json.loads(a.read_text()), records) == ["tiny-random/best_of_k/0"]
     assert module.main(["--compare", str(a), str(b)]) == 1
+
+
+def test_split_times_each_model_call_once_and_unwraps(capsys) -> None:
+    """step_ops.py --split: the model's nested entry points (forward calls forward_last) are
+    timed once per outermost call, and the row it prints splits each side's wall in two."""
+    import time
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("step_ops", BENCH.parent / "step_ops.py")
+    step_ops = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(step_ops)
+    from s3dsl.models.registry import load_model
+
+    model = load_model("tiny-random")
+    spent = step_ops.timing_model_calls(model)
+    ids = torch.full((2, 40), model.mask_id)
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        model.forward(ids, ids != -1)
+        wall = time.perf_counter() - t0
+    assert 0 < spent[0] <= wall  # counted once: nested calls would add forward_last again
+    for name in step_ops.MODEL_CALLS:
+        model.__dict__.pop(name, None)
+    assert "forward" not in vars(model)
+
+    calls = {"s3dsl": 0, "hand": 0}
+
+    def side(name):
+        def run(rep):
+            calls[name] += 1
+            with torch.inference_mode():
+                model.forward(ids, ids != -1)
+        return run
+
+    cfg = step_ops.hb.Config("best_of_k", 2, 8)
+    step_ops.report_split({"s3dsl": side("s3dsl"), "hand": side("hand")}, model,
+                          "tiny-random (x)", cfg, repeats=2)
+    row = capsys.readouterr().out.strip().split(" | ")
+    assert calls == {"s3dsl": 2, "hand": 2} and row[1] == cfg.label
+    assert "forward" not in vars(model)  # unwrapped again
