@@ -135,31 +135,6 @@ def report_in_run(run, names: list[str], repeats: int) -> None:
               f"{statistics.median(warm) * 1e6:7.1f} us")
 
 
-MODEL_CALLS = ("forward", "forward_last", "encode_prompt", "forward_answer")
-
-
-def timing_model_calls(model) -> list[float]:
-    """Wrap the model's entry points (on this instance) to add each outermost call's wall to the
-    returned one-element list; the caller reads and resets it."""
-    spent, depth = [0.0], [0]
-    for name in MODEL_CALLS:
-        fn = getattr(model, name, None)
-        if fn is None:
-            continue
-
-        def call(*args, _fn=fn, **kwargs):
-            depth[0] += 1
-            t0 = time.perf_counter()
-            try:
-                return _fn(*args, **kwargs)
-            finally:
-                depth[0] -= 1
-                if depth[0] == 0:
-                    spent[0] += time.perf_counter() - t0
-        setattr(model, name, call)
-    return spent
-
-
 SPLIT_HEAD = ("| model | configuration | repeats | wall s3dsl / hand (ms) | ratio | in the model "
               "s3dsl / hand (ms) | outside the model s3dsl / hand (ms) | outside ratio |\n"
               "|---|---|---:|---:|---:|---:|---:|---:|")
@@ -167,17 +142,15 @@ SPLIT_HEAD = ("| model | configuration | repeats | wall s3dsl / hand (ms) | rati
 
 def report_split(sides: dict, model, label: str, cfg, repeats: int) -> None:
     """Medians over interleaved repeats (seed = repeat) of each side's wall, its time inside the
-    model's calls, and the rest; one markdown row."""
-    spent = timing_model_calls(model)
+    model's calls, and the rest; one markdown row. `sides` run on `model`, an
+    `overlap_bench.TimedModel` (the time inside the model's calls, CUDA events on a GPU)."""
     rows: dict[str, list[tuple[float, float]]] = {k: [] for k in sides}
     for rep in range(repeats):
         for name in (sides if rep % 2 == 0 else list(sides)[::-1]):
-            spent[0] = 0.0
+            model.take_busy()
             t0 = time.perf_counter()
             sides[name](rep)
-            rows[name].append((time.perf_counter() - t0, spent[0]))
-    for name in MODEL_CALLS:  # the class's methods again
-        model.__dict__.pop(name, None)
+            rows[name].append((time.perf_counter() - t0, model.take_busy()))
     med = {name: [statistics.median(w for w, _ in v), statistics.median(m for _, m in v),
                   statistics.median(w - m for w, m in v)] for name, v in rows.items()}
     (sw, sm, so), (hw, hm, ho) = med["s3dsl"], med["hand"]
@@ -209,6 +182,10 @@ def main() -> None:
     problems = task.problems("test", args.problems)
     cfg = hb.Config(args.strategy, args.particles, args.gen)
     steps = args.gen  # one denoising step per position (the bench's schedule)
+    if args.split:
+        from overlap_bench import TimedModel
+
+        model = TimedModel(model)
     with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
         (Path(tmp) / "s3_systematic.yaml").write_text(hb.S3_SYSTEMATIC)
         sides = {"s3dsl": lambda r: hb.s3dsl_run(model, problems, cfg, r, Path(tmp)),

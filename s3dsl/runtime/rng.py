@@ -109,6 +109,7 @@ def mix(keys: torch.Tensor, *words: int | torch.Tensor) -> torch.Tensor:
 
 # -- numpy uint64: the tensor code's arithmetic mod 2^64, for CPU arrays -----------------------
 _U_C1, _U_C2 = np.uint64(_C1), np.uint64(_C2)
+_CPU = torch.device("cpu")
 _U30, _U27, _U31, _U11 = (np.uint64(s) for s in (30, 27, 31, 11))  # (a scalar made per call
 # costs as much as the shift itself on a step's few dozen numbers)
 
@@ -228,25 +229,11 @@ def uniform(
     return u.view(len(keys), *shape)
 
 
-_SCALED_NP: dict[tuple[int, int], np.ndarray] = {}
-
-
-def _scaled_np(n: int, offset: int) -> np.ndarray:
-    """`_scaled_index(n, offset)` as a numpy uint64 [1, n] (the same bits: numpy's products wrap
-    mod 2^64), made once per (n, offset)."""
-    found = _SCALED_NP.get((n, offset))
-    if found is None:
-        idx = np.arange(offset, offset + n, dtype=np.uint64)
-        found = _SCALED_NP.setdefault((n, offset), (idx * np.uint64(_GOLDEN)).reshape(1, n))
-        if len(_SCALED_NP) > 4096:  # a bound, as `_SCALED`'s
-            _SCALED_NP.clear()
-    return found
-
-
 def _uniform_np(base: np.ndarray, shape: tuple[int, ...], n: int, offset: int) -> torch.Tensor:
     """`uniform`'s hash and mantissa in numpy uint64, from keys already mixed with the counter
     (int64 or uint64; the same bits as the tensor code), in place on one buffer."""
-    bits = _finalize_np(base.reshape(-1, 1).view(np.uint64) + _scaled_np(n, offset))
+    scaled = _scaled_index(n, offset, _CPU).numpy().view(np.uint64)
+    bits = _finalize_np(base.reshape(-1, 1).view(np.uint64) + scaled)
     bits >>= _U11
     u = bits.astype(np.float64)
     u += 0.5  # (m + 0.5) * 2^-53 as the tensor code rounds it
