@@ -43,11 +43,14 @@ from s3dsl.compiler.passes import plan
 from s3dsl.dsl.errors import S3DSLError
 from s3dsl.models.config import ModelConfig
 from s3dsl.models.registry import build_random_model, load_model
-from s3dsl.runtime.model import MaskedLM, logits_of_last
+from s3dsl.runtime.model import MaskedLM
 from s3dsl.runtime.results import ProblemResult
 from s3dsl.session import compile_file, execute
 from s3dsl.tasks.base import Problem
 from s3dsl.tasks.registry import get_task
+
+sys.path.insert(0, str(Path(__file__).parent))
+from timed_model import TimedModel  # noqa: E402
 
 H100_BF16_DENSE_FLOPS = 989e12
 TASK = "arith"  # every row runs the arith task (the default model's)
@@ -124,72 +127,6 @@ class Row:
     target: str
     met: bool | None  # None: no target, or not measured
     data: dict[str, Any] = field(default_factory=dict)
-
-
-# -- model forward timing ------------------------------------------------------------------------
-class TimedModel:
-    """A `MaskedLM` proxy that times every forward call (and counts rows and tokens).
-
-    On CUDA it synchronizes before reading the clock, so the time is the forward's, not a launch's.
-    """
-
-    def __init__(self, inner: MaskedLM):
-        self.inner = inner
-        self.forward_s = 0.0
-        self.calls = 0
-        self.rows = 0
-        self.tokens = 0
-
-    def __getattr__(self, name: str) -> Any:  # name, mask_id, tokenizer, exact_prompt_cache, ...
-        return getattr(self.inner, name)  # (methods defined below never reach here)
-
-    @property
-    def device(self) -> torch.device:
-        return self.inner.device
-
-    def _timed(self, fn: Callable[[], torch.Tensor], rows: int, positions: int) -> torch.Tensor:
-        cuda = self.inner.device.type == "cuda"
-        if cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        out = fn()
-        if cuda:
-            torch.cuda.synchronize()
-        self.forward_s += time.perf_counter() - start
-        self.calls += 1
-        self.rows += rows
-        self.tokens += rows * positions
-        return out
-
-    def forward(
-        self, ids: torch.Tensor, attention_mask: torch.Tensor | None, gen_length: int | None = None
-    ) -> torch.Tensor:
-        return self._timed(
-            lambda: self.inner.forward(ids, attention_mask, gen_length), ids.shape[0], ids.shape[1]
-        )
-
-    def forward_last(self, ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                     gen_length: int | None, last: int | None) -> torch.Tensor:
-        return self._timed(
-            lambda: logits_of_last(self.inner, ids, attention_mask, gen_length, last),
-            ids.shape[0], ids.shape[1],
-        )
-
-    def encode_prompt(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
-        """Prompt-cache fill: timed as model time, counted as tokens, not as a row."""
-        out = self._timed(lambda: self.inner.encode_prompt(ids, attention_mask), 0, 0)
-        self.tokens += ids.numel()
-        return out
-
-    def forward_answer(self, cache: Any, rows: torch.Tensor, answer_ids: torch.Tensor):
-        return self._timed(
-            lambda: self.inner.forward_answer(cache, rows, answer_ids), *answer_ids.shape
-        )
-
-    __call__ = forward
-
-    def reset(self) -> None:
-        self.forward_s, self.calls, self.rows, self.tokens = 0.0, 0, 0, 0
 
 
 # -- running ---------------------------------------------------------------------------------------

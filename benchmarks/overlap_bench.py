@@ -29,7 +29,6 @@ import os
 import platform
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -40,65 +39,17 @@ from s3dsl.compiler.build import build
 from s3dsl.compiler.passes import plan
 from s3dsl.dsl.loader import parse_strategy
 from s3dsl.runtime import host_pool, overlap
-from s3dsl.runtime.model import logits_of_last
 from s3dsl.session import execute
 from s3dsl.tasks.registry import get_task
 from s3dsl.verifiers import slow
+
+sys.path.insert(0, str(Path(__file__).parent))
+from timed_model import TimedModel  # noqa: E402
 
 STRATEGIES = {"s3": {"particles": "4", "candidates": "4"}, "best_of_k": {"k": "8"}}
 # (plan, verifier processes): the serial engine; two batches in flight with one verifier
 # process (only host/device overlap); with two (also the two batches' verifiers side by side)
 MODES = {"serial": (("overlap",), None), "overlap-1proc": ((), 1), "overlap-2proc": ((), 2)}
-
-
-class TimedModel:
-    """The model, with the time inside its calls summed (the device's busy time)."""
-
-    def __init__(self, model) -> None:
-        self._model, self._lock = model, threading.Lock()
-        self.busy_s, self._events = 0.0, []
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)
-
-    @property
-    def device(self) -> torch.device:
-        return self._model.device
-
-    def _timed(self, fn, *args):
-        if self.device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            out = fn(*args)
-            end.record()
-            with self._lock:
-                self._events.append((start, end))
-            return out
-        t0 = time.perf_counter()
-        out = fn(*args)
-        with self._lock:
-            self.busy_s += time.perf_counter() - t0
-        return out
-
-    def forward(self, *args):
-        return self._timed(self._model.forward, *args)
-
-    def forward_answer(self, *args):
-        return self._timed(self._model.forward_answer, *args)
-
-    def forward_last(self, *args):
-        return self._timed(lambda *a: logits_of_last(self._model, *a), *args)
-
-    def encode_prompt(self, *args):
-        return self._timed(self._model.encode_prompt, *args)
-
-    def take_busy(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            self.busy_s += sum(s.elapsed_time(e) for s, e in self._events) / 1000
-            self._events.clear()
-        busy, self.busy_s = self.busy_s, 0.0
-        return busy
 
 
 def program_for(strategy: str, verifier: str, gen: int):
@@ -152,7 +103,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(1)
     slow.register()
     raw, model_label = bench_model(args.model, args.device)
-    model = TimedModel(raw)
+    model = TimedModel(raw, blocking=False)  # CUDA events: the host may run ahead
     n_problems, repeats = (4, 1) if args.quick else (args.problems, args.repeats)
     batch_size = 2 if args.quick else args.batch_size
     strategies = ["s3"] if args.quick else args.strategies.split(",")

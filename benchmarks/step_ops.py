@@ -142,8 +142,8 @@ SPLIT_HEAD = ("| model | configuration | repeats | wall s3dsl / hand (ms) | rati
 
 def report_split(sides: dict, model, label: str, cfg, repeats: int) -> None:
     """Medians over interleaved repeats (seed = repeat) of each side's wall, its time inside the
-    model's calls, and the rest; one markdown row. `sides` run on `model`, an
-    `overlap_bench.TimedModel` (the time inside the model's calls, CUDA events on a GPU)."""
+    model's calls, and the rest; one markdown row. `sides` run on `model`, a
+    `timed_model.TimedModel`."""
     rows: dict[str, list[tuple[float, float]]] = {k: [] for k in sides}
     for rep in range(repeats):
         for name in (sides if rep % 2 == 0 else list(sides)[::-1]):
@@ -183,7 +183,7 @@ def main() -> None:
     cfg = hb.Config(args.strategy, args.particles, args.gen)
     steps = args.gen  # one denoising step per position (the bench's schedule)
     if args.split:
-        from overlap_bench import TimedModel
+        from timed_model import TimedModel
 
         model = TimedModel(model)
     with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():

@@ -137,7 +137,7 @@ def test_split_prints_each_sides_wall_inside_and_outside_the_model(capsys) -> No
     spec = importlib.util.spec_from_file_location("step_ops", BENCH.parent / "step_ops.py")
     step_ops = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(step_ops)
-    from overlap_bench import TimedModel
+    from timed_model import TimedModel
 
     from s3dsl.models.registry import load_model
 
@@ -160,3 +160,29 @@ def test_split_prints_each_sides_wall_inside_and_outside_the_model(capsys) -> No
     assert calls == {"s3dsl": 2, "hand": 2} and row[1] == cfg.label
     wall, inside, outside = (float(row[i].split(" / ")[0]) for i in (3, 5, 6))
     assert 0 < inside < wall and outside > 0
+
+
+def test_timed_model_counts_what_went_through_the_model_in_either_mode() -> None:
+    """The benchmarks' one timer: every row and position of a run's forwards counted once (the
+    executor's own counters agree), time positive, `take_busy` resets; events mode on a CPU
+    reads the clock too."""
+    sys.path.insert(0, str(BENCH.parent))
+    from timed_model import TimedModel
+
+    from s3dsl.catalog import resolve_strategy
+    from s3dsl.compiler.passes import plan
+    from s3dsl.models.registry import load_model
+    from s3dsl.session import compile_file, execute
+    from s3dsl.tasks.registry import get_task
+
+    task = get_task("arith")
+    program = compile_file(resolve_strategy("best_of_k"), {"k": "2"}, 16, task.default_verifier)
+    problems = task.problems("test", 2)
+    for blocking in (True, False):
+        model = TimedModel(load_model("tiny-random"), blocking=blocking)
+        results, counters = execute(plan(program, 2), model, problems, task.extract_answer,
+                                    task.is_correct, 0, 2)
+        # (one call more than the engine's forwards: the batch's prompt-cache fill, no rows)
+        assert (model.rows, model.calls) == (counters.forward_rows, counters.forward_calls + 1)
+        assert model.tokens > 0 and model.forward_s > 0
+        assert model.take_busy() > 0 and (model.forward_s, model.calls, model.rows) == (0, 0, 0)
