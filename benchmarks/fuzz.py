@@ -7,7 +7,9 @@
     python benchmarks/fuzz.py --readme README.md  # also writes the counts into the README
 
 Cases come from `fuzz_inputs.py` (hypothesis strategies): strategy files in both forms, valid and
-mutated, `--set` flags, `--seed`/`--batch-size`, JSONL data files and `--db` files. Each runs
+mutated, `--set` flags, `--seed`/`--batch-size`, JSONL data files, `--db` files, and model folders
+(official LLaDA / Dream layouts and the shipped one) with one file damaged (through `s3dsl
+compile` and `s3dsl run`). Each runs
 in-process through the code path of `s3dsl validate`/`compile` (parse, build, plan, print the plan
 with rich), and a strategy that compiles to a small plan also runs on a stub model (one problem),
 so "validates, then fails at run time" is caught too. Per case: wall time, and peak Python memory
@@ -19,10 +21,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import re
 import resource
 import signal
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -102,9 +106,13 @@ class Runner:
         self.single = plan(compile_file(resolve_strategy("single"), None, 8), 2)
         from s3dsl.cli import emit  # noqa: F401 - imported once here, not inside the first case
 
+        intact = {"layout": "llada", "file": "config.json", "change": "truncate",
+                  "fraction": "1.0"}  # (every byte kept: the intact folder)
         for warm_up in (Case("strategy", b"program:\n  step: denoise\n"),
-                        Case("strategy", b"step: denoise | score(v)\n", "case.s3")):
-            self.run(warm_up)  # builds the grammar and imports rich, outside the measured cases
+                        Case("strategy", b"step: denoise | score(v)\n", "case.s3"),
+                        Case("checkpoint", b"", "config.json", intact)):
+            self.run(warm_up)  # builds the grammar, imports rich and transformers, writes the
+            # model folders (`checkpoint_bases`), outside the measured cases
 
     def run(self, case: Case) -> Outcome:
         tracemalloc.reset_peak()
@@ -208,6 +216,112 @@ class Runner:
         return False
 
 
+    def _checkpoint(self, case: Case) -> bool:
+        """`s3dsl compile` (shapes only) and `s3dsl run single` (one problem, gen 8) on a model
+        folder with one file changed (`fuzz_inputs.checkpoint`)."""
+        from typer.testing import CliRunner
+
+        from s3dsl.cli.app import app
+
+        folder = changed_checkpoint(self.workdir, case)
+        common = ["--task", "arith", "--model", str(folder)]
+        for args in (["compile", "single", *common],
+                     ["run", "single", *common, "--limit", "1", "--no-db", "--set", "gen_length=8",
+                      "--set", "steps=8"]):
+            result = CliRunner().invoke(app, args)
+            if result.exception is not None and not isinstance(result.exception, SystemExit):
+                raise result.exception
+            if result.exit_code:
+                raise RuntimeError(f"exit {result.exit_code} without an exception")
+        return True
+
+
+def checkpoint_bases(workdir: Path) -> dict[str, Path]:
+    """One intact folder per layout, written once per workdir: the tiny official LLaDA and Dream
+    checkpoints and the shipped format (`tiny-random` saved to disk)."""
+    from s3dsl.models.registry import TINY_CONFIG, build_random_model, save_model
+    from s3dsl.models.tiny_official import write_checkpoint
+
+    root = workdir / "bases"
+    bases = {layout: root / layout for layout in ("llada", "dream", "native")}
+    if not root.is_dir():
+        for layout in ("llada", "dream"):
+            write_checkpoint(bases[layout], layout)
+        save_model(build_random_model(TINY_CONFIG).module, bases["native"])
+    return bases
+
+
+def changed_checkpoint(workdir: Path, case: Case) -> Path:
+    """The case's folder: links to the intact layout's files, and the one changed file."""
+    import shutil
+
+    d = case.overrides
+    base = checkpoint_bases(workdir)[d["layout"]]
+    folder = workdir / "checkpoint"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    for path in base.iterdir():
+        if path.name != case.filename:
+            (folder / path.name).symlink_to(path)
+    original = (base / case.filename).read_bytes()
+    change = d["change"]
+    if change == "delete":
+        return folder
+    target = folder / case.filename
+    if change == "bytes":
+        target.write_bytes(case.data)
+    elif change == "truncate":
+        target.write_bytes(original[: int(len(original) * float(d["fraction"]))])
+    elif case.filename.endswith(".safetensors"):
+        target.write_bytes(changed_tensors(original, d["tensor"], int(d["key"])))
+    else:
+        target.write_text(changed_json(json.loads(original), change, int(d["key"]),
+                                       json.loads(d["value"])))
+    return folder
+
+
+def changed_json(doc, change: str, pick: int, value) -> str:
+    """`doc` with its root replaced, or its `pick`-th key set or dropped, or (`nested`) a key
+    or item inside its `pick`-th key's value set."""
+    if change == "root" or not isinstance(doc, dict) or not doc:
+        return json.dumps(value)
+    keys = sorted(doc)
+    key = keys[pick % len(keys)]
+    if change == "drop":
+        del doc[key]
+    elif change == "nested" and isinstance(doc[key], dict) and doc[key]:
+        inner = sorted(doc[key])
+        doc[key][inner[pick % len(inner)]] = value
+    elif change == "nested" and isinstance(doc[key], list) and doc[key]:
+        doc[key][pick % len(doc[key])] = value
+    else:
+        doc[key] = value
+    return json.dumps(doc)
+
+
+def changed_tensors(original: bytes, change: str, pick: int) -> bytes:
+    """A safetensors file with its `pick`-th tensor reshaped, cast to an integer or half type,
+    renamed, dropped or filled with NaN, or with an extra tensor."""
+    from safetensors.torch import load, save
+
+    tensors = load(original)
+    name = sorted(tensors)[pick % len(tensors)]
+    t = tensors[name]
+    if change == "shape":
+        tensors[name] = t.flatten()[:-1] if t.dim() == 1 else t[..., :-1].contiguous()
+    elif change == "dtype":
+        tensors[name] = t.to(torch.int32 if pick % 2 else torch.float16)
+    elif change == "rename":
+        tensors[name + ".x"] = tensors.pop(name)
+    elif change == "drop":
+        del tensors[name]
+    elif change == "extra":
+        tensors["model.extra.weight"] = torch.zeros(2)
+    else:
+        tensors[name] = torch.full_like(t, math.nan)
+    return save(tensors, metadata={"format": "pt"})
+
+
 def drive(n: int, seed: int, run_plans: bool = True) -> list[Outcome]:
     """`n` cases drawn by hypothesis (generation only: no shrinking, no example database)."""
     from hypothesis import HealthCheck, Phase, given, settings
@@ -248,7 +362,10 @@ def summary(outcomes: list[Outcome], wall_s: float) -> dict:
     errors = [o for o in outcomes if o.result == "error"]
     strategy_errors = [o for o in errors if o.kind == "strategy"]
     internal = [o for o in outcomes if o.result == "internal"]
-    slowest = max(outcomes, key=lambda o: o.seconds)
+    # the time target is checking input; a model-folder case also loads a model and decodes
+    checked = [o for o in outcomes if o.kind != "checkpoint"] or outcomes
+    folders = [o for o in outcomes if o.kind == "checkpoint"]
+    slowest = max(checked, key=lambda o: o.seconds)
     biggest = max(outcomes, key=lambda o: o.peak_bytes)
     return {
         "cases": len(outcomes),
@@ -265,9 +382,13 @@ def summary(outcomes: list[Outcome], wall_s: float) -> dict:
         "internal_examples": [o.message for o in internal[:10]],
         "slowest_s": round(slowest.seconds, 3),
         "slowest_case": f"{slowest.kind}: {slowest.result} {slowest.message[:100]}",
-        "over_2s": sum(o.seconds > 2 for o in outcomes),
-        "slowest_cpu_s": round(max(o.cpu_seconds for o in outcomes), 3),
-        "over_2s_cpu": sum(o.cpu_seconds > 2 for o in outcomes),
+        "over_2s": sum(o.seconds > 2 for o in checked),
+        "slowest_cpu_s": round(max(o.cpu_seconds for o in checked), 3),
+        "over_2s_cpu": sum(o.cpu_seconds > 2 for o in checked),
+        "folder_cases": len(folders),
+        "folder_median_s": round(statistics.median(o.seconds for o in folders), 3) if folders
+        else None,
+        "folder_slowest_s": round(max(o.seconds for o in folders), 3) if folders else None,
         "peak_mb": round(biggest.peak_bytes / 2**20, 1),
         "peak_own_mb": round(max(o.own_bytes for o in outcomes) / 2**20, 1),
         "over_500mb": sum(o.peak_bytes > 500 * 2**20 for o in outcomes),
@@ -293,9 +414,13 @@ def readme_section(s: dict, seed: int) -> str:
         f"| strategy-file errors with file:line:col | {s['strategy_errors_with_line_col']:,} of "
         f"{s['strategy_errors']:,} | all |",
         f"| internal errors (exit 1) | {s['internal']:,} | 0 |",
-        f"| slowest case, wall (CPU time) | {s['slowest_s']:.2f} s ({s['slowest_cpu_s']:.2f} s)"
-        " | < 2 s |",
-        f"| cases over 2 s, wall (CPU time) | {s['over_2s']:,} ({s['over_2s_cpu']:,}) | 0 |",
+        f"| slowest case, wall (CPU time), model folders aside | {s['slowest_s']:.2f} s "
+        f"({s['slowest_cpu_s']:.2f} s) | < 2 s |",
+        f"| cases over 2 s, wall (CPU time), model folders aside | {s['over_2s']:,} "
+        f"({s['over_2s_cpu']:,}) | 0 |",
+        *([f"| model-folder cases (each loads a model and decodes one problem, under "
+           f"tracemalloc): median, slowest wall | {s['folder_median_s']:.2f} s, "
+           f"{s['folder_slowest_s']:.2f} s | - |"] if s["folder_cases"] else []),
         f"| peak memory of one case: its own allocations (all traced, baseline included) | "
         f"{s['peak_own_mb']:,} MB ({s['peak_mb']:,} MB) | < 500 MB |",
         f"| cases over 500 MB | {s['over_500mb']:,} | 0 |",

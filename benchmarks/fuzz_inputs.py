@@ -278,9 +278,47 @@ def db_file(draw) -> Case:
     return Case("db", payload, shape)
 
 
+# -- model folders: official LLaDA / Dream layouts and the shipped format, one file changed ----
+
+CHECKPOINT_FILES = {  # what each layout's folder holds (benchmarks/fuzz.py builds them)
+    "llada": ("config.json", "model.safetensors.index.json", "model-00001-of-00002.safetensors",
+              "tokenizer.json", "tokenizer_config.json"),
+    "dream": ("config.json", "model.safetensors.index.json", "model-00002-of-00002.safetensors",
+              "tokenizer.json", "tokenizer_config.json", "generation_config.json"),
+    "native": ("config.json", "model.safetensors"),
+}
+json_value = st.one_of(
+    st.none(), st.booleans(), st.text(max_size=6), st.lists(st.integers(-2, 3), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=1),
+    st.sampled_from([0, -1, 1, 2, 3, 7, 31, 2**31, 2**63, 10**30, 0.5, -0.0, 1e308, 1e-320,
+                     float("nan"), float("inf"), "32", "llada", "Dream"]),
+)
+CHECKPOINT_CHANGES = ("delete", "bytes", "truncate", "root", "set", "drop", "nested", "tensor")
+
+
+@st.composite
+def checkpoint(draw) -> Case:
+    """A model folder with one file changed: deleted, random bytes, truncated, a JSON file whose
+    root is not an object, a key set to a hostile value or dropped (`key` picks one of the
+    file's keys, `nested` one inside a value), a safetensors file with one tensor changed."""
+    layout = draw(st.sampled_from(tuple(CHECKPOINT_FILES)))
+    name = draw(st.sampled_from(CHECKPOINT_FILES[layout]))
+    change = draw(st.sampled_from(CHECKPOINT_CHANGES))
+    detail = {
+        "layout": layout, "file": name, "change": change,
+        "key": str(draw(st.integers(0, 60))),
+        "value": json.dumps(draw(json_value)),
+        "fraction": str(draw(st.sampled_from([0.0, 0.01, 0.3, 0.9, 0.999]))),
+        "tensor": draw(st.sampled_from(["shape", "dtype", "rename", "drop", "extra", "nan"])),
+    }
+    payload = draw(st.binary(max_size=64)) if change == "bytes" else b""
+    return Case("checkpoint", payload, name, detail)
+
+
 def any_case() -> st.SearchStrategy[Case]:
     """The mix the benchmark draws from: mostly strategy files, valid and mutated."""
     return st.one_of(
         mutated_strategy(), mutated_strategy(), mutated_strategy(), valid_strategy(),
         valid_strategy(), valid_strategy(), flags(), run_options(), data_file(), db_file(),
+        checkpoint(),
     )

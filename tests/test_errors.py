@@ -266,6 +266,8 @@ def test_cli_markup_in_names(tmp_path):
     (["--seed", str(2**70)], "--seed must be between 0 and 2**63-1"),
     (["--batch-size", "0"], "--batch-size must be at least 1"),
     (["--json", "out"], "--json out: is a directory"),
+    (["--trace", "a-file"], "--trace a-file: is a file, not a folder"),
+    (["--trace", "a-file/trace"], "--trace a-file/trace: cannot create it"),
 ])
 def test_cli_flags_are_checked_before_the_run(tmp_path, monkeypatch, flag, words):
     from typer.testing import CliRunner
@@ -274,6 +276,47 @@ def test_cli_flags_are_checked_before_the_run(tmp_path, monkeypatch, flag, words
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "out").mkdir()
+    (tmp_path / "a-file").write_text("")
     monkeypatch.setattr("s3dsl.resume.run_stored", lambda *a, **k: pytest.fail("it ran"))
     result = CliRunner().invoke(app, ["run", "single", *SMALL, "--no-db", *flag])
     assert isinstance(result.exception, S3DSLError) and words in str(result.exception)
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["single", "best_of_k", "--set", "k=[1,2"], "--set k=[1,2: expected int"),
+    (["single", "best_of_k", "--set", "gen_length=1000"], "does not fit model arith"),
+    (["single", "--out", "a-file"], "--out a-file: is a file, not a folder"),
+    (["single", "--trace", "a-file"], "--trace a-file: is a file, not a folder"),
+])
+def test_compare_checks_every_strategy_and_folder_before_the_first_run(tmp_path, monkeypatch,
+                                                                        args, words):
+    """An error in the last strategy of a comparison, or in where it writes, comes before any
+    run: nothing is computed and then thrown away."""
+    from typer.testing import CliRunner
+
+    from s3dsl.cli.app import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr("s3dsl.resume.run_stored", lambda *a, **k: pytest.fail("it ran"))
+    result = CliRunner().invoke(app, ["compare", *args, "--task", "arith", "--limit", "1",
+                                      "--no-db"])
+    assert isinstance(result.exception, S3DSLError) and words in str(result.exception), (
+        result.output)
+
+
+def test_report_out_that_cannot_be_a_folder_is_a_user_error(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from s3dsl.cli.app import app
+    from s3dsl.store import Store
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    ran = CliRunner().invoke(app, ["run", "single", *SMALL, "--db", "r.db"])
+    assert ran.exit_code == 0, ran.output
+    with Store(tmp_path / "r.db") as store:
+        run_id = store.runs()[0].key[:8]
+    for out, words in (("a-file", "is a file, not a folder"), ("a-file/x", "cannot create it")):
+        result = CliRunner().invoke(app, ["report", run_id, "--db", "r.db", "--out", out])
+        assert isinstance(result.exception, S3DSLError) and words in str(result.exception)

@@ -2,7 +2,7 @@
 an `S3DSLError` (strategy files: one line with file:line:col), never in another exception.
 
 The generators and the runner are the benchmark's (`benchmarks/fuzz_inputs.py`, `fuzz.py`); here
-about 1,000 cases run in CI, the benchmark runs 10,000+ and reports time and memory.
+about 1,200 cases run in CI, the benchmark runs 10,000+ and reports time and memory.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ sys.path.insert(0, str(BENCH))
 
 from fuzz_inputs import (  # noqa: E402
     Case,
+    checkpoint,
     data_file,
     db_file,
     flags,
@@ -91,3 +92,68 @@ def test_seed_and_batch_size_are_checked(runner, case: Case):
 @given(case=db_file())
 def test_database_files_are_checked(runner, case: Case):
     check(runner.run(case))
+
+
+@budget(150)
+@given(case=checkpoint())
+def test_model_folders_with_a_damaged_file_are_checked(runner, case: Case):
+    """`s3dsl compile` and `s3dsl run` on an official LLaDA / Dream folder or a shipped-format
+    one, with one file deleted, truncated, replaced or holding a hostile value."""
+    check(runner.run(case))
+
+
+def _folder_case(layout: str, name: str, change: str, key: str = "0", value=None,
+                 tensor: str = "shape", fraction: str = "0.5") -> Case:
+    import json
+
+    detail = {"layout": layout, "file": name, "change": change, "key": key,
+              "value": json.dumps(value), "fraction": fraction, "tensor": tensor}
+    return Case("checkpoint", b"", name, detail)
+
+
+def _sorted_key(workdir: Path, layout: str, name: str, key: str) -> str:
+    """The `key` index `changed_json` turns into `key` (it picks among the sorted keys)."""
+    import json
+
+    base = fuzz.checkpoint_bases(workdir)[layout] / name
+    return str(sorted(json.loads(base.read_text())).index(key))
+
+
+@pytest.mark.parametrize("layout,name,change,key,value,message", [
+    ("llada", "config.json", "root", None, [1, 2], "expected a JSON object at the top, found list"),
+    ("dream", "config.json", "set", "hidden_size", "32", "hidden_size must be an integer"),
+    ("native", "config.json", "set", "n_heads", 0, "n_heads must be an integer in"),
+    ("native", "config.json", "set", "d_model", 34, "d_model / n_heads must be an even integer"),
+    ("native", "config.json", "set", "n_layers", 10**30, "n_layers must be an integer in"),
+    ("llada", "config.json", "set", "mask_token_id", "x", "the mask id must be a token id"),
+    ("llada", "config.json", "set", "eos_token_id", -5, "the EOS token id must be a token id"),
+    ("llada", "model.safetensors.index.json", "set", "weight_map", {"a": "../x"},
+     "weight_map must map tensor names to shard file names"),
+    ("dream", "tokenizer_config.json", "set", "chat_template", "{% if %}",
+     "chat template cannot be rendered"),
+    ("dream", "tokenizer_config.json", "root", None, [2, 3], "expected a JSON object"),
+    ("dream", "model-00002-of-00002.safetensors", "truncate", None, None,
+     "cannot read the weights in .*model-00002-of-00002.safetensors"),
+    ("native", "model.safetensors", "tensor", None, None, "size mismatch for"),
+])
+def test_a_damaged_model_folder_names_the_file_and_the_value(runner, layout, name, change, key,
+                                                             value, message):
+    """Each is one line exit 2 from `s3dsl run`, never a traceback: what is wrong, and where."""
+    import re
+
+    from s3dsl.dsl.errors import S3DSLError
+
+    pick = _sorted_key(runner.workdir, layout, name, key) if key else "0"
+    case = _folder_case(layout, name, change, pick, value)
+    with pytest.raises(S3DSLError) as caught:
+        runner._checkpoint(case)
+    assert re.search(message, caught.value.render()), caught.value.render()
+    assert "\n" not in caught.value.render()
+
+
+def test_weights_stored_as_integers_or_halves_still_load_and_run(runner):
+    """A shipped-format file whose tensor was saved as int32 or float16 loads as float32 (as
+    before the weights were assigned in place) and decodes."""
+    for pick in ("1", "2"):  # changed_tensors: odd -> int32, even -> float16
+        assert runner._checkpoint(_folder_case("native", "model.safetensors", "tensor", pick,
+                                               tensor="dtype"))

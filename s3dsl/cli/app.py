@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -237,6 +238,7 @@ def run(
 
     check_run_options(seed, batch_size)
     check_json_target(json_path)
+    check_output_folder(trace, "--trace")
     set_threads(threads)
     from s3dsl.distributed import current_world
 
@@ -285,7 +287,13 @@ def run(
         if trace is not None and world.is_main:
             from s3dsl.trace_view import write_traces
 
-            page = write_traces(store, [stored.run], trace, f"{program.name} on {the_task.name}")
+            try:
+                page = write_traces(store, [stored.run], trace,
+                                    f"{program.name} on {the_task.name}")
+            except OSError as e:  # (checked before the run; the disk may fill up since)
+                raise S3DSLError(f"--trace {trace}: cannot write it ({e.strerror or e})",
+                                 None, "the results are kept in --db: run again to resume"
+                                 ) from None
     world.finish()
     if not world.is_main:
         return
@@ -313,6 +321,22 @@ def check_json_target(path: Path | None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise S3DSLError(f"--json {path}: cannot create its folder ({e.strerror or e})") from None
+
+
+def check_output_folder(path: Path | None, flag: str) -> None:
+    """A folder the command writes into after the run (`--trace`, `--out`), made and checked
+    before it, so a path that cannot be one fails before any forward, not after the work."""
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        raise S3DSLError(f"{flag} {path}: is a file, not a folder", None, "give a folder name")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise S3DSLError(f"{flag} {path}: cannot create it ({e.strerror or e})") from None
+    if not os.access(path, os.W_OK):
+        raise S3DSLError(f"{flag} {path}: the folder is not writable", None,
+                         "give a folder you can write to")
 
 
 def _progress(show: bool = True) -> Progress:

@@ -26,6 +26,7 @@ from s3dsl.cli.app import (
     SystemOpt,
     app,
     check_device,
+    check_output_folder,
     console,
     load_any_model,
     load_task,
@@ -158,6 +159,8 @@ def compare(
     if max_k < 1:
         raise S3DSLError("--max-k must be at least 1")
     check_device(device)
+    check_output_folder(out, "--out")
+    check_output_folder(trace, "--trace")
     set_threads(threads)
     from s3dsl.distributed import current_world
 
@@ -292,14 +295,21 @@ class _Runner:
         from s3dsl.cli.app import _progress
         from s3dsl.compiler.passes import plan
         from s3dsl.resume import run_stored
-        from s3dsl.session import compile_file
+        from s3dsl.session import check_run_limits, check_run_options, compile_file
 
+        # every spec compiled and checked before the first runs: an error in the last one must
+        # not wait for (or, with --no-db, throw away) the runs of the others
+        plans = []
+        for spec in specs:
+            program = compile_file(spec.path, spec.overrides, self.task.gen_length,
+                                   self.task.default_verifier)
+            plans.append(plan(program, self.opt_level, self.disable))
+            check_run_limits(plans[-1], self.model, self.problems, self.seeds[0],
+                             self.batch_size)
+        check_run_options(self.seeds[-1], self.batch_size)
         runs = []
         with _progress(self.world.is_main) as bar:
-            for spec in specs:
-                program = compile_file(spec.path, spec.overrides, self.task.gen_length,
-                                       self.task.default_verifier)
-                the_plan = plan(program, self.opt_level, self.disable)
+            for spec, the_plan in zip(specs, plans):
                 shown = " ".join(f"{k}={v}" for k, v in spec.overrides.items())
                 runs.append([])
                 for s in self.seeds:
@@ -319,15 +329,19 @@ def _emit(report, out: Path | None) -> None:
     from s3dsl.report import to_json
     from s3dsl.report_view import to_markdown, to_rich
 
+    check_output_folder(out, "--out")  # (`compare` checked it before its runs; `report` here)
     if out is not None:
-        if have_matplotlib():
-            for path in write_plots(report, out):
-                report.notes.append(f"plot: {path}")
-        else:
-            report.notes.append(SKIPPED)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "report.md").write_text(to_markdown(report))
-        (out / "report.json").write_text(json.dumps(to_json(report), indent=2))
+        try:
+            if have_matplotlib():
+                for path in write_plots(report, out):
+                    report.notes.append(f"plot: {path}")
+            else:
+                report.notes.append(SKIPPED)
+            (out / "report.md").write_text(to_markdown(report))
+            (out / "report.json").write_text(json.dumps(to_json(report), indent=2))
+        except OSError as e:  # (the disk filled up, the folder went away): the report still
+            console.print(to_rich(report))  # reaches the terminal
+            raise S3DSLError(f"--out {out}: cannot write the report ({e.strerror or e})") from None
     console.print(to_rich(report))
     if out is not None:
         console.print(f"wrote {out / 'report.md'} and {out / 'report.json'}")

@@ -27,6 +27,12 @@ import torch
 from s3dsl.errors import S3DSLError
 from s3dsl.models.block_kv import BlockKVForwards
 from s3dsl.models.config import ModelConfig
+from s3dsl.models.folder_files import (
+    assign_weights,
+    read_json_object,
+    reading_weights,
+    token_id,
+)
 from s3dsl.models.hub_tokenizer import HubTokenizer, load_fast_tokenizer
 from s3dsl.models.transformer import MaskPredictor
 from s3dsl.models.wrapper import DiffusionLM
@@ -131,11 +137,7 @@ IGNORED = re.compile(r".*rotary_emb\.inv_freq$")  # buffers some exports include
 
 
 def read_config(directory: Path) -> dict[str, Any]:
-    path = directory / "config.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise S3DSLError(f"cannot read {path}: {e}") from e
+    return read_json_object(directory / "config.json")
 
 
 def family_of(config: dict[str, Any]) -> Family | None:
@@ -157,18 +159,16 @@ def native_config(family: Family, config: dict[str, Any], name: str) -> ModelCon
                 hint="use --model hf:DIR --trust-remote-code for a variant with its own code",
             )
     values: dict[str, Any] = {}
+    source: dict[str, str] = {}  # ModelConfig field -> the config.json key it came from
     for field_name, keys in family.shape.items():  # "a|b": the first key present wins
-        present = [config[k] for k in keys.split("|") if config.get(k) is not None]
+        present = [k for k in keys.split("|") if config.get(k) is not None]
         if present:
-            values[field_name] = present[0]
+            values[field_name], source[field_name] = config[present[0]], present[0]
         elif field_name != "n_kv_heads":  # absent = one kv head per query head
             raise S3DSLError(f"{name}: config.json lacks {keys.replace('|', ' / ')}")
     bias = any(config.get(k) for k in family.qkv_bias) if family.qkv_bias else True
-    return ModelConfig(
-        **values,
-        chars="",
-        name=name,
-        qkv_bias=bias,
+    return ModelConfig.checked(
+        {**values, "chars": "", "name": name, "qkv_bias": bias}, f"{name}/config.json", source
     )
 
 
@@ -182,9 +182,15 @@ def _name_table(family: Family, n_layers: int) -> dict[str, str]:
 
 def _weight_files(directory: Path) -> list[Path]:
     if (directory / INDEX).is_file():
-        index = json.loads((directory / INDEX).read_text())
-        files = sorted(set(index.get("weight_map", {}).values()))
-        paths = [directory / f for f in files]
+        weight_map = read_json_object(directory / INDEX).get("weight_map")
+        if not isinstance(weight_map, dict) or not all(
+            isinstance(f, str) and f and Path(f).name == f for f in weight_map.values()
+        ):
+            raise S3DSLError(
+                f"{directory / INDEX}: weight_map must map tensor names to shard file names "
+                "in the folder"
+            )
+        paths = [directory / f for f in sorted(set(weight_map.values()))]
         absent = [str(p.name) for p in paths if not p.is_file()]
         if absent:
             raise S3DSLError(
@@ -209,7 +215,7 @@ def read_weights(
     table = _name_table(family, cfg.n_layers)
     state: dict[str, torch.Tensor] = {}
     for path in _weight_files(directory):
-        with safe_open(str(path), framework="pt", device=str(device)) as f:
+        with reading_weights(path), safe_open(str(path), framework="pt", device=str(device)) as f:
             for key in f.keys():  # noqa: SIM118 - safe_open has no __iter__
                 if IGNORED.match(key):
                     continue
@@ -297,23 +303,6 @@ class CachingCheckpointLM(CheckpointLM):
     forward_answer = DiffusionLM.forward_answer
 
 
-def _load_state(
-    module: MaskPredictor, state: dict[str, torch.Tensor], directory: Path, family: Family
-) -> None:
-    expected = set(module.state_dict())
-    missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or extra:
-        raise S3DSLError(
-            f"{directory}: the weights do not fit the {family.name} config "
-            f"(missing {missing[:3]}, unexpected {extra[:3]})",
-            hint="check config.json against the shards",
-        )
-    try:
-        module.load_state_dict(state, assign=True)
-    except RuntimeError as e:
-        raise S3DSLError(f"{directory}: {str(e).splitlines()[0]}") from e
-
-
 def default_dtype(device: str) -> torch.dtype:
     """bfloat16 on a GPU (the checkpoints' own precision), float32 on CPU."""
     return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
@@ -351,19 +340,20 @@ def load_checkpoint(
         module = MaskPredictor(cfg).to(dtype)
     state = read_weights(directory, family, cfg, tied, device, dtype) if weights else None
     if state is not None:
-        _load_state(module, state, directory, family)
+        official = {native: name for name, native in _name_table(family, cfg.n_layers).items()}
+        assign_weights(module, state, directory, family.name, official)
     tok = load_fast_tokenizer(directory)
     eos = config.get("eos_token_id", tok.eos_token_id)
-    eos = eos[0] if isinstance(eos, list) else eos
+    eos = eos[0] if isinstance(eos, list) and eos else eos
     if eos is None:
         raise S3DSLError(f"{directory}: neither config.json nor the tokenizer names an EOS token")
+    eos = token_id(eos, f"{directory}: the EOS token id", cfg.vocab_size)
     vocab = tok.get_vocab()
     eot = vocab.get(family.end_of_turn)
-    tokenizer = HubTokenizer(tok, int(eos), (eot,) if eot is not None else (), chat, system)
+    tokenizer = HubTokenizer(tok, eos, (eot,) if eot is not None else (), chat, system)
     mid = mask_id if mask_id is not None else config.get("mask_token_id", tok.mask_token_id)
     mid = family.default_mask_id if mid is None else mid
-    if not 0 <= int(mid) < cfg.vocab_size:
-        raise S3DSLError(f"mask id {mid} is outside the vocabulary ({cfg.vocab_size})")
+    token_id(mid, "the mask id", cfg.vocab_size)
     shifted = family.shifted_logits if shifted_logits is None else shifted_logits
     # the prompt format is part of the name, so stored results of one never resume the other
     mode = "chat" if tokenizer.chat else "no chat"

@@ -5,8 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
+from s3dsl.errors import S3DSLError
+from s3dsl.models.folder_files import positive_float, positive_int, read_json_object
 from s3dsl.models.tokenizer import DEFAULT_CHARS, SPECIALS
+
+MAX_LAYERS = 4096  # far above any released model; a config beyond it is broken, not large
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,35 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, path: Path) -> ModelConfig:
-        data = json.loads(Path(path).read_text())
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """The shipped format's config.json (unknown keys are ignored)."""
+        return cls.checked(read_json_object(Path(path)), str(path))
+
+    @classmethod
+    def checked(cls, values: dict[str, Any], source: str,
+                keys: dict[str, str] | None = None) -> ModelConfig:
+        """A config from a model's files, each known field checked against its type first, so a
+        wrong value is the file's error (`source` names the file, `keys` the file's name of a
+        field where it differs), not a TypeError in the model."""
+        given: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in values:
+                continue
+            value = values[f.name]
+            what = f"{source}: {(keys or {}).get(f.name, f.name)}"
+            if f.type == "int | None" and value is None:
+                pass
+            elif f.type in ("int", "int | None"):
+                positive_int(value, what)
+            elif f.type == "float":
+                value = positive_float(value, what)
+            elif f.type == "bool" and type(value) is not bool:
+                raise S3DSLError(f"{what} must be true or false, found {value!r}")
+            elif f.type == "str" and not isinstance(value, str):
+                raise S3DSLError(f"{what} must be a string, found {value!r}")
+            given[f.name] = value
+        if given.get("n_layers", 1) > MAX_LAYERS:
+            raise S3DSLError(f"{source}: n_layers {given['n_layers']} is above {MAX_LAYERS}")
+        try:
+            return cls(**given)
+        except ValueError as e:
+            raise S3DSLError(f"{source}: {e}") from e

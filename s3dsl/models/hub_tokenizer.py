@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from s3dsl.errors import S3DSLError
+from s3dsl.models.folder_files import read_json_object
 
 
 def load_fast_tokenizer(directory: Path) -> Any:
@@ -32,11 +33,18 @@ def load_fast_tokenizer(directory: Path) -> Any:
             f"'{directory}' has no tokenizer (neither tokenizer.json nor vocab.json + merges.txt)",
             hint="copy the checkpoint's tokenizer files into the directory",
         )
+    if (directory / "tokenizer_config.json").is_file():
+        read_json_object(directory / "tokenizer_config.json")  # (transformers assumes an object)
     try:
-        return cls.from_pretrained(str(directory), local_files_only=True)
-    except (OSError, ValueError) as e:
+        tok = cls.from_pretrained(str(directory), local_files_only=True)
+        tok.decode(tok.encode("1 + 2 =", add_special_tokens=False))  # a value that breaks only
+        return tok  # when text is encoded fails here, at load, not in the middle of a run
+    except Exception as e:  # noqa: BLE001 - only transformers' parsing of the folder's files
+        # runs here, and the tokenizers library raises bare Exceptions for malformed JSON
+        first = (str(e).splitlines() or [""])[0][:200]
         raise S3DSLError(
-            f"cannot read the tokenizer in '{directory}': {str(e).splitlines()[0]}"
+            f"cannot read the tokenizer in '{directory}': {type(e).__name__}: {first}",
+            hint="the tokenizer files are damaged or not in transformers' format",
         ) from e
 
 
@@ -67,6 +75,15 @@ class HubTokenizer:
             )
         self.chat = has_template if chat is None else chat
         self.system = system
+        if self.chat:  # a template that cannot render fails here, not at the first problem
+            try:
+                self.encode_prompt("1 + 2 =")
+            except Exception as e:  # noqa: BLE001 - only transformers' Jinja rendering runs here
+                raise S3DSLError(
+                    f"the tokenizer's chat template cannot be rendered: {type(e).__name__}: "
+                    f"{(str(e).splitlines() or [''])[0][:200]}",
+                    hint="fix chat_template in tokenizer_config.json, or use --no-chat",
+                ) from e
 
     def __len__(self) -> int:
         return len(self.tok)

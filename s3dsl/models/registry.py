@@ -9,6 +9,7 @@ from safetensors.torch import load_file, save_file
 
 from s3dsl.errors import S3DSLError, did_you_mean
 from s3dsl.models.config import ModelConfig
+from s3dsl.models.folder_files import assign_weights, reading_weights
 from s3dsl.models.transformer import MaskPredictor
 from s3dsl.models.wrapper import DiffusionLM
 
@@ -69,6 +70,10 @@ def load_model(
             hint=did_you_mean(name_or_path, MODELS),
         )
     config = ModelConfig.from_json(directory / "config.json")
-    module = MaskPredictor(config)
-    module.load_state_dict(load_file(str(directory / "model.safetensors")))
+    with torch.device("meta"):  # nothing allocated before the weights are known to fit
+        module = MaskPredictor(config)
+    weights = directory / "model.safetensors"
+    with reading_weights(weights):  # float32, as the shipped format stores them
+        state = {k: v.to(torch.float32) for k, v in load_file(str(weights)).items()}
+    assign_weights(module, state, directory, "s3dsl")
     return DiffusionLM(module.to(device=device, dtype=dtype), name=name_or_path)
