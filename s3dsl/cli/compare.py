@@ -330,6 +330,7 @@ def _emit(report, out: Path | None) -> None:
     from s3dsl.report_view import to_markdown, to_rich
 
     check_output_folder(out, "--out")  # (`compare` checked it before its runs; `report` here)
+    failed: OSError | None = None
     if out is not None:
         try:
             if have_matplotlib():
@@ -339,9 +340,10 @@ def _emit(report, out: Path | None) -> None:
                 report.notes.append(SKIPPED)
             (out / "report.md").write_text(to_markdown(report))
             (out / "report.json").write_text(json.dumps(to_json(report), indent=2))
-        except OSError as e:  # (the disk filled up, the folder went away): the report still
-            console.print(to_rich(report))  # reaches the terminal
-            raise S3DSLError(f"--out {out}: cannot write the report ({e.strerror or e})") from None
-    console.print(to_rich(report))
+        except OSError as e:  # (the disk filled up, the folder went away since the check)
+            failed = e
+    console.print(to_rich(report))  # (the report reaches the terminal either way)
+    if failed is not None:
+        raise S3DSLError(f"--out {out}: cannot write the report ({failed.strerror or failed})")
     if out is not None:
         console.print(f"wrote {out / 'report.md'} and {out / 'report.json'}")

@@ -207,12 +207,13 @@ def _weight_files(directory: Path) -> list[Path]:
 
 
 def read_weights(
-    directory: Path, family: Family, cfg: ModelConfig, tied: bool, device: str, dtype: torch.dtype
+    directory: Path, family: Family, table: dict[str, str], tied: bool, device: str,
+    dtype: torch.dtype,
 ) -> dict[str, torch.Tensor]:
-    """Official tensors under native names, cast and placed one at a time (8B-friendly)."""
+    """Official tensors under native names (`table`: `_name_table`), cast and placed one at a
+    time (8B-friendly)."""
     from safetensors import safe_open
 
-    table = _name_table(family, cfg.n_layers)
     state: dict[str, torch.Tensor] = {}
     for path in _weight_files(directory):
         with reading_weights(path), safe_open(str(path), framework="pt", device=str(device)) as f:
@@ -338,9 +339,10 @@ def load_checkpoint(
     tied = bool(config.get(family.tie_key, False))
     with torch.device("meta"):
         module = MaskPredictor(cfg).to(dtype)
-    state = read_weights(directory, family, cfg, tied, device, dtype) if weights else None
-    if state is not None:
-        official = {native: name for name, native in _name_table(family, cfg.n_layers).items()}
+    if weights:
+        table = _name_table(family, cfg.n_layers)
+        state = read_weights(directory, family, table, tied, device, dtype)
+        official = {native: name for name, native in table.items()}
         assign_weights(module, state, directory, family.name, official)
     tok = load_fast_tokenizer(directory)
     eos = config.get("eos_token_id", tok.eos_token_id)

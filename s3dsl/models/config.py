@@ -7,8 +7,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from s3dsl.compiler.values import number
 from s3dsl.errors import S3DSLError
-from s3dsl.models.folder_files import positive_float, positive_int, read_json_object
+from s3dsl.models.folder_files import LARGEST_SIZE, read_json_object
 from s3dsl.models.tokenizer import DEFAULT_CHARS, SPECIALS
 
 MAX_LAYERS = 4096  # far above any released model; a config beyond it is broken, not large
@@ -78,16 +79,15 @@ class ModelConfig:
             if f.type == "int | None" and value is None:
                 pass
             elif f.type in ("int", "int | None"):
-                positive_int(value, what)
+                high = MAX_LAYERS if f.name == "n_layers" else LARGEST_SIZE
+                value = int(number(value, what, None, integer=True, low=1, high=high))
             elif f.type == "float":
-                value = positive_float(value, what)
+                value = float(number(value, what, None, above=0))
             elif f.type == "bool" and type(value) is not bool:
                 raise S3DSLError(f"{what} must be true or false, found {value!r}")
             elif f.type == "str" and not isinstance(value, str):
                 raise S3DSLError(f"{what} must be a string, found {value!r}")
             given[f.name] = value
-        if given.get("n_layers", 1) > MAX_LAYERS:
-            raise S3DSLError(f"{source}: n_layers {given['n_layers']} is above {MAX_LAYERS}")
         try:
             return cls(**given)
         except ValueError as e:

@@ -9,12 +9,12 @@ library. The loaders (`registry.py`, `checkpoint.py`, `hub_tokenizer.py`) read t
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from s3dsl.compiler.values import number
 from s3dsl.errors import S3DSLError
 
 if TYPE_CHECKING:  # (torch is not imported to read a config)
@@ -35,26 +35,10 @@ def read_json_object(path: Path) -> dict[str, Any]:
 LARGEST_SIZE = 2**31 - 1  # a size above it is a broken file (and overflows torch's shapes)
 
 
-def positive_int(value: Any, what: str) -> int:
-    """A count or size from a model's files: a JSON integer in [1, LARGEST_SIZE] (not a bool,
-    not 2.0)."""
-    if type(value) is not int or not 1 <= value <= LARGEST_SIZE:
-        raise S3DSLError(f"{what} must be an integer in [1, {LARGEST_SIZE}], found {value!r}")
-    return value
-
-
 def token_id(value: Any, what: str, vocab_size: int) -> int:
-    """A token id from a model's files: an integer inside the vocabulary."""
-    if type(value) is not int or not 0 <= value < vocab_size:
-        raise S3DSLError(f"{what} must be a token id in [0, {vocab_size}), found {value!r}")
-    return value
-
-
-def positive_float(value: Any, what: str) -> float:
-    """A finite number > 0 (rope theta, a norm's epsilon)."""
-    if type(value) not in (int, float) or not math.isfinite(value) or value <= 0:
-        raise S3DSLError(f"{what} must be a finite number > 0, found {value!r}")
-    return float(value)
+    """A token id from a model's files: an integer inside the vocabulary (checked by the one
+    validation layer, `compiler/values.py`, as every other value)."""
+    return int(number(value, what, None, integer=True, low=0, high=vocab_size - 1))
 
 
 @contextmanager
