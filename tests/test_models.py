@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from s3dsl.models import (
     load_model,
     save_model,
 )
+from s3dsl.models.config import FIELD_CHECKS
 from s3dsl.models.registry import WEIGHTS_DIR
 from s3dsl.models.tokenizer import DEFAULT_CHARS
 from s3dsl.models.train import TrainConfig, diffusion_loss, make_batch, train
@@ -53,6 +55,19 @@ def test_config_json_round_trip(tmp_path):
     assert ModelConfig.from_json(tmp_path / "config.json") == cfg
     with pytest.raises(ValueError):
         ModelConfig(d_model=30, n_heads=4)
+
+
+def test_every_config_field_is_checked_when_read_from_a_file():
+    """A field of a type `ModelConfig.checked` has no check for would load unchecked: each
+    field's type has one, its default passes it, and a value of another kind is the file's
+    error naming the key."""
+    wrong = {"int": "many", "int | None": [2], "float": "big", "bool": 1, "str": 3}
+    for f in fields(ModelConfig):
+        assert f.type in FIELD_CHECKS, f"ModelConfig.{f.name}: no check for {f.type!r}"
+        assert ModelConfig.checked({f.name: getattr(ModelConfig(), f.name)}, "c.json") \
+            == ModelConfig()
+        with pytest.raises(S3DSLError, match=f"c.json: {f.name} "):
+            ModelConfig.checked({f.name: wrong[f.type]}, "c.json")
 
 
 def test_registry_names_and_errors(tmp_path):

@@ -15,6 +15,34 @@ from s3dsl.models.tokenizer import DEFAULT_CHARS, SPECIALS
 MAX_LAYERS = 4096  # far above any released model; a config beyond it is broken, not large
 
 
+def _size(value: Any, what: str, name: str) -> int:
+    high = MAX_LAYERS if name == "n_layers" else LARGEST_SIZE
+    return int(number(value, what, None, integer=True, low=1, high=high))
+
+
+def _flag(value: Any, what: str, name: str) -> bool:
+    if type(value) is not bool:
+        raise S3DSLError(f"{what} must be true or false, found {value!r}")
+    return value
+
+
+def _text(value: Any, what: str, name: str) -> str:
+    if not isinstance(value, str):
+        raise S3DSLError(f"{what} must be a string, found {value!r}")
+    return value
+
+
+# How `ModelConfig.checked` reads a file's value, by the field's declared type (the annotation's
+# text): a field of a type not here is a KeyError in every load, and a test checks every field.
+FIELD_CHECKS = {
+    "int": _size,
+    "int | None": lambda value, what, name: None if value is None else _size(value, what, name),
+    "float": lambda value, what, name: float(number(value, what, None, above=0)),
+    "bool": _flag,
+    "str": _text,
+}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Shape of a LLaDA-style mask predictor; `chars` is the tokenizer's character set.
@@ -72,22 +100,9 @@ class ModelConfig:
         field where it differs), not a TypeError in the model."""
         given: dict[str, Any] = {}
         for f in fields(cls):
-            if f.name not in values:
-                continue
-            value = values[f.name]
-            what = f"{source}: {(keys or {}).get(f.name, f.name)}"
-            if f.type == "int | None" and value is None:
-                pass
-            elif f.type in ("int", "int | None"):
-                high = MAX_LAYERS if f.name == "n_layers" else LARGEST_SIZE
-                value = int(number(value, what, None, integer=True, low=1, high=high))
-            elif f.type == "float":
-                value = float(number(value, what, None, above=0))
-            elif f.type == "bool" and type(value) is not bool:
-                raise S3DSLError(f"{what} must be true or false, found {value!r}")
-            elif f.type == "str" and not isinstance(value, str):
-                raise S3DSLError(f"{what} must be a string, found {value!r}")
-            given[f.name] = value
+            if f.name in values:
+                what = f"{source}: {(keys or {}).get(f.name, f.name)}"
+                given[f.name] = FIELD_CHECKS[f.type](values[f.name], what, f.name)
         try:
             return cls(**given)
         except ValueError as e:
