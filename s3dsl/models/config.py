@@ -33,7 +33,8 @@ def _text(value: Any, what: str, name: str) -> str:
 
 
 # How `ModelConfig.checked` reads a file's value, by the field's declared type (the annotation's
-# text): a field of a type not here is a KeyError in every load, and a test checks every field.
+# text). A field of a type not listed here raises KeyError (an internal error) whenever a file sets
+# it, rather than loading unchecked; tests/test_models.py checks that every field has an entry.
 FIELD_CHECKS = {
     "int": _size,
     "int | None": lambda value, what, name: None if value is None else _size(value, what, name),
