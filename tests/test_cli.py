@@ -186,3 +186,21 @@ def test_the_run_table_says_whether_the_predicted_forwards_are_exact():
         console.print(run_table(summary))
         assert f"predicted per problem {label}" in console.export_text()
         assert summary.to_json()["predicted_exact"] is (label == "(exact)")
+
+
+def test_help_reflows_paragraphs_at_80_columns():
+    """A docstring's line breaks are not kept (they broke every wrapped line twice at 80 columns),
+    and the options' help column keeps room to read (no `--no-` twin of a flag widens it)."""
+    import os
+
+    env = {**os.environ, "COLUMNS": "80"}
+    out = subprocess.run([sys.executable, "-m", "s3dsl", "run", "--help"], capture_output=True,
+                         text=True, env=env, timeout=300).stdout
+    prose = out.split("╭")[0].splitlines()
+    for line, after in zip(prose, prose[1:]):
+        if line.strip() and after.strip():  # inside a paragraph: the line is filled
+            assert len(line.rstrip()) > 45, line
+    assert "math500.jsonl reads" in out.replace("`", "")
+    assert "--no-trust-remote-code" not in out
+    model_row = next(row for row in out.splitlines() if row.startswith("│ --model"))
+    assert model_row.index("Model name") < 56, model_row

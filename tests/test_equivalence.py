@@ -369,6 +369,12 @@ SHORT_WINDOW = ("name: generated\ndecode:\n  block_length: 4\n  steps: 8\n  temp
                 "  step:\n    - 'expand(k=2)'\n"
                 "    - 'denoise(when=\"n == 1 and max_score < 0.9\")'\n"
                 "    - 'score(verifier=v)'\n    - 'prune(n=1)'\n  final: select\n")
+# select reads the particles' outcomes and results read them again: a score after the select
+# changes them in between (the batched executor keeps what select read until the next stage)
+SCORE_AFTER_SELECT = ("name: generated\ndecode:\n  block_length: 4\n  steps: 4\n"
+                      "  temperature: 1.0\nverifiers:\n  v: arith-heuristic\nprogram:\n"
+                      "  init: expand(3)\n  step: denoise\n"
+                      "  final: select(by=vote) | score(verifier=v)\n")
 
 
 @SETTINGS
@@ -385,6 +391,7 @@ def test_generated_strategies_match_the_reference_on_a_random_model(text, tiny_m
 @given(text=strategy_texts())
 @example(text=TWO_DENOISES)
 @example(text=EARLY_FULL_BLOCK)
+@example(text=SCORE_AFTER_SELECT)
 def test_generated_strategies_match_the_reference_on_a_trained_model(text, arith_model, problems):
     program = compile_or_skip(text)
     check_every_level(program, arith_model, problems)

@@ -95,3 +95,28 @@ def test_population_answers_travel_as_ids_through_gather():
     moved = pop.gather(torch.tensor([2, 2, 1, 0]))
     assert moved.answers == ["7", "7", None, "7"]
     assert moved.answer_id.tolist() == [1, 1, 0, 1]
+
+
+def test_a_run_decodes_each_final_particle_once(monkeypatch, tiny_model):
+    """`select` reads the particles' outcomes and the results reuse them (no stage between)."""
+    from s3dsl.compiler.build import build
+    from s3dsl.compiler.passes import plan
+    from s3dsl.dsl.loader import parse_strategy
+    from s3dsl.runtime import executor
+    from s3dsl.session import execute
+    from s3dsl.tasks.registry import get_task
+
+    decoded: list[int] = []
+
+    def counting(tokens, tok):
+        decoded.append(1)
+        return completion_text(tokens, tok)
+
+    monkeypatch.setattr(executor, "completion_text", counting)
+    program = build(parse_strategy("name: bo3\ndecode:\n  block_length: 8\n  steps: 8\n"
+                                   "program:\n  init: expand(3)\n  step: denoise\n"
+                                   "  final: select(by=vote)\n"), gen_length=8)
+    arith = get_task("arith")
+    results, _ = execute(plan(program, 3), tiny_model, arith.problems("test", 2),
+                         arith.extract_answer, arith.is_correct)
+    assert len(results) == 2 and len(decoded) == 2 * 3

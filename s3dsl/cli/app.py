@@ -20,18 +20,23 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # a docstring's paragraphs reflow to the terminal (the rich
+    # mode keeps their line breaks, which wrap twice at 80 columns); `code` spans are styled
 )
 console = Console(highlight=False, soft_wrap=True)
 # sudoku: its shipped model sits in the quality band (see README); arith's does not yet
 DEFAULT_TASK = "sudoku"
 
-SetOpt = Annotated[list[str], typer.Option("--set", help="Override a param: --set particles=16")]
+SetOpt = Annotated[list[str], typer.Option("--set", metavar="K=V",
+                                          help="Override a param: --set particles=16")]
 OptLevel = Annotated[int, typer.Option("--opt-level", "-O", help="0: reference interpreter")]
-Disable = Annotated[list[str], typer.Option("--disable-pass", help="Turn a plan pass off")]
+Disable = Annotated[list[str], typer.Option("--disable-pass", metavar="PASS",
+                                            help="Turn a plan pass off")]
 Enable = Annotated[
     list[str],
     typer.Option(
-        "--enable-pass", help="Turn an opt-in (approximate) pass on, e.g. approx-prompt-cache"
+        "--enable-pass", metavar="PASS",
+        help="Turn an opt-in (approximate) pass on, e.g. approx-prompt-cache",
     ),
 ]
 def _data_defaults() -> tuple[str, str]:
@@ -54,6 +59,9 @@ DATA_HELP, EXTRACTOR_HELP = _data_defaults()
 PACK_DATA_HELP = ("; or a GSM8K / MATH-500 / ARC-Challenge file (JSONL, parquet, or a datasets "
                   "save_to_disk folder; see --task)")
 Strict = Annotated[bool, typer.Option("--strict", help="Treat compiler warnings as errors")]
+# one name only: a `--no-trust-remote-code` twin would widen every option row of the help
+TrustRemoteCode = Annotated[bool, typer.Option("--trust-remote-code",
+                                               help="Allow a hub model's own code")]
 
 
 def parse_sets(items: list[str]) -> dict[str, str]:
@@ -208,7 +216,7 @@ def run(
     system: SystemOpt = None,
     dtype: DtypeOpt = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write results as JSON")] = None,
-    trust_remote_code: Annotated[bool, typer.Option(help="Allow a hub model's own code")] = False,
+    trust_remote_code: TrustRemoteCode = False,
     db: Annotated[Path, typer.Option(help="Results database (resume, s3dsl runs/report)")] = Path(
         "s3dsl-runs.db"
     ),

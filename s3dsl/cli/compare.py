@@ -24,6 +24,7 @@ from s3dsl.cli.app import (
     SetOpt,
     ShiftedOpt,
     SystemOpt,
+    TrustRemoteCode,
     app,
     check_device,
     check_output_folder,
@@ -126,7 +127,8 @@ def compare(
     limit: Annotated[int | None, typer.Option(help="First N problems only")] = None,
     seed: Annotated[int, typer.Option(help="First run seed")] = 0,
     seeds: Annotated[int, typer.Option(help="Seeds per variant: seed, seed+1, ...")] = 1,
-    sweep: Annotated[list[str], typer.Option(help="key=v1,v2,... (repeatable)")] = [],  # noqa: B006
+    sweep: Annotated[list[str], typer.Option(metavar="K=V1,V2",
+                                                help="key=v1,v2,... (repeatable)")] = [],  # noqa: B006
     sets: SetOpt = [],  # noqa: B006
     out: Annotated[Path | None, typer.Option(help="Write report.md, report.json, plots")] = None,
     db: DbOpt = DEFAULT_DB,
@@ -140,7 +142,7 @@ def compare(
     threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
     trace: Annotated[Path | None, typer.Option(help="Record every search per step; write "
                                                "trace.json, PNGs and index.html here")] = None,
-    trust_remote_code: Annotated[bool, typer.Option(help="Allow a hub model's own code")] = False,
+    trust_remote_code: TrustRemoteCode = False,
     mask_id: MaskIdOpt = None,
     shifted_logits: ShiftedOpt = None,
     chat: ChatOpt = None,

@@ -51,6 +51,7 @@ def subset(ex: BatchedExecutor, keep: torch.Tensor) -> BatchedExecutor:
     for name in PER_PROBLEM:
         values = getattr(ex, name)
         setattr(part, name, [values[b] for b in problems])
+    part.known_outcomes = None  # they were the whole batch's
     part.captured = None  # captured steps hold their executor: a cohort runs its steps plainly
     if ex.block_kv is not None:  # rows are refreshed in place: each cohort gets its own copy
         part.block_kv = _own_copy(ex.block_kv)

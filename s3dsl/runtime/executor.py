@@ -169,6 +169,7 @@ class BatchedExecutor(BatchedForwards):
         # each problem's index in the batch as begun: its prompt cache and attention rows (a
         # cohort, s3dsl.runtime.cohorts, holds some of the problems)
         self.owner = torch.arange(B, device=dev)
+        self.known_outcomes: list[list[ParticleOutcome]] | None = None
         if self.captured is not None:
             self.captured.begin()
 
@@ -211,6 +212,7 @@ class BatchedExecutor(BatchedForwards):
         if self.captured is None:
             return False
         if self.captured.owns(op):
+            self.known_outcomes = None
             self.captured.apply(op, ctx)
             return True
         self.captured.materialize()
@@ -232,6 +234,7 @@ class BatchedExecutor(BatchedForwards):
     def run_op(self, op: Op, ctx: StepContext, active: torch.Tensor | None) -> None:
         """Run one stage on the problems `active` marks (None: all of them)."""
         self.stage = self.stages[op.uid]
+        self.known_outcomes = None  # the stage may change what they read
         SEMANTICS[op.name](self, op, ctx, active)
         self._after_op()
 
@@ -331,6 +334,7 @@ class BatchedExecutor(BatchedForwards):
         return run_verifier(self.verifiers[name], cands, gold)
 
     def finish(self, ctx: StepContext) -> None:
+        self.known_outcomes = None
         last = finishing_context(ctx, self.gen)
         if (self.gen_tokens() == self.mask_id).any():
             self.stage = self.lowered.finish
@@ -342,6 +346,13 @@ class BatchedExecutor(BatchedForwards):
 
     # -- results ---------------------------------------------------------------------------
     def outcomes(self) -> list[list[ParticleOutcome]]:
+        """Per problem, its particles as results read them: decoded text, answer, NLL, score.
+        Kept until the next stage, so `select` and `results` decode the population once."""
+        if self.known_outcomes is None:
+            self.known_outcomes = self._read_outcomes()
+        return self.known_outcomes
+
+    def _read_outcomes(self) -> list[list[ParticleOutcome]]:
         tokens = self.gen_tokens().tolist()
         nll = (-sequence_logprob(self.pop.commit_logp)).tolist()
         scores, logw = self.pop.score.tolist(), self.pop.logw.tolist()
