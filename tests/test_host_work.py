@@ -120,3 +120,14 @@ def test_a_run_decodes_each_final_particle_once(monkeypatch, tiny_model):
     results, _ = execute(plan(program, 3), tiny_model, arith.problems("test", 2),
                          arith.extract_answer, arith.is_correct)
     assert len(results) == 2 and len(decoded) == 2 * 3
+
+
+def test_shape_constants_are_made_once_per_shape_with_the_definitions_values():
+    from s3dsl.compiler.ops.expand import children
+
+    cpu = torch.device("cpu")
+    first, again, other = children(6, 4, 3, cpu), children(6, 4, 3, cpu), children(6, 2, 3, cpu)
+    assert all(a is b for a, b in zip(first, again))  # one tensor op each, once per process
+    index, child, group = other
+    assert index.tolist() == [r for r in range(6) for _ in range(2)]
+    assert child.tolist() == [0, 1] * 6 and group.tolist() == [r % 3 for r in index.tolist()]

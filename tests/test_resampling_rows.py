@@ -38,6 +38,9 @@ def test_row_resamplers_equal_the_one_problem_schemes(block):
     ess = resampling.ess_rows(weights).tolist()
     for method in resampling.ROW_METHODS:
         ancestors = resampling.resample_rows(weights, n_out, method, u)
+        # the executor draws only the first uniforms the row form reads
+        drawn = u[:, : resampling.row_uniforms(method, n_out)]
+        assert torch.equal(resampling.resample_rows(weights, n_out, method, drawn), ancestors)
         for b in range(len(logw)):
             one = resampling.normalize(logw[b])
             assert torch.equal(one, weights[b])

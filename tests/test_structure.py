@@ -26,7 +26,7 @@ MAX_LINES = 400
 # The layers, bottom first: a unit (a top-level module or subpackage of s3dsl) may import units
 # of its own layer (without cycles) or below, never above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("s3dsl", "spans", "stats"),
+    ("s3dsl", "spans", "stats", "shape_constants"),
     ("errors",),
     ("dsl", "tasks"),
     ("verifiers",),

@@ -10,6 +10,8 @@ import math
 
 import torch
 
+from s3dsl.shape_constants import shape_constant
+
 
 def normalize(logw: torch.Tensor) -> torch.Tensor:
     """exp-normalize float64 log-weights; all -inf means uniform."""
@@ -161,6 +163,13 @@ def resample(
 ROW_METHODS = ("multinomial", "systematic", "stratified")
 
 
+def row_uniforms(method: str, n: int) -> int:
+    """How many of a problem's uniforms (its first ones) `resample_rows` reads for n survivors:
+    element i of a draw does not depend on how many follow it, so the batched form draws these
+    only and still equals the one-problem form, which draws the full count."""
+    return 1 if method == "systematic" else n
+
+
 def normalize_rows(logw: torch.Tensor) -> torch.Tensor:
     """`normalize` of every row of [B, n] log-weights."""
     logw = logw.double()
@@ -186,8 +195,9 @@ def resample_rows(weights: torch.Tensor, n: int, method: str, u: torch.Tensor) -
     """[B, n] ancestors (within each row, ascending) of rows of normalized weights, with the
     problem's uniforms u[b]; `method` must be one of ROW_METHODS. Sync-free and on the weights'
     device, so the captured step (`static_resample`) uses it as it is."""
-    weights = weights.double()
-    steps = torch.arange(n, dtype=torch.float64, device=weights.device)
+    weights, device = weights.double(), weights.device
+    steps = shape_constant(("resampling.steps", n, device),
+                           lambda: torch.arange(n, dtype=torch.float64, device=device))
     if method == "multinomial":
         return _inverse_cdf_rows(weights, u[:, :n].contiguous()).sort(dim=1).values
     if method == "systematic":

@@ -19,6 +19,8 @@ import math
 import numpy as np
 import torch
 
+from s3dsl.shape_constants import shape_constant
+
 # The randomness scheme, part of every stored run's key: a result drawn under another scheme is not
 # served. "categorical-1": proposals by inverse CDF (`categorical`), from issue 11 item 5 on.
 SCHEME = "categorical-1"
@@ -58,24 +60,14 @@ def _times_golden(idx: torch.Tensor) -> torch.Tensor:
     return out
 
 
-_SCALED: dict[tuple[int, int, torch.device], torch.Tensor] = {}
-
-
 def _scaled_index(n: int, offset: int, device: torch.device) -> torch.Tensor:
-    """(offset + arange(n)) * GOLDEN mod 2^64, [1, n]: a per-run constant, made once per
-    (n, offset, device) outside a compiled graph (every step of a run asks for the same few)."""
-    if torch.compiler.is_compiling():
+    """(offset + arange(n)) * GOLDEN mod 2^64, [1, n]: a per-run constant (every step of a run
+    asks for the same few)."""
+    def make() -> torch.Tensor:
         idx = torch.arange(n, dtype=torch.int64, device=device) + offset
         return _times_golden(idx.view(1, -1))
-    key = (n, offset, device)
-    found = _SCALED.get(key)
-    if found is None:
-        with torch.inference_mode(False), torch.no_grad():  # usable in and out of inference mode
-            idx = torch.arange(n, dtype=torch.int64, device=device) + offset
-            found = _SCALED.setdefault(key, _times_golden(idx.view(1, -1)))
-        if len(_SCALED) > 4096:  # a bound, not a policy: a long-lived process stays small
-            _SCALED.clear()
-    return found
+
+    return shape_constant(("rng.scaled-index", n, offset, device), make)
 
 
 HOST_MIX_ROWS = 2  # up to this many CPU keys, `mix` runs in Python ints (~0.6 us per key and
@@ -247,7 +239,7 @@ def _uniform_ints(bases: list[int], shape: tuple[int, ...], n: int, offset: int)
     scale = 2.0**-53
     u = [((_finalize_int((b + i * _GOLDEN) & _M64) >> 11) + 0.5) * scale
          for b in bases for i in range(offset, offset + n)]
-    return torch.tensor(u, dtype=torch.float64).view(len(bases), *shape)
+    return torch.from_numpy(np.array(u, dtype=np.float64)).view(len(bases), *shape)
 
 
 def host_uniform(keys: list[int], counter: int, shape: tuple[int, ...],

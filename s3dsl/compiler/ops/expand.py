@@ -6,15 +6,20 @@ import torch
 
 from s3dsl.compiler.nodes import Node
 from s3dsl.compiler.ops.base import Batch, Param, Primitive
+from s3dsl.shape_constants import shape_constant
 
 
 def children(rows: int, k: int, n: int, device: torch.device
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The rows of k children of each of `rows` particles (n per problem): each child's parent
     row, its number j among its siblings (its key is mix(parent key, uid, step, j)) and its
-    parent's place in its problem (the `group` field). Shared with the captured step."""
-    index = torch.arange(rows, device=device).repeat_interleave(k)
-    return index, torch.arange(index.shape[0], device=device) % k, index % n
+    parent's place in its problem (the `group` field). Shared with the captured step; made once
+    per shape (read-only)."""
+    def make() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        index = torch.arange(rows, device=device).repeat_interleave(k)
+        return index, torch.arange(index.shape[0], device=device) % k, index % n
+
+    return shape_constant(("expand.children", rows, k, n, device), make)
 
 
 def batched(ex: Batch, op, ctx, active) -> None:

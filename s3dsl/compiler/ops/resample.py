@@ -9,6 +9,7 @@ import torch
 
 from s3dsl.compiler.nodes import Node
 from s3dsl.compiler.ops.base import Batch, Param, Primitive
+from s3dsl.shape_constants import shape_constant
 
 RESAMPLE_METHODS = ("multinomial", "systematic", "stratified", "residual", "ssp", "topk")
 
@@ -54,7 +55,7 @@ def resample_all(ex: Batch, op, ctx, active) -> tuple[torch.Tensor, torch.Tensor
     weights = rs.normalize_rows(logw)
     # a batch's few root keys, mixed as Python ints (the same bits as `rng.mix`)
     keys = [rng.mix_int(root, op.uid, ctx.step) for root in ex.root.tolist()]
-    u = rng.host_uniform(keys, 0, (2 * n_in + n_out + 2,))
+    u = rng.host_uniform(keys, 0, (rs.row_uniforms(op.args["method"], n_out),))
     ancestors = rs.resample_rows(weights, n_out, op.args["method"], u)
     ancestors = ancestors + torch.arange(0, B * n_in, n_in).view(B, 1)
     ess = rs.ess_rows(weights).tolist()
@@ -99,7 +100,10 @@ def survivor_keys(mix: Callable[..., torch.Tensor], keys: torch.Tensor, uid: int
                   step: int | torch.Tensor, n_out: int) -> torch.Tensor:
     """Survivor i of each problem (n_out per problem, problem-major) gets the key
     mix(its ancestor's key, uid, step, i). Shared with the captured step."""
-    return mix(keys, uid, step, torch.arange(keys.shape[0], device=keys.device) % n_out)
+    rows, device = keys.shape[0], keys.device
+    number = shape_constant(("resample.survivor-number", rows, n_out, device),
+                            lambda: torch.arange(rows, device=device) % n_out)
+    return mix(keys, uid, step, number)
 
 
 def batched(ex: Batch, op, ctx, active) -> None:
