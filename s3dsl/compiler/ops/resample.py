@@ -57,7 +57,8 @@ def resample_all(ex: Batch, op, ctx, active) -> tuple[torch.Tensor, torch.Tensor
     keys = [rng.mix_int(root, op.uid, ctx.step) for root in ex.root.tolist()]
     u = rng.host_uniform(keys, 0, (rs.row_uniforms(op.args["method"], n_out),))
     ancestors = rs.resample_rows(weights, n_out, op.args["method"], u)
-    ancestors = ancestors + torch.arange(0, B * n_in, n_in).view(B, 1)
+    ancestors = ancestors + shape_constant(("resample.problem-offsets", B, n_in),
+                                           lambda: torch.arange(0, B * n_in, n_in).view(B, 1))
     ess = rs.ess_rows(weights).tolist()
     if active is None:  # every problem resamples (the common case: no `when=`)
         for b in range(B):
