@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EQ = "tests/test_equivalence.py::test_"
-TESTS = ("tests/test_runtime.py", "tests/test_compiler.py",
+TESTS = ("tests/test_dedup.py", "tests/test_runtime.py", "tests/test_compiler.py",
          EQ + "generated_strategies_match_the_reference_on_a_random_model",
          EQ + "predicted_forwards_equal_measured_at_temperature_zero",
          EQ + "stratified_resampling_matches_the_reference",
@@ -64,7 +64,7 @@ class Mutant:
 
 MUTANTS: tuple[Mutant, ...] = (
     Mutant("expand-same-child-keys", "expand", op("expand"),
-           "rng.mix(pop.key, op.uid, ctx.step, child)", "rng.mix(pop.key, op.uid, ctx.step, 0)"),
+           "rng.mix(pop.key, child)", "rng.mix(pop.key, 0)"),
     Mutant("expand-ref-key-step", "expand", REF,
            "key=rng.mix_int(p.key, op.uid, ctx.step, j)",
            "key=rng.mix_int(p.key, op.uid, ctx.step + 1, j)"),
@@ -134,8 +134,13 @@ MUTANTS: tuple[Mutant, ...] = (
            "covers = cache is not None"),
     Mutant("dedup-wrong-rows", "pass: dedup", FW,
            "pop.slot[rows] = base + inverse", "pop.slot[rows] = base + inverse.flip(0)"),
+    Mutant("dedup-trusts-the-hash", "pass: dedup", "s3dsl/runtime/dedup.py",
+           "if not bool((ids[first][inverse] == ids).all()):", "if False:"),
+    Mutant("denoise-window-unindexed", "pass: dedup", "s3dsl/compiler/ops/denoise.py",
+           "    if not in_order:  # each row's cache row", "    if False:"),
     Mutant("prompt-cache-wrong-prompt", "pass: prompt-cache", FW,
-           "forward_answer(self.prompts, owners,", "forward_answer(self.prompts, owners.flip(0),"),
+           "answer_logits(self.model, self.prompts, owners,",
+           "answer_logits(self.model, self.prompts, owners.flip(0),"),
     Mutant("static-forgets-logp", "pass: static-steps", "s3dsl/runtime/static.py",
            "commit_logp = torch.where(commit, x0_logp, commit_logp)",
            "commit_logp = torch.where(commit, x0_logp, 0 * commit_logp)"),

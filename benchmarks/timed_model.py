@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from s3dsl.runtime.model import logits_of_last
+from s3dsl.runtime.model import answer_logits, logits_of_last
 
 
 class TimedModel:
@@ -107,9 +107,10 @@ class TimedModel:
             self.tokens += ids.numel()
         return out
 
-    def forward_answer(self, cache: Any, rows: torch.Tensor, answer_ids: torch.Tensor):
+    def forward_answer(self, cache: Any, rows: torch.Tensor, answer_ids: torch.Tensor,
+                       window: tuple[int, int] | None = None):
         return self._timed(
-            lambda: self.inner.forward_answer(cache, rows, answer_ids), *answer_ids.shape
+            lambda: answer_logits(self.inner, cache, rows, answer_ids, window), *answer_ids.shape
         )
 
     __call__ = forward

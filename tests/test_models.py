@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -47,6 +48,9 @@ def test_tokenizer_specials():
     assert tok.decode(ids) == "1+2=3#3?"
     with pytest.raises(ValueError):
         tok.encode("1 + 2")
+    # numpy and tensor ids decode alike; ids outside the vocabulary show as nothing
+    assert tok.decode(np.array(ids)) == tok.decode(torch.tensor(ids)) == "1+2=3#3?"
+    assert tok.decode([99, -1] + tok.encode("7")) == "7"
 
 
 def test_config_json_round_trip(tmp_path):

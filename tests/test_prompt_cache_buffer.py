@@ -71,3 +71,40 @@ def test_rows_changed_in_place_between_forwards_are_seen():
     rows[:] = torch.tensor([1, 0, 0])
     torch.testing.assert_close(model.forward_answer(cache, rows, answers),
                                _full(model, ids, mask, rows, answers), atol=1e-5, rtol=1e-5)
+
+
+def test_the_answer_window_head_gives_the_full_heads_logits_there():
+    model = load_model("tiny-random")
+    tok = model.tokenizer
+    prompts = [tok.encode("12+3="), tok.encode("7*8=")]
+    width = max(map(len, prompts))
+    ids = torch.tensor([[tok.pad_id] * (width - len(p)) + p for p in prompts])
+    cache = model.encode_prompt(ids, ids != tok.pad_id)
+    answer = torch.randint(3, len(tok), (4, 16), generator=torch.Generator().manual_seed(0))
+    rows = torch.tensor([0, 0, 1, 1])
+    with torch.inference_mode():
+        full = model.forward_answer(cache, rows, answer)
+        window = model.forward_answer(cache, rows, answer, window=(4, 9))
+    assert window.shape == (4, 5, full.shape[-1])
+    torch.testing.assert_close(window, full[:, 4:9])  # float32 round-off of another matmul shape
+
+
+def test_a_model_whose_forward_answer_takes_no_window_gets_its_logits_sliced():
+    from s3dsl.runtime.model import answer_logits
+
+    model = load_model("tiny-random")
+
+    class Older:  # a PromptCachingLM written before `window`
+        def forward_answer(self, cache, rows, answer_ids):
+            return model.forward_answer(cache, rows, answer_ids)
+
+    tok = model.tokenizer
+    ids = torch.tensor([tok.encode("12+3=")])
+    cache = model.encode_prompt(ids, ids != tok.pad_id)
+    answer = torch.randint(3, len(tok), (2, 12), generator=torch.Generator().manual_seed(1))
+    rows = torch.tensor([0, 0])
+    with torch.inference_mode():
+        full = model.forward_answer(cache, rows, answer)
+        assert torch.equal(answer_logits(Older(), cache, rows, answer, (3, 7)), full[:, 3:7])
+        torch.testing.assert_close(answer_logits(model, cache, rows, answer, (3, 7)),
+                                   full[:, 3:7])

@@ -36,6 +36,7 @@ def test_row_resamplers_equal_the_one_problem_schemes(block):
     logw, n_out, u = block
     weights = resampling.normalize_rows(logw)
     ess = resampling.ess_rows(weights).tolist()
+    assert resampling.ess_rows_on_host(weights) == ess  # the executor's form: the same bits
     for method in resampling.ROW_METHODS:
         ancestors = resampling.resample_rows(weights, n_out, method, u)
         # the executor draws only the first uniforms the row form reads

@@ -52,3 +52,17 @@ def test_degenerate_positions():
     keys = torch.tensor([3])
     assert int(rng.categorical(keys, 1, one)) == 2
     assert int(rng.categorical(keys, 1, none)) == 0
+
+
+def test_a_uniform_that_rounds_to_one_still_draws_inside_the_vocabulary(monkeypatch):
+    # (m + 0.5) * 2^-53 rounds to 1.0 for the largest mantissa: the draw must stay below the
+    # cdf's total, i.e. take the last entry with weight, never index V
+    def ones(keys, counter, shape, offset=0):
+        return torch.ones(len(keys), *shape, dtype=torch.float64)
+
+    monkeypatch.setattr(rng, "uniform", ones)
+    logw = torch.log_softmax(torch.randn(3, 4, 6), -1)
+    logw[0, :, 5] = -math.inf  # the last entry has no weight: the one before it is drawn
+    index = rng.categorical(torch.arange(3), 0, logw, exclude=2)
+    assert index[0].tolist() == [4, 4, 4, 4]
+    assert index[1:].eq(5).all()

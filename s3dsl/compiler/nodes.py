@@ -47,9 +47,16 @@ class Node:
         return f"{text}   : {shapes}" if shapes else text
 
 
-def forward(rows: str, window: str) -> Node:
-    """A model forward over `rows`, keeping the log-probs of `window` and the clean prediction."""
-    return Node.of("forward", rows=rows, window=window, **UNOPTIMIZED_FORWARD)
+WINDOW_ONLY = "window only"  # a forward's `keeps`: no clean prediction (nothing reads it)
+
+
+def forward(rows: str, window: str, clean: bool = True) -> Node:
+    """A model forward over `rows`, keeping the log-probs of `window` and, unless `clean` is
+    False, the clean prediction of the whole answer. A denoise's own forward keeps the window
+    only: its commit changes the tokens, so no later stage can read that forward's prediction;
+    the output layer and log-softmax then run on the window's positions alone."""
+    keeps = {} if clean else {"keeps": WINDOW_ONLY}
+    return Node.of("forward", rows=rows, window=window, **UNOPTIMIZED_FORWARD, **keeps)
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,8 @@ def tensor_shapes(node: Node) -> str:
     if kv in ("prefix", "dual"):  # block KV caches: between refreshes a row computes only part
         span = f"{s.block} ({s.gen} at refresh)" if kv == "dual" else f"<={s.gen}"
         tokens, cached = f"[{some}{rows}, {span}] + KV cache", True
+    if kind == "forward" and node.get("keeps") == WINDOW_ONLY:
+        kind = "forward-window"
     return _SHAPES[kind].format(
         rows=rows, out=f"B*{s.n_out}", g=s.gen, n_in=s.n_in, n_out=s.n_out, block=s.block,
         window=s.window(str(node.get("window", ""))),
@@ -98,6 +107,7 @@ def tensor_shapes(node: Node) -> str:
 # Each node kind's tensors (in -> out), as `tensor_shapes` fills them in.
 _SHAPES = {
     "forward": "tokens {tokens} -> log-probs [<={rows}, <={window}, V], clean [<={rows}, {g}]",
+    "forward-window": "tokens {tokens} -> log-probs [<={rows}, <={window}, V]",
     "static-step": "tokens {tokens} -> log-probs [{rows}, {block}, V] -> tokens [{rows}, {g}]",
     "commit": "log-probs [<={rows}, <={window}, V] -> tokens [{rows}, {g}]",
     "host": "[{rows}] clean predictions -> [{rows}]",

@@ -25,6 +25,7 @@ class CharTokenizer:
         self._to_id = {ch: i + len(SPECIALS) for i, ch in enumerate(chars)}
         # id -> text: PAD shows as nothing, MASK as '?', EOS ends the text (see decode)
         self._text = ["", MASK_TEXT, ""] + list(chars)
+        self._by_id = dict(enumerate(self._text))  # (numpy and Python ints hash alike)
 
     def __len__(self) -> int:
         return len(SPECIALS) + len(self.chars)
@@ -36,9 +37,13 @@ class CharTokenizer:
             raise ValueError(f"character {exc.args[0]!r} is not in the tokenizer") from None
 
     def decode(self, ids: list[int]) -> str:
-        """Text up to the first EOS; PAD is skipped, MASK shows as '?'."""
-        ids = [int(i) for i in ids]
+        """Text up to the first EOS; PAD is skipped, MASK shows as '?'; an id outside the
+        vocabulary shows as nothing. (A search decodes every candidate at every step: one
+        dict lookup per id, no per-id conversion or bounds test.)"""
+        ids = list(ids)
+        if ids and type(ids[0]) is not int:  # tensor or numpy elements
+            ids = [int(i) for i in ids]
         if self.eos_id in ids:
             ids = ids[: ids.index(self.eos_id)]
-        text, size = self._text, len(self._text)
-        return "".join(text[i] for i in ids if 0 <= i < size)
+        text = self._by_id
+        return "".join([text.get(i, "") for i in ids])

@@ -232,9 +232,11 @@ class MaskPredictor(nn.Module):
         rows: torch.Tensor,
         answer_ids: torch.Tensor,
         keep_kv: list[KeyValues] | None = None,
+        window: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         """Logits [B, G, V] of the answer positions; row i continues prompt `rows[i]` of `cache`.
-        `keep_kv` receives every layer's keys/values of the answer positions."""
+        `keep_kv` receives every layer's keys/values of the answer positions. With `window`
+        (w0, w1) the output layer runs on answer positions [w0, w1) only: [B, w1 - w0, V]."""
         b, g = answer_ids.shape
         if cache.mask.shape[1] + g > self.config.max_len:
             raise ValueError(f"sequence length exceeds max_len {self.config.max_len}")
@@ -253,6 +255,8 @@ class MaskPredictor(nn.Module):
             x, layer_kv = block.forward_into(x, cos, sin, mask, layout.context(i), lp)
             if keep_kv is not None:
                 keep_kv.append(layer_kv)
+        if window is not None:
+            x = x[:, window[0] : window[1]]
         return self.transformer.ff_out(self.transformer.ln_f(x))
 
     def forward_span(

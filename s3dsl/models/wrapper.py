@@ -61,10 +61,13 @@ class DiffusionLM(BlockKVForwards):
 
     @torch.no_grad()  # as `forward`
     def forward_answer(
-        self, cache: PromptCache, rows: torch.Tensor, answer_ids: torch.Tensor
+        self, cache: PromptCache, rows: torch.Tensor, answer_ids: torch.Tensor,
+        window: tuple[int, int] | None = None,
     ) -> torch.Tensor:
-        """Answer logits [B, G, V] (float32); row i continues cached prompt `rows[i]`."""
-        return self.module.forward_answer(cache, rows, answer_ids.to(self.device)).float()
+        """Answer logits [B, G, V] (float32), of positions [w0, w1) only with `window`; row i
+        continues cached prompt `rows[i]`."""
+        return self.module.forward_answer(cache, rows, answer_ids.to(self.device),
+                                          window=window).float()
 
     __call__ = forward
 

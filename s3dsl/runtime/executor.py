@@ -306,15 +306,18 @@ class BatchedExecutor(BatchedForwards):
 
     def score_rows(self, verifier_name: str, w1: int) -> torch.Tensor:
         pop, gen = self.pop, self.gen_tokens()
-        need = (gen == self.mask_id).any(dim=1)
-        rows = need.nonzero().squeeze(1)
+        masked = gen == self.mask_id
+        need = masked.any(dim=1)
+        rows = pop.every_row() if bool(need.all()) else need.nonzero().squeeze(1)
         clean_tok = clean_logp = None
         if rows.shape[0]:
             # a row outside `need` has no mask: the window over all rows is that of `need`
-            w0, _ = transition.window_bounds(gen, self.mask_id, w1)
-            self.ensure_forward(need, w1, w0, rows)
+            w0 = transition.first_true(masked[:, :w1].any(dim=0), w1)
+            in_order = self.ensure_forward(need, w1, w0, rows)
             cache = self.cache
-            if rows.shape[0] == pop.rows:
+            if in_order:
+                clean_tok, clean_logp = cache.clean_tok, cache.clean_logp
+            elif rows.shape[0] == pop.rows:
                 clean_tok, clean_logp = cache.clean_tok[pop.slot], cache.clean_logp[pop.slot]
             else:
                 slots = pop.slot[rows]

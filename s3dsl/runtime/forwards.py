@@ -15,8 +15,11 @@ from typing import TypeVar
 
 import torch
 
+from s3dsl.compiler.nodes import WINDOW_ONLY
 from s3dsl.runtime import transition
-from s3dsl.runtime.model import forward_logits, logits_kept
+from s3dsl.runtime.dedup import identical_rows
+from s3dsl.runtime.model import answer_logits, forward_logits, logits_kept
+from s3dsl.shape_constants import shape_constant
 
 T = TypeVar("T")
 
@@ -49,16 +52,38 @@ def rows_of(part: slice, rows: int, *tensors: torch.Tensor) -> tuple[torch.Tenso
     return tuple(t[part] for t in tensors)
 
 
+def _cat_clean(cache: transition.Reduced, fresh: transition.Reduced
+               ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The clean predictions of a cache and new rows appended to it. Rows of a forward that
+    kept its window only get placeholders (zeros): those rows commit next and never read them."""
+    if cache.clean_tok is None:
+        if fresh.clean_tok is None:
+            return None, None
+        cache = _with_placeholders(cache, fresh.clean_tok.shape[1])
+    elif fresh.clean_tok is None:
+        fresh = _with_placeholders(fresh, cache.clean_tok.shape[1])
+    return (torch.cat([cache.clean_tok, fresh.clean_tok]),
+            torch.cat([cache.clean_logp, fresh.clean_logp]))
+
+
+def _with_placeholders(r: transition.Reduced, gen: int) -> transition.Reduced:
+    rows, device = r.window_logp.shape[0], r.window_logp.device
+    return transition.Reduced(torch.zeros(rows, gen, dtype=torch.long, device=device),
+                              torch.zeros(rows, gen, device=device), r.window_logp, r.w0, r.w1)
+
+
 class BatchedForwards:
     # -- the forward cache -----------------------------------------------------------------
     def ensure_forward(
         self, need: torch.Tensor, w1: int, w0: int | None = None,
         rows: torch.Tensor | None = None,
-    ) -> None:
+    ) -> bool:
         """Make every row in `need` point at a cached forward whose window reaches [w0, w1).
 
         A caller that knows them passes `w0` (the first masked position of the rows in `need`,
-        at most w1) and `rows` (`need.nonzero()`), which saves recomputing them (host syncs)."""
+        at most w1) and `rows` (`need.nonzero()`), which saves recomputing them (host syncs).
+        True when every row of the population now has its own cache row, in order (`slot` is
+        0..rows-1): a reader may then take the cache's rows as they are, without indexing."""
         if w0 is None:
             w0, _ = transition.window_bounds(self.gen_tokens()[need], self.mask_id, w1)
         if rows is None:
@@ -77,23 +102,25 @@ class BatchedForwards:
             rows = miss
         n = rows.shape[0]  # (`shape`, not `len`: a Python-level call on a tensor, per step)
         if not n:
-            return
+            return False
         if cache is not None and (n == pop.rows or not bool((pop.slot >= 0).any())):
             cache = None  # no row points into it: replaced, as merging and compacting would do
         everyone = n == pop.rows  # then rows == arange(pop.rows) (nonzero is sorted)
         ids = pop.tokens if everyone else pop.tokens[rows]
-        if node.get("dedup") == "yes":
-            unique, inverse = torch.unique(ids, dim=0, return_inverse=True)
-            first = torch.full((unique.shape[0],), n, dtype=torch.long, device=ids.device)
-            first = first.scatter_reduce(0, inverse, torch.arange(n, device=ids.device), "amin")
+        same = identical_rows(ids) if node.get("dedup") == "yes" else None
+        if same is None:  # every row its own forward, in order
+            unique, src = ids, rows
+            inverse = shape_constant(("population.rows", n, ids.device),
+                                     lambda: torch.arange(n, device=ids.device))
+        else:
+            first, inverse = same
+            unique = ids[first]
             self.counters.deduplicated += n - unique.shape[0]
             src = first if everyone else rows[first]  # (every row: rows is arange(n))
-        else:
-            unique, inverse, src = ids, torch.arange(n, device=ids.device), rows
         owners = self.problem_of(src)
         for b in owners.tolist():
             self.nfe[b] += 1
-        fresh = self.forward(unique, owners, *window, src)
+        fresh = self.forward(unique, owners, *window, src, node.get("keeps") != WINDOW_ONLY)
         if cache is None:  # every row points into the new cache, and every cache row is used
             self.cache = fresh
             if everyone:
@@ -101,11 +128,9 @@ class BatchedForwards:
             else:
                 pop.slot[rows] = inverse
         else:
-            base = cache.clean_tok.shape[0]
+            base = cache.window_logp.shape[0]
             self.cache = transition.Reduced(
-                torch.cat([cache.clean_tok, fresh.clean_tok]),
-                torch.cat([cache.clean_logp, fresh.clean_logp]),
-                torch.cat([cache.window_logp, fresh.window_logp]),
+                *_cat_clean(cache, fresh), torch.cat([cache.window_logp, fresh.window_logp]),
                 *window,
             )
             pop.slot[rows] = base + inverse
@@ -113,28 +138,32 @@ class BatchedForwards:
             pop.kv_row[rows] = self.block_kv.last_rows[inverse]
         if cache is not None:
             self._compact()
+            return False
+        return everyone and same is None
 
     def _compact(self) -> None:
         """Drop cache rows no particle points at any more."""
         live = self.pop.slot >= 0
         used, remap = torch.unique(self.pop.slot[live], return_inverse=True)
-        if self.cache is None or len(used) == self.cache.clean_tok.shape[0]:
+        if self.cache is None or len(used) == self.cache.window_logp.shape[0]:
             return
         c = self.cache
         self.cache = transition.Reduced(
-            c.clean_tok[used], c.clean_logp[used], c.window_logp[used], c.w0, c.w1
+            None if c.clean_tok is None else c.clean_tok[used],
+            None if c.clean_logp is None else c.clean_logp[used], c.window_logp[used], c.w0, c.w1
         )
         self.pop.slot[live] = remap
 
     def forward(
         self, ids: torch.Tensor, owners: torch.Tensor, w0: int, w1: int,
-        src_rows: torch.Tensor | None = None,
+        src_rows: torch.Tensor | None = None, clean: bool = True,
     ) -> transition.Reduced:
         """One logical forward over rows (of problems `owners`), in chunks that fit memory.
 
         A chunk halves on out-of-memory and the call goes on. With the prompt cache only the
         answer positions go through the model. With a block KV cache (`kv_cache.py`) the rows
-        read the cache rows of particles `src_rows`.
+        read the cache rows of particles `src_rows`. Without `clean` only the window's
+        log-probs are kept (with the prompt cache the output layer runs on the window alone).
         """
         rows = ids.shape[0]
         if src_rows is not None and self.block_kv is not None:
@@ -145,19 +174,21 @@ class BatchedForwards:
         prompt_len = self.prompt_positions(ids.shape[1])
         self.counters.positions += rows * (ids.shape[1] if self.prompts is None else self.gen)
         shifted = self.model.shifted_logits
+        head = None if clean or self.prompts is None else (w0, w1)  # the window's logits only
         parts = self.in_chunks(
             rows,
             self.chunk_length(ids.shape[1]),
             lambda part: transition.reduce_logits(
-                self.model_logits(*rows_of(part, rows, ids, owners)), prompt_len, shifted, w0, w1
+                self.model_logits(*rows_of(part, rows, ids, owners), window=head),
+                None if head else prompt_len, shifted, w0, w1, clean,
             ),
         )
         self.counters.forward_rows += rows
         if len(parts) == 1:
             return parts[0]
         return transition.Reduced(
-            torch.cat([p.clean_tok for p in parts]),
-            torch.cat([p.clean_logp for p in parts]),
+            None if not clean else torch.cat([p.clean_tok for p in parts]),
+            None if not clean else torch.cat([p.clean_logp for p in parts]),
             torch.cat([p.window_logp for p in parts]),
             w0,
             w1,
@@ -197,10 +228,13 @@ class BatchedForwards:
         cache, the answer without (whose logits are all a forward keeps: `forward_logits`)."""
         return width if self.prompts is not None else self.gen
 
-    def model_logits(self, ids: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
+    def model_logits(self, ids: torch.Tensor, owners: torch.Tensor,
+                     window: tuple[int, int] | None = None) -> torch.Tensor:
+        """Logits of the answer (after `prompt_positions` others without the prompt cache);
+        with `window` (prompt cache only), of answer positions [w0, w1) alone."""
         owners = self.owner[owners]  # a cohort's problems -> their rows of the batch as begun
         if self.prompts is not None:
-            return self.model.forward_answer(self.prompts, owners, ids[:, -self.gen :])
+            return answer_logits(self.model, self.prompts, owners, ids[:, -self.gen :], window)
         return forward_logits(self.model, ids, self.attn[owners], self.gen)
 
     def auto_chunk(self, length: int) -> int:

@@ -6,6 +6,7 @@ reached through `MaskedLM`; the runtime never looks past it.
 
 from __future__ import annotations
 
+import inspect
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -115,10 +116,36 @@ class PromptCachingLM(MaskedLM, Protocol):
         ...
 
     def forward_answer(
-        self, cache: object, rows: torch.Tensor, answer_ids: torch.Tensor
+        self, cache: object, rows: torch.Tensor, answer_ids: torch.Tensor,
+        window: tuple[int, int] | None = None,
     ) -> torch.Tensor:
-        """answer_ids [B, G], row i continuing cached prompt rows[i] -> logits [B, G, V]."""
+        """answer_ids [B, G], row i continuing cached prompt rows[i] -> logits [B, G, V]; with
+        `window` (w0, w1), those of answer positions [w0, w1) only (the runtime asks for them
+        when a forward keeps no clean prediction)."""
         ...
+
+
+_TAKES_WINDOW: dict[type, bool] = {}
+
+
+def answer_logits(model: PromptCachingLM, cache: object, rows: torch.Tensor,
+                  answer_ids: torch.Tensor, window: tuple[int, int] | None) -> torch.Tensor:
+    """`forward_answer`'s logits, of answer positions [w0, w1) only with `window`: asked of the
+    model where its `forward_answer` takes `window` (the built-in models), else sliced from the
+    whole answer's (a model or wrapper written before it could)."""
+    if window is None:
+        return model.forward_answer(cache, rows, answer_ids)
+    kind = type(model)
+    takes = _TAKES_WINDOW.get(kind)
+    if takes is None:
+        try:
+            takes = "window" in inspect.signature(model.forward_answer).parameters
+        except (TypeError, ValueError):  # no signature to read: the plain call
+            takes = False
+        _TAKES_WINDOW[kind] = takes
+    if takes:
+        return model.forward_answer(cache, rows, answer_ids, window=window)
+    return model.forward_answer(cache, rows, answer_ids)[:, window[0] : window[1]]
 
 
 @runtime_checkable

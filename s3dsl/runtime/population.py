@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from s3dsl.shape_constants import shape_constant
+
 
 @dataclass(frozen=True)
 class StateField:
@@ -122,6 +124,12 @@ class _PopulationOps:
     @property
     def rows(self) -> int:
         return self.tokens.shape[0]
+
+    def every_row(self) -> torch.Tensor:
+        """0..rows-1 (a shared constant: never write into it)."""
+        rows, dev = self.tokens.shape[0], self.tokens.device
+        return shape_constant(("population.rows", rows, dev),
+                              lambda: torch.arange(rows, device=dev))
 
     def gather(self, index: torch.Tensor) -> Population:
         """The population of rows `index` (repeats allowed): expand and resample. Tensor fields

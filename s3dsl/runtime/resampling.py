@@ -172,17 +172,34 @@ def row_uniforms(method: str, n: int) -> int:
 
 def normalize_rows(logw: torch.Tensor) -> torch.Tensor:
     """`normalize` of every row of [B, n] log-weights."""
-    logw = logw.double()
-    top = logw.max(dim=1, keepdim=True).values
+    logw = logw if logw.dtype == torch.float64 else logw.double()
+    top = logw.amax(dim=1, keepdim=True)
     w = torch.exp(logw - top)
     w = w / w.sum(dim=1, keepdim=True)
+    if _finite_on_host(top):  # no row is all -inf (a CPU batch's few maxima, read on the host)
+        return w
     # a row all -inf (its max is -inf; a nan max is not) is uniform, as `normalize` makes it
     return torch.where(top == -math.inf, 1.0 / logw.shape[1], w)
+
+
+def _finite_on_host(top: torch.Tensor) -> bool:
+    """True when no entry of a small CPU tensor is -inf (one host copy, no tensor op); False
+    otherwise, or for a tensor the sync-free form must handle (device, compiled graph)."""
+    if top.device.type != "cpu" or top.numel() > 4096 or torch.compiler.is_compiling():
+        return False
+    return -math.inf not in top.reshape(-1).tolist()
 
 
 def ess_rows(weights: torch.Tensor) -> torch.Tensor:
     """`ess` of every row of [B, n] normalized weights."""
     return 1.0 / (weights.shape[1] * (weights**2).sum(dim=1))
+
+
+def ess_rows_on_host(weights: torch.Tensor) -> list[float]:
+    """`ess_rows(weights).tolist()`, the same bits: the sums of squares as tensors, the last
+    two float64 operations (n * s, 1 / that) in Python floats, which round alike."""
+    n = weights.shape[1]
+    return [1.0 / (n * s) for s in (weights**2).sum(dim=1).tolist()]
 
 
 def _inverse_cdf_rows(weights: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
@@ -195,13 +212,14 @@ def resample_rows(weights: torch.Tensor, n: int, method: str, u: torch.Tensor) -
     """[B, n] ancestors (within each row, ascending) of rows of normalized weights, with the
     problem's uniforms u[b]; `method` must be one of ROW_METHODS. Sync-free and on the weights'
     device, so the captured step (`static_resample`) uses it as it is."""
-    weights, device = weights.double(), weights.device
+    weights = weights if weights.dtype == torch.float64 else weights.double()
+    device = weights.device
     steps = shape_constant(("resampling.steps", n, device),
                            lambda: torch.arange(n, dtype=torch.float64, device=device))
     if method == "multinomial":
         return _inverse_cdf_rows(weights, u[:, :n].contiguous()).sort(dim=1).values
     if method == "systematic":
-        return _inverse_cdf_rows(weights, (steps + u[:, :1]) / n)
+        return _inverse_cdf_rows(weights, (steps + (u if u.shape[1] == 1 else u[:, :1])) / n)
     if method == "stratified":
         return _inverse_cdf_rows(weights, (steps + u[:, :n]) / n)
     raise ValueError(f"resample_rows: no batched form of {method!r}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from s3dsl.compiler.ir import VerifierSpec
@@ -74,16 +75,19 @@ def candidates(
     if logps.dtype not in (torch.float32, torch.float64):
         logps = logps.float()
     tok_np, lp_np, fill_np = (
-        (t if t.device.type == "cpu" else t.cpu()).numpy() for t in (tokens, logps, filled))
-    tok_rows, fill_rows = tok_np.tolist(), fill_np.tolist()
+        np.ascontiguousarray((t if t.device.type == "cpu" else t.cpu()).numpy())
+        for t in (tokens, logps, filled))
+    tok_rows, lp_rows, fill_rows = tok_np.tolist(), lp_np.tolist(), fill_np.tolist()
+    # each array's bytes once, sliced per row (a bytes slice costs less than a row's tobytes)
+    raw = [(a.tobytes(), a.nbytes // rows) for a in (tok_np, lp_np, fill_np)]
     where: dict[tuple, Candidate] = {}
     out = []
     for r in range(rows):
-        key = (prompts[r], tok_np[r].tobytes(), lp_np[r].tobytes(), fill_np[r].tobytes())
+        key = (prompts[r], *(b[r * w : (r + 1) * w] for b, w in raw))
         cand = where.get(key)
         if cand is None:
             text, cut = completion_text(tok_rows[r], tokenizer)
-            cand = where[key] = Candidate(prompts[r], text, tuple(lp_np[r, :cut].tolist()),
+            cand = where[key] = Candidate(prompts[r], text, tuple(lp_rows[r][:cut]),
                                           tuple(fill_rows[r][:cut]))
         out.append(cand)
     return out

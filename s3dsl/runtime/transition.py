@@ -28,17 +28,26 @@ class Reduced:
     the log-probabilities of a window of positions [w0, w1) for the next commit. The full
     [rows, length, vocab] logits are dropped as soon as these are made."""
 
-    clean_tok: torch.Tensor  # [R, G] long
-    clean_logp: torch.Tensor  # [R, G] float32
+    clean_tok: torch.Tensor | None  # [R, G] long; None: a forward that keeps its window only
+    clean_logp: torch.Tensor | None  # [R, G] float32
     window_logp: torch.Tensor  # [R, w1 - w0, V] float32
     w0: int
     w1: int
 
 
-def reduce_logits(logits: torch.Tensor, gen_start: int, shifted: bool, w0: int, w1: int) -> Reduced:
-    """logits [R, L, V] -> Reduced. Dream-style shifted logits are realigned first."""
+def reduce_logits(logits: torch.Tensor, gen_start: int, shifted: bool, w0: int, w1: int,
+                  clean: bool = True) -> Reduced:
+    """logits [R, L, V] -> Reduced. Dream-style shifted logits are realigned first. Without
+    `clean` only the window's log-probs are made (no clean prediction); logits of exactly the
+    window's positions ([R, w1 - w0, V], `gen_start` None: the model's output layer ran on them
+    alone) are taken as they are."""
+    if gen_start is None:
+        return Reduced(None, None, torch.log_softmax(logits.float(), dim=-1), w0, w1)
     if shifted:
         logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
+    if not clean:
+        logits = logits[:, gen_start + w0 : gen_start + w1]
+        return Reduced(None, None, torch.log_softmax(logits.float(), dim=-1), w0, w1)
     if gen_start:  # (with the prompt cache the logits are the answer's only: no slice)
         logits = logits[:, gen_start:]
     if logits.dtype != torch.float32:
@@ -245,6 +254,13 @@ def propose_window(
         ranks = order.argsort(dim=1)  # the inverse permutation: each position's rank
         commit = region & (ranks < k.unsqueeze(1))
     return x0, commit, x0_logp  # float32, as the reduced log-probs
+
+
+def first_true(flags: torch.Tensor, default: int) -> int:
+    """The index of the first True of a short 1-D bool tensor (`default` if none), read on the
+    host in one copy (no nonzero or argmax op)."""
+    values = flags.tolist()
+    return values.index(True) if True in values else default
 
 
 def window_bounds(gen_tokens: torch.Tensor, mask_id: int, block_end: int) -> tuple[int, int]:

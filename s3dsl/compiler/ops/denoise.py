@@ -21,19 +21,24 @@ def batched(ex: Batch, op, ctx, active) -> None:
         return
     masked = ex.gen_tokens()[:, : ctx.block_end] == ex.mask_id
     need = masked.any(dim=1)
-    rows = need.nonzero().squeeze(1)
-    n_rows = rows.shape[0]
-    if n_rows < ex.pop.rows:  # (else `commit` writes every row's)
-        ex.pop.step_logp.zero_()
+    pop = ex.pop
+    if bool(need.all()):  # the common case: no nonzero (rows are 0..rows-1)
+        rows, n_rows = pop.every_row(), pop.rows
+    else:
+        rows = need.nonzero().squeeze(1)
+        n_rows = rows.shape[0]
+        pop.step_logp.zero_()  # (else `commit` writes every row's)
     if not n_rows:
         return
     # the window starts at the first masked position of any row (a row outside `need` has none
-    # before the block end); argmax finds the first True
-    w0 = int(masked.any(dim=0).to(torch.uint8).argmax())
-    ex.ensure_forward(need, ctx.block_end, w0, rows)
-    c, pop = ex.cache, ex.pop
+    # before the block end); one host read of the block's columns finds it
+    w0 = ex.kernels.transition.first_true(masked.any(dim=0), ctx.block_end)
+    in_order = ex.ensure_forward(need, ctx.block_end, w0, rows)
+    c = ex.cache
     every = slice(None) if n_rows == pop.rows else rows
-    window = c.window_logp[:, w0 - c.w0 : ctx.block_end - c.w0][pop.slot[every]]
+    window = c.window_logp[:, w0 - c.w0 : ctx.block_end - c.w0]
+    if not in_order:  # each row's cache row
+        window = window[pop.slot[every]]
     ex.commit(op, ctx, every, window, w0)
 
 
@@ -78,7 +83,7 @@ PRIMITIVE = Primitive(
     aliases=("unmask",),
     provides=frozenset({"logprobs"}),
     lower=lambda args: (
-        forward("masked in block", "first mask..block end"),
+        forward("masked in block", "first mask..block end", clean=False),
         Node.of("commit", rule=args.get("rule") or "decode",
                 temperature=args.get("temperature"), threshold=args.get("threshold")),
     ),

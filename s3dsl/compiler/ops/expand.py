@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from s3dsl.compiler.nodes import Node
@@ -27,8 +29,13 @@ def batched(ex: Batch, op, ctx, active) -> None:
     With share-parent-forward (`gather cache=keep`) the children keep the parent's forward."""
     k = op.args["k"]
     index, child, group = children(ex.pop.rows, k, ex.n, ex.device)
-    pop = ex.pop.gather(index)
-    pop.key = ex.kernels.rng.mix(pop.key, op.uid, ctx.step, child)
+    # mix folds its words one at a time, so the words every sibling shares (uid, step) are
+    # folded into the parents' keys (k times fewer rows) and only the child number after the
+    # gather: the same bits as mix(child's copy of the key, uid, step, j)
+    parents = copy.copy(ex.pop)  # (the population before the stage is left as it was)
+    parents.key = ex.kernels.rng.mix(ex.pop.key, op.uid, ctx.step)
+    pop = parents.gather(index)
+    pop.key = ex.kernels.rng.mix(pop.key, child)
     pop.group = group
     if op.args.get("schedules"):  # child j follows schedule j mod m
         table = torch.tensor(op.args["schedules"], device=ex.device)

@@ -28,13 +28,32 @@ def resample_logweights_rows(score: torch.Tensor, logw: torch.Tensor, args: dict
     """`resample_logweights` of every problem's row of [B, n] scores and log-weights at once, on
     their device and sync-free (the captured step uses it too)."""
     source = args["weights"]
-    score, logw = score.double(), logw.double()
+    score, logw = _float64(score), _float64(logw)
     if source == "score":
         return score / args["beta"]
     if source == "logw":
         return logw
+    if _no_nan_on_host(score):  # every problem by its scores (the common case)
+        return score / args["beta"]
     by_score = ~torch.isnan(score).any(dim=1, keepdim=True)
     return torch.where(by_score, score / args["beta"], logw)
+
+
+def _float64(t: torch.Tensor) -> torch.Tensor:
+    return t if t.dtype == torch.float64 else t.double()
+
+
+def _no_nan_on_host(t: torch.Tensor) -> bool:
+    """True when a small CPU tensor holds no nan, read in one host copy (no tensor op); False
+    when it has one, or is not a small CPU tensor outside a compiled graph (then the caller's
+    sync-free tensor form applies)."""
+    if t.device.type != "cpu" or t.numel() > 4096 or torch.compiler.is_compiling():
+        return False
+    return not any(x != x for x in t.reshape(-1).tolist())
+
+
+def _on_cpu(t: torch.Tensor) -> torch.Tensor:
+    return t if t.device.type == "cpu" else t.cpu()
 
 
 def _record_ess(ex: Batch, b: int, ess: float) -> None:
@@ -50,7 +69,7 @@ def resample_all(ex: Batch, op, ctx, active) -> tuple[torch.Tensor, torch.Tensor
     rs, rng = ex.kernels.resampling, ex.kernels.rng
     B, n_in, n_out = len(ex.batch), ex.n, op.args["n"]
     logw = resample_logweights_rows(
-        ex.pop.score.cpu().view(B, n_in), ex.pop.logw.cpu().view(B, n_in), op.args
+        _on_cpu(ex.pop.score).view(B, n_in), _on_cpu(ex.pop.logw).view(B, n_in), op.args
     )
     weights = rs.normalize_rows(logw)
     # a batch's few root keys, mixed as Python ints (the same bits as `rng.mix`)
@@ -59,7 +78,7 @@ def resample_all(ex: Batch, op, ctx, active) -> tuple[torch.Tensor, torch.Tensor
     ancestors = rs.resample_rows(weights, n_out, op.args["method"], u)
     ancestors = ancestors + shape_constant(("resample.problem-offsets", B, n_in),
                                            lambda: torch.arange(0, B * n_in, n_in).view(B, 1))
-    ess = rs.ess_rows(weights).tolist()
+    ess = rs.ess_rows_on_host(weights)
     if active is None:  # every problem resamples (the common case: no `when=`)
         for b in range(B):
             _record_ess(ex, b, ess[b])
