@@ -224,7 +224,8 @@ class Runner:
         from s3dsl.cli.app import app
 
         folder = changed_checkpoint(self.workdir, case)
-        common = ["--task", "arith", "--model", str(folder)]
+        through_hf = case.overrides["layout"].startswith("hf")
+        common = ["--task", "arith", "--model", f"hf:{folder}" if through_hf else str(folder)]
         for args in (["compile", "single", *common],
                      ["run", "single", *common, "--limit", "1", "--no-db", "--set", "gen_length=8",
                       "--set", "steps=8"]):
@@ -238,17 +239,39 @@ class Runner:
 
 def checkpoint_bases(workdir: Path) -> dict[str, Path]:
     """One intact folder per layout, written once per workdir: the tiny official LLaDA and Dream
-    checkpoints and the shipped format (`tiny-random` saved to disk)."""
+    checkpoints, the shipped format (`tiny-random` saved to disk) and a tiny BERT masked LM saved
+    by transformers (read through `--model hf:DIR`)."""
     from s3dsl.models.registry import TINY_CONFIG, build_random_model, save_model
     from s3dsl.models.tiny_official import write_checkpoint
 
     root = workdir / "bases"
-    bases = {layout: root / layout for layout in ("llada", "dream", "native")}
+    bases = {layout: root / layout for layout in ("llada", "dream", "native", "hf-bert")}
     if not root.is_dir():
         for layout in ("llada", "dream"):
             write_checkpoint(bases[layout], layout)
         save_model(build_random_model(TINY_CONFIG).module, bases["native"])
+        write_hf_bert(bases["hf-bert"])
     return bases
+
+
+def write_hf_bert(folder: Path) -> None:
+    """A randomly initialised 2-layer BERT masked LM whose word-piece vocabulary holds the arith
+    task's characters, saved with transformers' own `save_pretrained` (nothing downloaded)."""
+    import transformers
+
+    from s3dsl.models.tokenizer import DEFAULT_CHARS
+
+    folder.mkdir(parents=True)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    (folder / "vocab.txt").write_text("\n".join(specials + list(DEFAULT_CHARS)) + "\n")
+    tok = transformers.BertTokenizer(vocab=str(folder / "vocab.txt"))
+    config = transformers.BertConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=2,
+                                     num_attention_heads=2, intermediate_size=32,
+                                     max_position_embeddings=128)
+    with torch.random.fork_rng():  # the same weights every time, the caller's RNG untouched
+        torch.manual_seed(0)
+        transformers.BertForMaskedLM(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
 
 
 def changed_checkpoint(workdir: Path, case: Case) -> Path:
@@ -274,6 +297,8 @@ def changed_checkpoint(workdir: Path, case: Case) -> Path:
         target.write_bytes(original[: int(len(original) * float(d["fraction"]))])
     elif case.filename.endswith(".safetensors"):
         target.write_bytes(changed_tensors(original, d["tensor"], int(d["key"])))
+    elif not case.filename.endswith(".json"):  # a plain text file (vocab.txt): the value's text
+        target.write_text(d["value"])
     else:
         target.write_text(changed_json(json.loads(original), change, int(d["key"]),
                                        json.loads(d["value"])))

@@ -286,6 +286,8 @@ CHECKPOINT_FILES = {  # what each layout's folder holds (benchmarks/fuzz.py buil
     "dream": ("config.json", "model.safetensors.index.json", "model-00002-of-00002.safetensors",
               "tokenizer.json", "tokenizer_config.json", "generation_config.json"),
     "native": ("config.json", "model.safetensors"),
+    "hf-bert": ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                "vocab.txt"),  # loaded through transformers: --model hf:DIR
 }
 json_value = st.one_of(
     st.none(), st.booleans(), st.text(max_size=6), st.lists(st.integers(-2, 3), max_size=2),

@@ -97,8 +97,9 @@ def test_database_files_are_checked(runner, case: Case):
 @budget(150)
 @given(case=checkpoint())
 def test_model_folders_with_a_damaged_file_are_checked(runner, case: Case):
-    """`s3dsl compile` and `s3dsl run` on an official LLaDA / Dream folder or a shipped-format
-    one, with one file deleted, truncated, replaced or holding a hostile value."""
+    """`s3dsl compile` and `s3dsl run` on an official LLaDA / Dream folder, a shipped-format one
+    or a transformers one (`--model hf:DIR`), with one file deleted, truncated, replaced or
+    holding a hostile value."""
     check(runner.run(case))
 
 
@@ -136,6 +137,16 @@ def _sorted_key(workdir: Path, layout: str, name: str, key: str) -> str:
     ("dream", "model-00002-of-00002.safetensors", "truncate", None, None,
      "cannot read the weights in .*model-00002-of-00002.safetensors"),
     ("native", "model.safetensors", "tensor", None, None, "size mismatch for"),
+    ("hf-bert", "config.json", "set", "num_hidden_layers", 10**12,
+     "config num_hidden_layers must be <= 4096"),
+    ("hf-bert", "config.json", "set", "num_attention_heads", 0,
+     "config num_attention_heads must be >= 1, got 0"),
+    ("hf-bert", "config.json", "set", "model_type", [1], "cannot load the config and tokenizer"),
+    ("hf-bert", "model.safetensors", "truncate", None, None, "cannot load the weights of"),
+    ("hf-bert", "tokenizer_config.json", "set", "mask_token", "x",
+     "the mask token id must be <= 21"),
+    ("hf-bert", "tokenizer_config.json", "set", "model_max_length", "x",
+     "cannot encode the prompt .*the tokenizer fails: TypeError"),
 ])
 def test_a_damaged_model_folder_names_the_file_and_the_value(runner, layout, name, change, key,
                                                              value, message):
@@ -158,3 +169,16 @@ def test_weights_stored_as_integers_or_halves_still_load_and_run(runner):
     for pick in ("1", "2"):  # changed_tensors: odd -> int32, even -> float16
         assert runner._checkpoint(_folder_case("native", "model.safetensors", "tensor", pick,
                                                tensor="dtype"))
+
+
+def test_a_pad_token_outside_the_models_vocabulary_pads_with_eos(runner):
+    """A transformers tokenizer whose pad token the model has no embedding for (added to the
+    tokenizer only) still runs: left padding is never attended to, so it is EOS instead."""
+    from s3dsl.runtime.adapters import load_hf_model
+
+    key = _sorted_key(runner.workdir, "hf-bert", "tokenizer_config.json", "pad_token")
+    case = _folder_case("hf-bert", "tokenizer_config.json", "set", key, "[NEWPAD]")
+    assert runner._checkpoint(case)
+    lm = load_hf_model(str(runner.workdir / "checkpoint"))
+    assert lm.tokenizer.tok.pad_token_id >= lm.vocab_size
+    assert lm.tokenizer.pad_id == lm.tokenizer.eos_id

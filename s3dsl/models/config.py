@@ -15,9 +15,15 @@ from s3dsl.models.tokenizer import DEFAULT_CHARS, SPECIALS
 MAX_LAYERS = 4096  # far above any released model; a config beyond it is broken, not large
 
 
-def _size(value: Any, what: str, name: str) -> int:
-    high = MAX_LAYERS if name == "n_layers" else LARGEST_SIZE
+def checked_size(value: Any, what: str, *, layers: bool = False) -> int:
+    """A size read from a model's files: a positive integer, at most MAX_LAYERS for a layer
+    count and LARGEST_SIZE otherwise (also for transformers configs: `runtime/adapters/hf.py`)."""
+    high = MAX_LAYERS if layers else LARGEST_SIZE
     return int(number(value, what, None, integer=True, low=1, high=high))
+
+
+def _size(value: Any, what: str, name: str) -> int:
+    return checked_size(value, what, layers=name == "n_layers")
 
 
 def _flag(value: Any, what: str, name: str) -> bool:

@@ -8,22 +8,29 @@ Nothing is ever downloaded: every load passes `local_files_only=True`.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 
 from s3dsl.errors import S3DSLError
+from s3dsl.models.config import checked_size
+from s3dsl.models.folder_files import token_id
 
 
 class HFTokenizer:
     """The runtime's `Tokenizer` over a `transformers` tokenizer.
 
     `encode` adds no special tokens (the runtime lays out prompt and canvas itself); `eos_id` is
-    the eos token, else the sep token (BERT ends a sequence with [SEP]).
+    the eos token, else the sep token (BERT ends a sequence with [SEP]). With `vocab_size` (the
+    model's), an id the model has no embedding for is the checkpoint's error, said at encode.
     """
 
-    def __init__(self, tok: Any, eos_id: int | None = None, skip_special_tokens: bool = False):
+    def __init__(self, tok: Any, eos_id: int | None = None, skip_special_tokens: bool = False,
+                 vocab_size: int | None = None):
         self.tok = tok
+        self.vocab_size = vocab_size
         self.skip_special_tokens = skip_special_tokens
         eos = eos_id
         if eos is None:
@@ -37,7 +44,17 @@ class HFTokenizer:
         self.pad_id: int = int(tok.pad_token_id) if tok.pad_token_id is not None else self.eos_id
 
     def encode(self, text: str) -> list[int]:
-        return list(self.tok.encode(text, add_special_tokens=False))
+        """Ids of `text`; ValueError (the caller names the problem) where the tokenizer's own
+        code fails on its files' settings or gives an id outside the model's vocabulary."""
+        try:
+            ids = list(self.tok.encode(text, add_special_tokens=False))
+        except Exception as e:  # noqa: BLE001 - transformers' code on the checkpoint's files
+            first = (str(e).splitlines() or [""])[0][:200]
+            raise ValueError(f"the tokenizer fails: {type(e).__name__}: {first}") from e
+        if self.vocab_size is not None and ids and max(ids) >= self.vocab_size:
+            raise ValueError(f"the tokenizer gives id {max(ids)}, outside the model's "
+                             f"{self.vocab_size}-entry vocabulary")
+        return ids
 
     def decode(self, ids: list[int]) -> str:
         return self.tok.decode(
@@ -76,16 +93,23 @@ class HFMaskedLM:
         eos_id: int | None = None,
     ):
         self.model = model.eval()
-        self.tokenizer = HFTokenizer(tokenizer, eos_id=eos_id)
+        self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
+        self.vocab_size = _vocab_size(model)
+        self.tokenizer = HFTokenizer(tokenizer, eos_id=eos_id, vocab_size=self.vocab_size)
         mid = mask_id if mask_id is not None else tokenizer.mask_token_id
         if mid is None:
             raise S3DSLError(
                 "the tokenizer has no mask token",
                 hint="pass mask_id (LLaDA: 126336, Dream: 151666)",
             )
+        # ids the runtime writes into canvases: each needs a row of the model's embedding (a pad
+        # token added to the tokenizer but not to the model pads with EOS instead: attention
+        # never reads padding, so any embedded id does)
+        for what, value in (("mask", mid), ("EOS", self.tokenizer.eos_id)):
+            token_id(value, f"{self.name}: the {what} token id", self.vocab_size)
+        if not 0 <= self.tokenizer.pad_id < self.vocab_size:
+            self.tokenizer.pad_id = self.tokenizer.eos_id
         self.mask_id = int(mid)
-        self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
-        self.vocab_size = _vocab_size(model)
         self.shifted_logits = shifted_logits
         self.bidirectional = bidirectional
         params = inspect.signature(model.forward).parameters
@@ -165,6 +189,46 @@ def remote_code_error(path: str, err: Exception, version: str) -> S3DSLError:
     )
 
 
+# A transformers config's fields that size the model it builds, checked before it builds one: a
+# config.json asking for 10**12 layers would hang in the layers' construction, a negative or zero
+# head count fails deep inside attention (getattr follows a config's aliases, e.g. GPT-2's n_layer)
+SIZE_FIELDS = ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads",
+               "num_key_value_heads", "head_dim", "vocab_size", "max_position_embeddings")
+
+
+def _check_sizes(config: Any, path: str) -> None:
+    for name in SIZE_FIELDS:
+        value = getattr(config, name, None)
+        if value is not None:
+            checked_size(value, f"{path}: config {name}", layers=name == "num_hidden_layers")
+
+
+@contextmanager
+def _reading(path: str, what: str, own_code: bool,
+             file_errors: tuple[type[Exception], ...] = (OSError,)) -> Iterator[None]:
+    """Inside: transformers reading a local checkpoint's `what`. No s3dsl code runs there, so
+    whatever it raises is about the folder's files (or this transformers): one line exit 2 that
+    names the folder, never a traceback. `own_code`: the checkpoint's shipped modeling code ran
+    too (trust_remote_code); its failures other than `file_errors` get `remote_code_error`."""
+    try:
+        yield
+    except S3DSLError:
+        raise
+    except Exception as e:  # noqa: BLE001 - transformers' code on the user's files, not s3dsl's
+        import transformers
+
+        if own_code and not isinstance(e, file_errors):
+            raise remote_code_error(path, e, transformers.__version__) from e
+        first = (str(e).splitlines() or [""])[0][:300]
+        raise S3DSLError(
+            f"cannot load the {what} of '{path}': {type(e).__name__}: {first}",
+            hint="nothing is downloaded: pass a complete local checkpoint directory or a name "
+            "already in the Hugging Face cache; models with custom code also need "
+            "trust_remote_code; official LLaDA / Dream folders load natively with --model DIR "
+            "(no hf:)",
+        ) from e
+
+
 def load_hf_model(
     path_or_name: str,
     device: str | torch.device = "cpu",
@@ -189,21 +253,10 @@ def load_hf_model(
     common: dict[str, Any] = {"local_files_only": True}
     if trust_remote_code:
         common["trust_remote_code"] = True
-    try:
+    with _reading(path_or_name, "config and tokenizer", trust_remote_code, (OSError, ValueError)):
         config = transformers.AutoConfig.from_pretrained(path_or_name, **common)
         tokenizer = transformers.AutoTokenizer.from_pretrained(path_or_name, **common)
-    except (ImportError, AttributeError, KeyError, TypeError) as e:  # a hub model's own code
-        if not trust_remote_code:
-            raise
-        raise remote_code_error(path_or_name, e, transformers.__version__) from e
-    except (OSError, ValueError) as e:
-        raise S3DSLError(
-            f"cannot load a local model from '{path_or_name}': {str(e).splitlines()[0]}",
-            hint="nothing is downloaded: pass a local directory or a name already in the "
-            "Hugging Face cache; models with custom code also need trust_remote_code; official "
-            "LLaDA / Dream folders load natively with --model DIR (no hf:)",
-        ) from e
-
+    _check_sizes(config, path_or_name)
     auto_map = getattr(config, "auto_map", None) or {}
     if bidirectional:
         auto_cls = transformers.AutoModelForCausalLM
@@ -220,17 +273,8 @@ def load_hf_model(
     kwargs = dict(common)
     if dtype is not None:
         kwargs["dtype"] = _dtype(dtype)
-    try:
+    with _reading(path_or_name, "weights", trust_remote_code and bool(auto_map)):
         model = auto_cls.from_pretrained(path_or_name, **kwargs)
-    except OSError as e:
-        raise S3DSLError(
-            f"cannot load the weights of '{path_or_name}': {str(e).splitlines()[0]}",
-            hint="nothing is downloaded: the checkpoint must be complete on disk",
-        ) from e
-    except Exception as e:  # noqa: BLE001 - the checkpoint's own code failed, not s3dsl
-        if not (trust_remote_code and auto_map):
-            raise
-        raise remote_code_error(path_or_name, e, transformers.__version__) from e
     model.to(device)
     if mask_id is None and tokenizer.mask_token_id is None:
         mask_id = getattr(config, "mask_token_id", None)  # LLaDA declares it only here
