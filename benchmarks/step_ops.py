@@ -7,11 +7,14 @@ uniform): each call's time inside whole s3dsl runs ("cold": after the rest of a 
 against the same call repeated at once ("warm", as a micro-benchmark sees it). With --split:
 each side's wall inside the model's calls and outside them (the engine: everything else, text
 work included), interleaved repeats, as one markdown row (--header: the table's head first).
+With --lengths: the mean length in tokens of the candidates each side decodes (the text work
+follows it), per seed, then its mean and spread over seeds 0..repeats-1.
 
     python benchmarks/step_ops.py --model tiny-random --strategy best_of_k --particles 2 --gen 48
     python benchmarks/step_ops.py --model tiny-random --strategy s3 --bytecodes --repeats 7
     python benchmarks/step_ops.py --strategy best_of_k --in-run uniform,host_uniform
     python benchmarks/step_ops.py --strategy s3 --particles 2 --split --repeats 21 --header
+    python benchmarks/step_ops.py --strategy s3 --particles 2 --lengths --repeats 80
 """
 
 from __future__ import annotations
@@ -159,6 +162,36 @@ def report_split(sides: dict, model, label: str, cfg, repeats: int) -> None:
           f"{so / ho:.2f} |", flush=True)
 
 
+def report_lengths(sides: dict, repeats: int) -> None:
+    """Per side, the mean token length (up to EOS) of what it decoded in each run (seed =
+    repeat): on an untrained model it follows each side's own draws."""
+    from s3dsl.runtime import scoring
+
+    decoded = scoring.completion_text
+    cuts: list[int] = []
+
+    def counting(tokens, tokenizer):
+        text, cut = decoded(tokens, tokenizer)
+        cuts.append(cut)
+        return text, cut
+
+    per_run: dict[str, list[float]] = {k: [] for k in sides}
+    scoring.completion_text = hb.completion_text = counting
+    try:
+        for rep in range(repeats):
+            for name, fn in sides.items():
+                cuts.clear()
+                fn(rep)
+                per_run[name].append(statistics.mean(cuts) if cuts else 0.0)
+    finally:
+        scoring.completion_text = hb.completion_text = decoded
+    for name, means in per_run.items():
+        spread = statistics.stdev(means) if len(means) > 1 else 0.0
+        print(f"{name:6s} tokens per decoded candidate, mean over seeds 0-{repeats - 1}: "
+              f"{statistics.mean(means):.1f} (sd over seeds {spread:.1f}); first seeds: "
+              + " ".join(f"{m:.0f}" for m in means[:10]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="tiny-random")
@@ -175,6 +208,8 @@ def main() -> None:
     ap.add_argument("--split", action="store_true",
                     help="wall inside and outside the model's calls, both sides (a markdown row)")
     ap.add_argument("--header", action="store_true", help="with --split: the table's head first")
+    ap.add_argument("--lengths", action="store_true",
+                    help="mean token length of the candidates each side decodes, per seed")
     args = ap.parse_args()
     torch.set_num_threads(1)
     model, label = hb.bench_model(args.model, "cpu")
@@ -196,6 +231,10 @@ def main() -> None:
             if args.header:
                 print(SPLIT_HEAD)
             report_split(sides, model, label, cfg, args.repeats)
+            return
+        if args.lengths:
+            print(f"# {cfg.label}, model {label}, {len(problems)} problem(s)")
+            report_lengths(sides, args.repeats)
             return
         if args.in_run:
             print(f"# {cfg.label}, model {label}, s3dsl, {args.repeats} runs, 1 thread")
