@@ -43,7 +43,9 @@ def test_buffer_reused_across_changing_row_layouts_stays_exact(monkeypatch, vari
     gen = torch.Generator().manual_seed(1)
     rows = torch.tensor([0, 0, 1, 2])
     layouts = [rows, rows.flip(0), torch.tensor([2, 1]), torch.tensor([1, 2, 2, 0, 0, 1]),
-               torch.tensor([1, 2, 2, 0, 0, 1])]  # same layout twice: the buffer is kept
+               torch.tensor([1, 2, 2, 0, 0, 1]),  # same layout twice: the buffer is kept
+               torch.tensor([1, 2, 2]), torch.tensor([1, 2, 2, 0, 0, 1]), torch.tensor([1])]
+    # (fewer rows that start the buffer's: kept too, and all of them again after)
     kept: list = []
     for i, layout in enumerate(layouts):
         answers = torch.randint(3, model.vocab_size, (len(layout), 6), generator=gen)
@@ -58,6 +60,23 @@ def test_buffer_reused_across_changing_row_layouts_stays_exact(monkeypatch, vari
     for _, copies, keep in kept:
         for (k0, v0), (k, v) in zip(copies, keep, strict=True):
             assert torch.equal(k0, k) and torch.equal(v0, v)
+
+
+def test_fewer_rows_that_start_the_buffers_rows_reuse_it():
+    """One problem's rows are all its prompt: when dedup leaves fewer of them, the buffer's
+    prompt part and rotary tables serve as they are (no refill); other rows refill it."""
+    model = load_model("tiny-random")
+    ids, mask = _prompts(model, ("12+3=", "7*8-40+2="))
+    cache = model.encode_prompt(ids, mask)
+    gen = torch.Generator().manual_seed(3)
+    versions = []
+    for rows in ([0, 0, 1, 1], [0, 0, 1], [0, 0, 1, 1], [0], [0, 1], [0, 1, 1]):
+        rows = torch.tensor(rows)
+        answers = torch.randint(3, model.vocab_size, (len(rows), 5), generator=gen)
+        torch.testing.assert_close(model.forward_answer(cache, rows, answers),
+                                   _full(model, ids, mask, rows, answers), atol=1e-5, rtol=1e-5)
+        versions.append(cache._buffer.version)
+    assert versions == [1, 1, 1, 1, 2, 3]
 
 
 def test_rows_changed_in_place_between_forwards_are_seen():

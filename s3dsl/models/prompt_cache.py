@@ -7,9 +7,11 @@ every forward, copies the prompt twice per layer and allocates a fresh [rows, he
 tensor per layer. Here one buffer per (layer slot) is allocated when a batch's shape first needs
 it and reused: the prompt part is filled by one gather for all layers when the rows -> prompts
 map changes (not every layer of every forward), and each layer writes only its answer
-keys/values into [Lp, Lp + G) before attending, so no stale answer part can be read. (On an
-accelerator the map is not compared, which would sync with the host: the prompt part is refilled
-every forward, one gather for all layers. Inside `torch.compile` nothing is kept.)
+keys/values into [Lp, Lp + G) before attending, so no stale answer part can be read. Fewer rows
+whose map is the start of the buffer's (dedup merged more rows this step: one problem's rows
+are all its prompt) use the buffer as it is. (On an accelerator the map is not compared, which
+would sync with the host: the prompt part is refilled every forward, one gather for all layers.
+Inside `torch.compile` nothing is kept.)
 
 When the whole buffer for every layer would exceed `MAX_BUFFER_BYTES`, a single layer slot is
 kept and refilled per layer (no allocation, one gather per layer, still no concatenation).
@@ -25,6 +27,7 @@ import torch
 KeyValues = tuple[torch.Tensor, torch.Tensor]  # [B, heads, L, head_dim] each
 
 MAX_BUFFER_BYTES = 512 << 20  # above this, one layer slot refilled per layer
+MEMOS_KEPT = 4  # row counts whose rotary tables and mask a buffer keeps (the oldest goes first)
 
 
 @dataclass
@@ -38,7 +41,8 @@ class ContextBuffer:
     filled: list[tuple[int, int] | None]
     rows: torch.Tensor | None = None  # the rows the prompt parts were filled for
     version: int = 0  # bumped whenever `rows` changes
-    memo: dict = field(default_factory=dict)  # what depends on `rows` alone; reset with it
+    memos: dict[int, dict] = field(default_factory=dict)  # per row count b: what depends on
+    # rows[:b] alone; reset with `rows`
 
     @property
     def capacity(self) -> int:
@@ -49,8 +53,8 @@ class ContextBuffer:
 class Layout:
     """One answer forward's view of the cache for its rows: `context(layer)` gives that layer's
     (keys, values) [B, kv_heads, Lp + G, hd] with the rows' prompt part filled in, and `memo`
-    keeps what the forward derives from the rows alone (positions, rotary tables, mask) for as
-    long as the rows stay the same."""
+    keeps what the forward derives from the rows alone (positions, rotary tables, mask), for
+    every later forward over the same rows (or over the same first B rows of the buffer's)."""
 
     context: Callable[[int], KeyValues]
     memo: dict
@@ -100,31 +104,37 @@ class PromptCache:
             return Layout(lambda i: (data[2 * i], data[2 * i + 1]), {})
         buf = self._ensure(b, gen)
         if not self._same_rows(buf, rows):
-            buf.rows, buf.version, buf.memo = rows.clone(), buf.version + 1, {}
+            buf.rows, buf.version, buf.memos = rows.clone(), buf.version + 1, {}
         if buf.slots == layers and buf.filled[0] != (buf.version, 0):
-            buf.data[:, :b, :, : stacked.shape[3]] = stacked[:, rows]
+            held = buf.rows
+            buf.data[:, : held.shape[0], :, : stacked.shape[3]] = stacked[:, held]
             buf.filled = [(buf.version, i) for i in range(layers)]
-        return Layout(lambda i: self._layer(buf, i, b), buf.memo)
+        memo = buf.memos.get(b)
+        if memo is None:
+            if len(buf.memos) >= MEMOS_KEPT:  # (each holds rotary tables of its rows)
+                del buf.memos[next(iter(buf.memos))]
+            memo = buf.memos[b] = {}
+        return Layout(lambda i: self._layer(buf, i, b), memo)
 
     @staticmethod
     def _same_rows(buf: ContextBuffer, rows: torch.Tensor) -> bool:
-        """Whether `rows` are those the buffer was filled for. Comparing contents is a host
-        sync on an accelerator, which the static steps must not have: there the prompt part is
-        refilled every forward (still one gather for all layers, no per-layer `cat`)."""
-        if buf.rows is None or buf.rows.shape != rows.shape or rows.device.type != "cpu":
+        """Whether `rows` are the first rows the buffer was filled for (all of them, or fewer).
+        Comparing contents is a host sync on an accelerator, which the static steps must not
+        have: there the prompt part is refilled every forward (still one gather for all layers,
+        no per-layer `cat`)."""
+        if buf.rows is None or rows.device.type != "cpu" or rows.shape[0] > buf.rows.shape[0]:
             return False
-        return torch.equal(buf.rows, rows)
+        return torch.equal(buf.rows[: rows.shape[0]], rows)
 
     def _layer(self, buf: ContextBuffer, layer: int, b: int) -> KeyValues:
         slot = layer % buf.slots
-        keys, values = buf.data[2 * slot, :b], buf.data[2 * slot + 1, :b]
         if buf.filled[slot] != (buf.version, layer):  # only with one slot: refill per layer
-            rows, lp = buf.rows, self.kv[layer][0].shape[2]
-            assert rows is not None
-            keys[:, :, :lp] = self.kv[layer][0][rows]
-            values[:, :, :lp] = self.kv[layer][1][rows]
+            held, lp = buf.rows, self.kv[layer][0].shape[2]
+            assert held is not None  # (all rows held: a later call may take more of them)
+            buf.data[2 * slot, : held.shape[0], :, :lp] = self.kv[layer][0][held]
+            buf.data[2 * slot + 1, : held.shape[0], :, :lp] = self.kv[layer][1][held]
             buf.filled[slot] = (buf.version, layer)
-        return keys, values
+        return buf.data[2 * slot, :b], buf.data[2 * slot + 1, :b]
 
     def _stack(self) -> torch.Tensor:
         if self.stacked is None:  # a cache built without `of`
