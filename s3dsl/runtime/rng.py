@@ -75,10 +75,12 @@ HOST_MIX_ROWS = 2  # up to this many CPU keys, `mix` runs in Python ints (~0.6 u
 # word); beyond, in numpy uint64 (a few us per word, whatever the count). Both beat int64 tensor
 # ops (~18 us per word). Was 24: a step's 8-32 children mixed in Python ints ran ~2% slower in a
 # whole S3 run than in numpy (interleaved, tiny-random 2x4 and best-of-K 8, gen 48)
-HOST_INT_DRAWS = 6  # up to this many uniforms, `uniform` hashes in Python ints (~1.2 us a
+HOST_INT_DRAWS = 24  # up to this many uniforms, `uniform` hashes in Python ints (~1.2 us a
 # number); beyond, in numpy on one in-place buffer (~15 us whatever the count up to a few
-# hundred): 2 keys x 12 positions (best-of-K 2's draw) 29 against 15 us, 1 x 20 (resampling's)
-# 25 against 15
+# hundred, as a micro-benchmark sees it, but ~60 us inside a run, where the numpy calls' code
+# and data are cold): was 6; at 24, best-of-K 2's draws (2 keys x up to 12 positions) run in
+# Python ints and the whole run takes 0.97-0.99 of the time (in-process A/B over 100-150
+# interleaved runs, tiny-random gen 48); S3 2x4 unchanged (1.00 paired; at 32 and 96, 1.00-1.01)
 ON_HOST = True  # CPU tensors hash in numpy's uint64 (the same bits, a fraction of the dispatch
 # cost of int64 tensor ops on small arrays); False: always the tensor ops (tests compare the two)
 
