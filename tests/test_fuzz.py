@@ -143,6 +143,7 @@ def _sorted_key(workdir: Path, layout: str, name: str, key: str) -> str:
      "config num_attention_heads must be >= 1, got 0"),
     ("hf-bert", "config.json", "set", "model_type", [1], "cannot load the config and tokenizer"),
     ("hf-bert", "model.safetensors", "truncate", None, None, "cannot load the weights of"),
+    ("hf-bert", "model.safetensors", "tensor", None, None, "cannot load the weights of .*size"),
     ("hf-bert", "tokenizer_config.json", "set", "mask_token", "x",
      "the mask token id must be <= 21"),
     ("hf-bert", "tokenizer_config.json", "set", "model_max_length", "x",
@@ -182,3 +183,15 @@ def test_a_pad_token_outside_the_models_vocabulary_pads_with_eos(runner):
     lm = load_hf_model(str(runner.workdir / "checkpoint"))
     assert lm.tokenizer.tok.pad_token_id >= lm.vocab_size
     assert lm.tokenizer.pad_id == lm.tokenizer.eos_id
+
+
+def test_a_transformers_folder_missing_a_parameter_is_refused(runner):
+    """transformers would fill a parameter the weights lack with random values and go on."""
+    import re
+
+    from s3dsl.dsl.errors import S3DSLError
+
+    case = _folder_case("hf-bert", "model.safetensors", "tensor", "3", tensor="drop")
+    with pytest.raises(S3DSLError) as caught:
+        runner._checkpoint(case)
+    assert re.search(r"lack 1 of the model's parameters \(first: bert\.", caught.value.render())

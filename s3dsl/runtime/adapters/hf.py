@@ -203,6 +203,21 @@ def _check_sizes(config: Any, path: str) -> None:
             checked_size(value, f"{path}: config {name}", layers=name == "num_hidden_layers")
 
 
+def _check_every_parameter_loaded(model: torch.nn.Module, loaded: dict, path: str) -> None:
+    """transformers initialises a parameter the files lack at random and goes on (a warning
+    table on the log): a damaged or partial checkpoint would then decode from noise. (Buffers a
+    checkpoint may leave out, such as rotary frequencies, are not parameters.)"""
+    parameters = dict(model.named_parameters())
+    missing = [k for k in loaded.get("missing_keys", ()) if k in parameters]
+    if missing:
+        raise S3DSLError(
+            f"the weights of '{path}' lack {len(missing)} of the model's parameters (first: "
+            f"{sorted(missing)[0]}): transformers would initialise them at random",
+            hint="the checkpoint is damaged or partial, or its config.json describes another "
+            "model",
+        )
+
+
 @contextmanager
 def _reading(path: str, what: str, own_code: bool,
              file_errors: tuple[type[Exception], ...] = (OSError,)) -> Iterator[None]:
@@ -274,7 +289,8 @@ def load_hf_model(
     if dtype is not None:
         kwargs["dtype"] = _dtype(dtype)
     with _reading(path_or_name, "weights", trust_remote_code and bool(auto_map)):
-        model = auto_cls.from_pretrained(path_or_name, **kwargs)
+        model, loaded = auto_cls.from_pretrained(path_or_name, output_loading_info=True, **kwargs)
+    _check_every_parameter_loaded(model, loaded, path_or_name)
     model.to(device)
     if mask_id is None and tokenizer.mask_token_id is None:
         mask_id = getattr(config, "mask_token_id", None)  # LLaDA declares it only here
