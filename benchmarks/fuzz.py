@@ -44,6 +44,7 @@ from fuzz_inputs import Case, any_case  # noqa: E402
 from s3dsl.dsl.errors import S3DSLError  # noqa: E402
 
 POSITIONED = re.compile(r"^[^\n]+:\d+:\d+: error: [^\n]+$")
+SLOW_S = 2.0  # the per-case target (the summary counts cases over it)
 CASE_TIMEOUT_S = 20  # a case still running then counts as an internal error (a hang)
 
 
@@ -58,6 +59,7 @@ class Outcome:
     ran: bool = False  # the compiled plan also ran on the stub model
     cpu_seconds: float = 0.0  # this process's CPU time (wall time also counts other jobs)
     own_bytes: int = 0  # peak traced memory over what was allocated when the case began
+    case: str = ""  # the input itself, kept for a case over SLOW_S or an internal error (--out)
 
 
 class StubModel:
@@ -143,8 +145,9 @@ class Runner:
             except Exception as e:  # noqa: BLE001
                 result, message = "internal", f"printing the error failed: {type(e).__name__}"
         positioned = bool(POSITIONED.match(message))
+        kept = repr(case)[:4000] if result == "internal" or seconds > SLOW_S else ""
         return Outcome(case.kind, result, message[:300], seconds, peak, positioned, ran, cpu,
-                       max(0, peak - base))
+                       max(0, peak - base), kept)
 
     # -- one method per case kind; each returns whether a plan ran on the model
     def _strategy(self, case: Case) -> bool:
@@ -407,9 +410,9 @@ def summary(outcomes: list[Outcome], wall_s: float) -> dict:
         "internal_examples": [o.message for o in internal[:10]],
         "slowest_s": round(slowest.seconds, 3),
         "slowest_case": f"{slowest.kind}: {slowest.result} {slowest.message[:100]}",
-        "over_2s": sum(o.seconds > 2 for o in checked),
+        "over_2s": sum(o.seconds > SLOW_S for o in checked),
         "slowest_cpu_s": round(max(o.cpu_seconds for o in checked), 3),
-        "over_2s_cpu": sum(o.cpu_seconds > 2 for o in checked),
+        "over_2s_cpu": sum(o.cpu_seconds > SLOW_S for o in checked),
         "folder_cases": len(folders),
         "folder_median_s": round(statistics.median(o.seconds for o in folders), 3) if folders
         else None,
