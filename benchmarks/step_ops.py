@@ -163,8 +163,9 @@ def report_split(sides: dict, model, label: str, cfg, repeats: int) -> None:
 
 
 def report_lengths(sides: dict, repeats: int) -> None:
-    """Per side, the mean token length (up to EOS) of what it decoded in each run (seed =
-    repeat): on an untrained model it follows each side's own draws."""
+    """Per side, the mean token length (up to EOS) of the candidates it decoded for the verifier
+    in each run (seed = repeat; the final particles' decode is not counted on either side): on an
+    untrained model it follows each side's own draws."""
     from s3dsl.runtime import scoring
 
     decoded = scoring.completion_text

@@ -37,6 +37,12 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else _escape(c) for c in text)
 
 
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of a third-party exception's message, cut to `limit` characters: what an
+    error about a model's files quotes of what transformers, tokenizers or safetensors raised."""
+    return (str(err).splitlines() or [""])[0][:limit]
+
+
 def _escape(char: str) -> str:
     return char.encode("unicode_escape").decode("ascii")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from s3dsl.compiler.values import number
-from s3dsl.errors import S3DSLError
+from s3dsl.errors import S3DSLError, first_line
 
 if TYPE_CHECKING:  # (torch is not imported to read a config)
     import torch
@@ -49,7 +49,7 @@ def reading_weights(path: Path) -> Iterator[None]:
     try:
         yield
     except (SafetensorError, OSError) as e:
-        raise S3DSLError(f"cannot read the weights in {path}: {str(e).splitlines()[0][:200]}",
+        raise S3DSLError(f"cannot read the weights in {path}: {first_line(e)}",
                          hint="the file is damaged or incomplete: copy it again") from e
 
 

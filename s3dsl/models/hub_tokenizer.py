@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from s3dsl.errors import S3DSLError
+from s3dsl.errors import S3DSLError, first_line
 from s3dsl.models.folder_files import read_json_object
 
 
@@ -41,9 +41,8 @@ def load_fast_tokenizer(directory: Path) -> Any:
         return tok  # when text is encoded fails here, at load, not in the middle of a run
     except Exception as e:  # noqa: BLE001 - only transformers' parsing of the folder's files
         # runs here, and the tokenizers library raises bare Exceptions for malformed JSON
-        first = (str(e).splitlines() or [""])[0][:200]
         raise S3DSLError(
-            f"cannot read the tokenizer in '{directory}': {type(e).__name__}: {first}",
+            f"cannot read the tokenizer in '{directory}': {type(e).__name__}: {first_line(e)}",
             hint="the tokenizer files are damaged or not in transformers' format",
         ) from e
 
@@ -81,7 +80,7 @@ class HubTokenizer:
             except Exception as e:  # noqa: BLE001 - only transformers' Jinja rendering runs here
                 raise S3DSLError(
                     f"the tokenizer's chat template cannot be rendered: {type(e).__name__}: "
-                    f"{(str(e).splitlines() or [''])[0][:200]}",
+                    f"{first_line(e)}",
                     hint="fix chat_template in tokenizer_config.json, or use --no-chat",
                 ) from e
 

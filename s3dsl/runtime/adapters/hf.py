@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from s3dsl.errors import S3DSLError
+from s3dsl.errors import S3DSLError, first_line
 from s3dsl.models.config import checked_size
 from s3dsl.models.folder_files import token_id
 
@@ -41,7 +41,11 @@ class HFTokenizer:
                 hint="pass eos_id explicitly",
             )
         self.eos_id: int = int(eos)
-        self.pad_id: int = int(tok.pad_token_id) if tok.pad_token_id is not None else self.eos_id
+        pad = tok.pad_token_id
+        # a pad token added to the tokenizer but not to the model pads with EOS instead:
+        # attention never reads padding, so any id with an embedding row does
+        in_model = pad is not None and (vocab_size is None or 0 <= pad < vocab_size)
+        self.pad_id: int = int(pad) if in_model else self.eos_id
 
     def encode(self, text: str) -> list[int]:
         """Ids of `text`; ValueError (the caller names the problem) where the tokenizer's own
@@ -49,8 +53,7 @@ class HFTokenizer:
         try:
             ids = list(self.tok.encode(text, add_special_tokens=False))
         except Exception as e:  # noqa: BLE001 - transformers' code on the checkpoint's files
-            first = (str(e).splitlines() or [""])[0][:200]
-            raise ValueError(f"the tokenizer fails: {type(e).__name__}: {first}") from e
+            raise ValueError(f"the tokenizer fails: {type(e).__name__}: {first_line(e)}") from e
         if self.vocab_size is not None and ids and max(ids) >= self.vocab_size:
             raise ValueError(f"the tokenizer gives id {max(ids)}, outside the model's "
                              f"{self.vocab_size}-entry vocabulary")
@@ -102,13 +105,9 @@ class HFMaskedLM:
                 "the tokenizer has no mask token",
                 hint="pass mask_id (LLaDA: 126336, Dream: 151666)",
             )
-        # ids the runtime writes into canvases: each needs a row of the model's embedding (a pad
-        # token added to the tokenizer but not to the model pads with EOS instead: attention
-        # never reads padding, so any embedded id does)
+        # ids the runtime writes into canvases: each needs a row of the model's embedding
         for what, value in (("mask", mid), ("EOS", self.tokenizer.eos_id)):
             token_id(value, f"{self.name}: the {what} token id", self.vocab_size)
-        if not 0 <= self.tokenizer.pad_id < self.vocab_size:
-            self.tokenizer.pad_id = self.tokenizer.eos_id
         self.mask_id = int(mid)
         self.shifted_logits = shifted_logits
         self.bidirectional = bidirectional
@@ -180,10 +179,9 @@ def _dtype(dtype: str | torch.dtype | None) -> torch.dtype | str | None:
 
 def remote_code_error(path: str, err: Exception, version: str) -> S3DSLError:
     """A checkpoint's own modeling code failing under this transformers: the user's to fix."""
-    first = (str(err).splitlines() or [""])[0]
     return S3DSLError(
         f"the model code shipped with '{path}' fails on transformers {version}: "
-        f"{type(err).__name__}: {first}",
+        f"{type(err).__name__}: {first_line(err, 300)}",
         hint="official LLaDA / Dream checkpoints load natively without it: --model DIR (no hf:); "
         "otherwise use the transformers version that code was written for",
     )
@@ -207,8 +205,11 @@ def _check_every_parameter_loaded(model: torch.nn.Module, loaded: dict, path: st
     """transformers initialises a parameter the files lack at random and goes on (a warning
     table on the log): a damaged or partial checkpoint would then decode from noise. (Buffers a
     checkpoint may leave out, such as rotary frequencies, are not parameters.)"""
+    reported = loaded.get("missing_keys") or ()
+    if not reported:
+        return
     parameters = dict(model.named_parameters())
-    missing = [k for k in loaded.get("missing_keys", ()) if k in parameters]
+    missing = [k for k in reported if k in parameters]
     if missing:
         raise S3DSLError(
             f"the weights of '{path}' lack {len(missing)} of the model's parameters (first: "
@@ -234,9 +235,8 @@ def _reading(path: str, what: str, own_code: bool,
 
         if own_code and not isinstance(e, file_errors):
             raise remote_code_error(path, e, transformers.__version__) from e
-        first = (str(e).splitlines() or [""])[0][:300]
         raise S3DSLError(
-            f"cannot load the {what} of '{path}': {type(e).__name__}: {first}",
+            f"cannot load the {what} of '{path}': {type(e).__name__}: {first_line(e, 300)}",
             hint="nothing is downloaded: pass a complete local checkpoint directory or a name "
             "already in the Hugging Face cache; models with custom code also need "
             "trust_remote_code; official LLaDA / Dream folders load natively with --model DIR "
