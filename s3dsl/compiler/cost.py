@@ -18,6 +18,7 @@ count follows all of them and reports the costliest (exact only when every path 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
@@ -164,7 +165,8 @@ def count(lowered: StepPlan, program: Program) -> Cost:
     cost = Cost(0, exact=_exact(program))
 
     def visit(stage: Stage, ctx: StepContext, walk: _Walk) -> _Walk:
-        walk = replace(walk, by_stage=dict(walk.by_stage))
+        walk = copy.copy(walk)  # (a new path: `replace` would re-run the dataclass's __init__)
+        walk.by_stage = dict(walk.by_stage)
         op = stage.op
         key = f"{op.name}@{op.span.line}" if op.span else op.name
         for node in stage.nodes:

@@ -163,7 +163,9 @@ def plan(
             enabled.add(p.name)
             rewritten = p.rewrite(current, program)
             changed = _changes(current, rewritten)
-            current, cost = rewritten, count(rewritten, program)
+            if not _same_stages(current, rewritten):  # (a pass that rewrote nothing keeps the
+                cost = count(rewritten, program)  # count: the walk costs ~1 ms per stage)
+            current = rewritten
         records.append(PassRecord(p.name, on, before, cost.forwards, p.doc, changed))
     flags = flags_of(current, chunk_rows, memory_budget, "chunking" in enabled)
     return Plan(program, opt_level, frozenset(enabled), flags, cost, records, current, start)
@@ -210,6 +212,13 @@ def lowered_for(program: Program, flags: Flags) -> StepPlan:
         if chosen[p.name]:
             current = p.rewrite(current, program)
     return current
+
+
+def _same_stages(before: StepPlan, after: StepPlan) -> bool:
+    """Whether two plans run the same ops with the same nodes (so every count reads the same)."""
+    old, new = list(before.stages()), list(after.stages())
+    return len(old) == len(new) and all(
+        a.op == b.op and a.nodes == b.nodes for a, b in zip(old, new))
 
 
 def _changes(before: StepPlan, after: StepPlan) -> list[tuple[str, str]]:
