@@ -78,19 +78,26 @@ def candidates(
         np.ascontiguousarray((t if t.device.type == "cpu" else t.cpu()).numpy())
         for t in (tokens, logps, filled))
     tok_rows, lp_rows, fill_rows = tok_np.tolist(), lp_np.tolist(), fill_np.tolist()
-    # each array's bytes once, sliced per row (a bytes slice costs less than a row's tobytes)
-    raw = [(a.tobytes(), a.nbytes // rows) for a in (tok_np, lp_np, fill_np)]
     where: dict[tuple, Candidate] = {}
     out = []
-    for r in range(rows):
-        key = (prompts[r], *(b[r * w : (r + 1) * w] for b, w in raw))
+    for r, key in enumerate(zip(prompts, _row_bytes(tok_np), _row_bytes(lp_np),
+                                _row_bytes(fill_np))):
         cand = where.get(key)
         if cand is None:
             text, cut = completion_text(tok_rows[r], tokenizer)
-            cand = where[key] = Candidate(prompts[r], text, tuple(lp_rows[r][:cut]),
+            cand = where[key] = Candidate(key[0], text, tuple(lp_rows[r][:cut]),
                                           tuple(fill_rows[r][:cut]))
         out.append(cand)
     return out
+
+
+def _row_bytes(a: np.ndarray) -> list[bytes]:
+    """Each row of a C-contiguous 2-D array as one bytes object, cut in C (a view of each row
+    as one opaque item), not by slicing in a Python loop."""
+    width = a.itemsize * a.shape[1]
+    if not width:
+        return [b""] * a.shape[0]
+    return a.view(np.dtype((np.void, width))).reshape(-1).tolist()
 
 
 def answers_of(cands: Sequence[Candidate], extract: Extract) -> list[str | None]:
