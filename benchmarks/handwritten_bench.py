@@ -32,6 +32,7 @@ import argparse
 import json
 import math
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -412,30 +413,40 @@ def main() -> None:
                       f"{row['per_row_ratio']:.2f}  rows {row['s3dsl_rows']:.0f}/"
                       f"{row['hand_rows']:.0f}", flush=True)
                 if args.out is not None:  # after every row: a long run stopped keeps its rows
-                    write_tables(args.out, header_of(args, repeats, setups), rows)
+                    write_tables(args.out, [header_of(args, repeats, setups)], rows)
     header = header_of(args, repeats, setups)
     print(header)
     if args.out is not None:
-        write_tables(args.out, header, rows)
+        write_tables(args.out, [header], rows)
 
 
 def merge(runs: list[Path], out: Path | None, note: str) -> None:
     """One table from several runs (e.g. a grid, then its cells near 1 again with more repeats)."""
     rows: dict[tuple[str, str], dict] = {}
-    setups = []
+    setups: list[str] = []
     for path in runs:
         run = json.loads(path.read_text())
-        setups.append(f"`{path.name}`: {run['setup']}")
+        setups += run.get("setups") or setup_parts(run["setup"])
         for row in run["rows"]:
             pairs = list(zip(row["s3dsl_walls"], row["hand_walls"]))
             row.setdefault("paired_ratio", statistics.median(a / b for a, b in pairs))
             row.setdefault("repeats", len(pairs))
             rows[(row["model"], row["config"])] = row
-    header = "Merged runs. " + " | ".join(setups) + (f". {note}" if note else "")
+    if note:
+        setups.append(note)
     if out is None:
-        print(header)
+        print("\n".join(setups))
         return
-    write_tables(out, header, list(rows.values()))
+    write_tables(out, setups, list(rows.values()))
+
+
+def setup_parts(setup: str) -> list[str]:
+    """The parts of a merged run's one-line setup as written before `setups` was a list:
+    "Merged runs. `a.json`: PART | `b.json`: PART", merges nested inside the first part."""
+    if not setup.startswith("Merged runs. "):
+        return [setup]
+    parts = re.split(r" \| (?=`[^`]+`: )", setup[len("Merged runs. "):])
+    return [re.sub(r"^(?:`[^`]+`: (?:Merged runs\. )?)+", "", part) for part in parts]
 
 
 def header_of(args: argparse.Namespace, repeats: int, setups: list[str]) -> str:
@@ -456,11 +467,16 @@ def _chars(row: dict) -> str:
     return f"{row['s3dsl_chars']:.0f} / {row['hand_chars']:.0f}"
 
 
-def write_tables(out: Path, header: str, rows: list[dict]) -> None:
+def write_tables(out: Path, setups: list[str], rows: list[dict]) -> None:
+    """The JSON (`setups`: what ran, in the order the runs were merged) and the markdown."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "handwritten_bench.json").write_text(json.dumps({"setup": header, "rows": rows},
-                                                           indent=2))
-    lines = ["# s3dsl vs hand-written batched PyTorch\n", header + "\n",
+    (out / "handwritten_bench.json").write_text(json.dumps(
+        {"setup": " | ".join(setups), "setups": setups, "rows": rows}, indent=2))
+    what_ran = (setups[0] + "\n" if len(setups) == 1 else
+                "What ran (merged runs: a row of a later run replaces the same model and "
+                "configuration of an earlier one):\n\n" + "\n".join(f"- {s}" for s in setups)
+                + "\n")
+    lines = ["# s3dsl vs hand-written batched PyTorch\n", what_ran,
              "ratio = median s3dsl wall / median hand-written wall (below 1: s3dsl faster); per "
              "row = the same per forward row spent (total wall / total rows), which removes the "
              "luck of how many rows each side's dedup merged; run only = s3dsl's median time "
