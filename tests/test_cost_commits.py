@@ -112,3 +112,22 @@ def test_two_denoises_per_step_with_particle_schedules(arith_model):
     assert ref_plan.cost.exact and ref == [ref_plan.cost.forwards] * 2
     opt1_plan, opt1 = run(program, arith_model, problems, 1)
     assert opt1 == ref == [opt1_plan.cost.forwards] * 2
+
+
+def test_a_remembered_count_is_the_walks_own_and_a_callers_copy():
+    """`count` remembers recent plans (explain plans again per pass): the same plan gives the
+    walk's count again, another program's plan is walked afresh, and a caller writing into the
+    cost it got changes nothing the next caller sees."""
+    from s3dsl.compiler import cost as cost_model
+    from s3dsl.compiler.lowered import lower
+
+    program = compile_text(TWICE)
+    lowered = lower(program)
+    first = cost_model.count(lowered, program)
+    assert first == cost_model._count(lowered, program)
+    first.forwards, first.by_stage["denoise"] = -1, -1
+    again = cost_model.count(lowered, program)
+    assert again == cost_model._count(lowered, program) and again.forwards > 0
+    other = compile_text(TWICE.replace("expand(4)", "expand(2)"))
+    assert cost_model.count(lower(other), other) == cost_model._count(lower(other), other)
+    assert cost_model.count(lower(other), other).forwards != again.forwards

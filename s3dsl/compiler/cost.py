@@ -19,6 +19,7 @@ count follows all of them and reports the costliest (exact only when every path 
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
@@ -153,9 +154,30 @@ def _exact(program: Program) -> bool:
     return True
 
 
+_COUNTS: OrderedDict[tuple, tuple[Program, Cost]] = OrderedDict()  # the last few counts
+COUNTS_KEPT = 32
+
+
 def count(lowered: StepPlan, program: Program) -> Cost:
     """Forward passes per problem of `lowered`, stage by stage: the most any path of the
-    schedule pays (paths: the ways its `when=` conditions can fall, per problem)."""
+    schedule pays (paths: the ways its `when=` conditions can fall, per problem).
+
+    Remembered for the last few plans: planning with one pass left out (`compile --explain`
+    does it per pass) meets the same plans again, and a long step's walk costs ~1 ms a stage.
+    A stage's op is named by its uid: within one program that fixes its name, args, schedule."""
+    key = (id(program), tuple((stage.op.uid, stage.nodes) for stage in lowered.stages()))
+    known = _COUNTS.get(key)
+    if known is not None and known[0] is program:  # (the program is held: its id stays its)
+        _COUNTS.move_to_end(key)
+        return copy.deepcopy(known[1])
+    cost = _count(lowered, program)
+    _COUNTS[key] = (program, copy.deepcopy(cost))
+    if len(_COUNTS) > COUNTS_KEPT:
+        _COUNTS.popitem(last=False)
+    return cost
+
+
+def _count(lowered: StepPlan, program: Program) -> Cost:
     if program.schedules:  # particles follow different schedules: counted per schedule class
         from s3dsl.compiler.schedule_cost import count_schedules
 
