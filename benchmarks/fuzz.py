@@ -13,7 +13,8 @@ compile` and `s3dsl run`). Each runs
 in-process through the code path of `s3dsl validate`/`compile` (parse, build, plan, print the plan
 with rich), and a strategy that compiles to a small plan also runs on a stub model (one problem),
 so "validates, then fails at run time" is caught too. Per case: wall time, and peak Python memory
-by `tracemalloc` (which also slows every case, so the times are upper bounds).
+by `tracemalloc` (which also slows every case, so the times are upper bounds). A case over 2 s
+(model folders aside) runs again at the end with tracemalloc off: the 2 s target is on that time.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Outcome:
     cpu_seconds: float = 0.0  # this process's CPU time (wall time also counts other jobs)
     own_bytes: int = 0  # peak traced memory over what was allocated when the case began
     case: str = ""  # the input itself, kept for a case over SLOW_S or an internal error (--out)
+    untraced_s: float | None = None  # a case over SLOW_S, run again without tracemalloc
 
 
 class StubModel:
@@ -357,6 +359,7 @@ def drive(n: int, seed: int, run_plans: bool = True) -> list[Outcome]:
 
     torch.set_num_threads(1)
     outcomes: list[Outcome] = []
+    slow: dict[int, Case] = {}  # cases over SLOW_S (model folders aside), by outcome index
 
     def on_alarm(signum, frame):
         raise TimeoutError(f"case ran over {CASE_TIMEOUT_S} s")
@@ -374,16 +377,28 @@ def drive(n: int, seed: int, run_plans: bool = True) -> list[Outcome]:
         @given(any_case())
         def one(case: Case) -> None:
             outcomes.append(runner.run(case))
+            if outcomes[-1].seconds > SLOW_S and case.kind != "checkpoint":
+                slow[len(outcomes) - 1] = case
             if len(outcomes) % 1000 == 0:
                 internal = sum(o.result == "internal" for o in outcomes)
                 print(f"{len(outcomes):,} cases, {internal} internal", file=sys.stderr,
                       flush=True)
 
         one()
-    if not tracing:
-        tracemalloc.stop()
+        if not tracing:
+            tracemalloc.stop()
+        retime_slow(runner, outcomes, slow)
     signal.signal(signal.SIGALRM, previous)
     return outcomes
+
+
+def retime_slow(runner: Runner, outcomes: list[Outcome], slow: dict[int, Case]) -> None:
+    """Run each case that took over SLOW_S again, with tracemalloc off (it records every
+    allocation, which slows allocation-heavy cases several times over): what a user waits."""
+    if tracemalloc.is_tracing():  # (a caller's trace: the times would be traced again)
+        return
+    for i, case in slow.items():
+        outcomes[i].untraced_s = runner.run(case).seconds
 
 
 def summary(outcomes: list[Outcome], wall_s: float) -> dict:
@@ -413,6 +428,9 @@ def summary(outcomes: list[Outcome], wall_s: float) -> dict:
         "over_2s": sum(o.seconds > SLOW_S for o in checked),
         "slowest_cpu_s": round(max(o.cpu_seconds for o in checked), 3),
         "over_2s_cpu": sum(o.cpu_seconds > SLOW_S for o in checked),
+        # the same cases' times without tracemalloc (a case under SLOW_S traced is under it)
+        "slowest_untraced_s": round(max(_untraced(o) for o in checked), 3),
+        "over_2s_untraced": sum(_untraced(o) > SLOW_S for o in checked),
         "folder_cases": len(folders),
         "folder_median_s": round(statistics.median(o.seconds for o in folders), 3) if folders
         else None,
@@ -423,6 +441,10 @@ def summary(outcomes: list[Outcome], wall_s: float) -> dict:
         "process_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "wall_s": round(wall_s, 1),
     }
+
+
+def _untraced(o: Outcome) -> float:
+    return o.seconds if o.untraced_s is None else o.untraced_s
 
 
 def readme_section(s: dict, seed: int) -> str:
@@ -443,9 +465,11 @@ def readme_section(s: dict, seed: int) -> str:
         f"{s['strategy_errors']:,} | all |",
         f"| internal errors (exit 1) | {s['internal']:,} | 0 |",
         f"| slowest case, wall (CPU time), model folders aside | {s['slowest_s']:.2f} s "
-        f"({s['slowest_cpu_s']:.2f} s) | < 2 s |",
+        f"({s['slowest_cpu_s']:.2f} s) | - |",
         f"| cases over 2 s, wall (CPU time), model folders aside | {s['over_2s']:,} "
-        f"({s['over_2s_cpu']:,}) | 0 |",
+        f"({s['over_2s_cpu']:,}) | - |",
+        f"| the same run again without tracemalloc: slowest, cases over 2 s | "
+        f"{s['slowest_untraced_s']:.2f} s, {s['over_2s_untraced']:,} | < 2 s, 0 |",
         *([f"| model-folder cases (each loads a model and decodes one problem, under "
            f"tracemalloc): median, slowest wall | {s['folder_median_s']:.2f} s, "
            f"{s['folder_slowest_s']:.2f} s | - |"] if s["folder_cases"] else []),
